@@ -1,0 +1,58 @@
+#pragma once
+// Hashing helpers over OpenSSL 3's EVP API: SHA-256 (one-shot and incremental), HMAC-SHA256, MD5, hex, base64.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace granary {
+
+using Sha256Digest = std::array<std::uint8_t, 32>;
+
+/// Lower-case hex of a byte range.
+std::string toHex(const void* data, std::size_t size);
+inline std::string toHex(const Sha256Digest& d) { return toHex(d.data(), d.size()); }
+
+/// Standard base64 (with padding).
+std::string base64Encode(const void* data, std::size_t size);
+
+Sha256Digest sha256(std::string_view data);
+std::string sha256Hex(std::string_view data);
+Sha256Digest hmacSha256(const void* key, std::size_t keySize, std::string_view data);
+inline Sha256Digest hmacSha256(std::string_view key, std::string_view data) {
+  return hmacSha256(key.data(), key.size(), data);
+}
+inline Sha256Digest hmacSha256(const Sha256Digest& key, std::string_view data) {
+  return hmacSha256(key.data(), key.size(), data);
+}
+
+/// Hex SHA-256 of the empty string, the payload hash of every body-less request.
+inline constexpr std::string_view kEmptySha256Hex =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Incremental digest (SHA-256 or MD5) for bodies that stream through.
+class Digest {
+ public:
+  enum class Kind { Sha256, Md5 };
+  explicit Digest(Kind kind = Kind::Sha256);
+  ~Digest();
+  Digest(Digest&&) noexcept;
+  Digest& operator=(Digest&&) noexcept;
+  void update(const void* data, std::size_t size);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  /// Finishes and returns the raw digest bytes; the object is reset for reuse.
+  std::string finish();
+  std::string finishHex();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Kind kind_;
+};
+
+/// Constant-time comparison of two strings of equal length (false when lengths differ).
+bool constantTimeEquals(std::string_view a, std::string_view b);
+
+}  // namespace granary

@@ -1,0 +1,155 @@
+#include "common/sigv4.h"
+
+#include <algorithm>
+
+#include "common/timeutil.h"
+
+namespace granary::sigv4 {
+
+std::string canonicalHeaderValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  bool space = false;
+  for (char c : v) {
+    if (c == ' ' || c == '\t') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string canonicalHeaders(const HeaderList& headers, const std::vector<std::string>& signedNames) {
+  std::string out;
+  for (const auto& name : signedNames) {
+    out += name;
+    out.push_back(':');
+    bool first = true;
+    for (const auto& [k, v] : headers) {
+      if (k != name) continue;
+      if (!first) out.push_back(',');
+      out += canonicalHeaderValue(v);
+      first = false;
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
+std::string joinSignedHeaders(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) {
+    if (!out.empty()) out.push_back(';');
+    out += n;
+  }
+  return out;
+}
+
+std::string canonicalRequest(std::string_view method, std::string_view uri, std::string_view query,
+                             std::string_view headersBlock, std::string_view signedHeaders,
+                             std::string_view payloadHash) {
+  std::string out;
+  out.reserve(method.size() + uri.size() + query.size() + headersBlock.size() + signedHeaders.size() + 80);
+  out.append(method).append("\n").append(uri).append("\n").append(query).append("\n");
+  out.append(headersBlock).append("\n").append(signedHeaders).append("\n").append(payloadHash);
+  return out;
+}
+
+std::string credentialScope(std::string_view date, std::string_view region, std::string_view service) {
+  std::string out;
+  out.append(date).append("/").append(region).append("/").append(service).append("/aws4_request");
+  return out;
+}
+
+std::string stringToSign(std::string_view amzDate, std::string_view scope, std::string_view canonicalRequest) {
+  std::string out(kAlgorithm);
+  out.append("\n").append(amzDate).append("\n").append(scope).append("\n").append(sha256Hex(canonicalRequest));
+  return out;
+}
+
+Sha256Digest signingKey(std::string_view secret, std::string_view date, std::string_view region,
+                        std::string_view service) {
+  std::string k = "AWS4";
+  k.append(secret);
+  auto kDate = hmacSha256(k, date);
+  auto kRegion = hmacSha256(kDate, region);
+  auto kService = hmacSha256(kRegion, service);
+  return hmacSha256(kService, "aws4_request");
+}
+
+std::string signatureHex(const Sha256Digest& key, std::string_view sts) { return toHex(hmacSha256(key, sts)); }
+
+std::string chunkStringToSign(std::string_view amzDate, std::string_view scope, std::string_view prev,
+                              std::string_view chunkHash) {
+  std::string out = "AWS4-HMAC-SHA256-PAYLOAD\n";
+  out.append(amzDate).append("\n").append(scope).append("\n").append(prev).append("\n");
+  out.append(kEmptySha256Hex).append("\n").append(chunkHash);
+  return out;
+}
+
+std::string trailerStringToSign(std::string_view amzDate, std::string_view scope, std::string_view prev,
+                                std::string_view trailerHash) {
+  std::string out = "AWS4-HMAC-SHA256-TRAILER\n";
+  out.append(amzDate).append("\n").append(scope).append("\n").append(prev).append("\n").append(trailerHash);
+  return out;
+}
+
+RequestSigner::RequestSigner(Credentials creds, std::string region, std::string service)
+    : creds_(std::move(creds)), region_(std::move(region)), service_(std::move(service)) {}
+
+const Sha256Digest& RequestSigner::keyFor(std::string_view date) {
+  if (keyDate_ != date) {
+    key_ = signingKey(creds_.secretKey, date, region_, service_);
+    keyDate_ = std::string(date);
+  }
+  return key_;
+}
+
+void RequestSigner::sign(std::string_view method, std::string_view encodedPath, const QueryParams& query,
+                         HeaderList& headers, std::string_view payloadHash,
+                         std::chrono::system_clock::time_point now) {
+  const std::string amzDate = formatAmzDate(now);
+  const std::string date = amzDate.substr(0, 8);
+  headers.emplace_back("x-amz-date", amzDate);
+  headers.emplace_back("x-amz-content-sha256", std::string(payloadHash));
+  if (!creds_.sessionToken.empty()) headers.emplace_back("x-amz-security-token", creds_.sessionToken);
+
+  std::vector<std::string> names;
+  for (const auto& [k, v] : headers) names.push_back(k);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+
+  const std::string signedHeaders = joinSignedHeaders(names);
+  const std::string scope = credentialScope(date, region_, service_);
+  const std::string creq = canonicalRequest(method, encodedPath, canonicalQueryString(query),
+                                            canonicalHeaders(headers, names), signedHeaders, payloadHash);
+  const std::string sig = signatureHex(keyFor(date), stringToSign(amzDate, scope, creq));
+  std::string auth(kAlgorithm);
+  auth.append(" Credential=").append(creds_.accessKey).append("/").append(scope);
+  auth.append(", SignedHeaders=").append(signedHeaders).append(", Signature=").append(sig);
+  headers.emplace_back("authorization", std::move(auth));
+}
+
+QueryParams RequestSigner::presign(std::string_view method, std::string_view encodedPath, QueryParams query,
+                                   std::string_view host, std::chrono::seconds expires,
+                                   std::chrono::system_clock::time_point now) {
+  const std::string amzDate = formatAmzDate(now);
+  const std::string date = amzDate.substr(0, 8);
+  const std::string scope = credentialScope(date, region_, service_);
+  query.emplace_back("X-Amz-Algorithm", std::string(kAlgorithm));
+  query.emplace_back("X-Amz-Credential", creds_.accessKey + "/" + scope);
+  query.emplace_back("X-Amz-Date", amzDate);
+  query.emplace_back("X-Amz-Expires", std::to_string(expires.count()));
+  if (!creds_.sessionToken.empty()) query.emplace_back("X-Amz-Security-Token", creds_.sessionToken);
+  query.emplace_back("X-Amz-SignedHeaders", "host");
+  HeaderList hs{{"host", std::string(host)}};
+  const std::string creq = canonicalRequest(method, encodedPath, canonicalQueryString(query),
+                                            canonicalHeaders(hs, {"host"}), "host", kUnsignedPayload);
+  query.emplace_back("X-Amz-Signature", signatureHex(keyFor(date), stringToSign(amzDate, scope, creq)));
+  return query;
+}
+
+}  // namespace granary::sigv4

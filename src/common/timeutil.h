@@ -1,0 +1,20 @@
+#pragma once
+// Time formats S3 uses: ISO 8601 basic ("20130524T000000Z") and HTTP dates (RFC 7231).
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace granary {
+
+/// "YYYYMMDDTHHMMSSZ" in UTC.
+std::string formatAmzDate(std::chrono::system_clock::time_point t);
+/// Parses "YYYYMMDDTHHMMSSZ"; nullopt when malformed.
+std::optional<std::chrono::system_clock::time_point> parseAmzDate(std::string_view s);
+/// "Fri, 24 May 2013 00:00:00 GMT"
+std::string formatHttpDate(std::chrono::system_clock::time_point t);
+/// Parses RFC 1123 dates ("Fri, 24 May 2013 00:00:00 GMT"); nullopt when malformed.
+std::optional<std::chrono::system_clock::time_point> parseHttpDate(std::string_view s);
+
+}  // namespace granary

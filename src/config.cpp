@@ -1,0 +1,199 @@
+#include "config.h"
+
+#include <toml++/toml.h>
+
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "common/units.h"
+#include "upstream/endpoint.h"
+
+namespace granary {
+namespace {
+
+void checkKeys(const toml::table& t, const std::set<std::string>& known, const std::string& where) {
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (!known.count(key))
+      throw ConfigError("unknown key '" + where + key + "'");
+  }
+}
+
+std::string getString(const toml::table& t, const char* key, const std::string& where, const std::string& def) {
+  auto node = t.get(key);
+  if (!node) return def;
+  if (!node->is_string()) throw ConfigError("'" + where + key + "' must be a string");
+  return node->value<std::string>().value();
+}
+
+bool getBool(const toml::table& t, const char* key, const std::string& where, bool def) {
+  auto node = t.get(key);
+  if (!node) return def;
+  if (!node->is_boolean()) throw ConfigError("'" + where + key + "' must be true or false");
+  return node->value<bool>().value();
+}
+
+std::uint32_t getUint(const toml::table& t, const char* key, const std::string& where, std::uint32_t def) {
+  auto node = t.get(key);
+  if (!node) return def;
+  if (!node->is_integer()) throw ConfigError("'" + where + key + "' must be an integer");
+  auto v = node->value<std::int64_t>().value();
+  if (v < 0 || v > 1'000'000) throw ConfigError("'" + where + key + "' is out of range");
+  return static_cast<std::uint32_t>(v);
+}
+
+std::chrono::milliseconds getDuration(const toml::table& t, const char* key, const std::string& where,
+                                      std::chrono::milliseconds def) {
+  auto node = t.get(key);
+  if (!node) return def;
+  if (node->is_integer()) return std::chrono::seconds(node->value<std::int64_t>().value());
+  if (!node->is_string()) throw ConfigError("'" + where + key + "' must be a duration such as \"30s\"");
+  auto d = parseDuration(node->value<std::string>().value());
+  if (!d) throw ConfigError("'" + where + key + "' is not a duration (use e.g. \"250ms\", \"30s\", \"5m\")");
+  return *d;
+}
+
+std::string mask(const std::string& s) { return s.empty() ? "" : "********"; }
+
+}  // namespace
+
+std::pair<std::string, std::string> parseClientKey(const std::string& s) {
+  auto colon = s.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+    throw ConfigError("client key '" + s.substr(0, colon) + "' must be ACCESS_KEY:SECRET_KEY");
+  return {s.substr(0, colon), s.substr(colon + 1)};
+}
+
+void loadConfigFile(const std::string& path, Config& cfg) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw ConfigError(os.str());
+  }
+  checkKeys(root, {"listen", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
+                   "client_keys"},
+            "");
+  cfg.listen = getString(root, "listen", "", cfg.listen);
+  cfg.threads = getUint(root, "threads", "", cfg.threads);
+  cfg.domain = getString(root, "domain", "", cfg.domain);
+  cfg.anonymous = getBool(root, "anonymous", "", cfg.anonymous);
+  cfg.logLevel = getString(root, "log_level", "", cfg.logLevel);
+  cfg.accessLog = getBool(root, "access_log", "", cfg.accessLog);
+
+  if (auto* server = root.get("server")) {
+    if (!server->is_table()) throw ConfigError("'server' must be a table");
+    const auto& t = *server->as_table();
+    checkKeys(t, {"idle_timeout", "read_timeout", "write_timeout", "shutdown_timeout", "max_clock_skew"}, "server.");
+    cfg.idleTimeout = getDuration(t, "idle_timeout", "server.", cfg.idleTimeout);
+    cfg.readTimeout = getDuration(t, "read_timeout", "server.", cfg.readTimeout);
+    cfg.writeTimeout = getDuration(t, "write_timeout", "server.", cfg.writeTimeout);
+    cfg.shutdownTimeout = getDuration(t, "shutdown_timeout", "server.", cfg.shutdownTimeout);
+    cfg.maxSkew = getDuration(t, "max_clock_skew", "server.", cfg.maxSkew);
+  }
+  if (auto* backend = root.get("backend")) {
+    if (!backend->is_table()) throw ConfigError("'backend' must be a table");
+    const auto& t = *backend->as_table();
+    auto& b = cfg.backend;
+    checkKeys(t, {"endpoint", "region", "access_key", "secret_key", "session_token", "ca_file", "verify_tls",
+                  "max_connections", "connect_timeout", "read_timeout", "idle_timeout", "max_retries"},
+              "backend.");
+    b.endpoint = getString(t, "endpoint", "backend.", b.endpoint);
+    b.region = getString(t, "region", "backend.", b.region);
+    b.accessKey = getString(t, "access_key", "backend.", b.accessKey);
+    b.secretKey = getString(t, "secret_key", "backend.", b.secretKey);
+    b.sessionToken = getString(t, "session_token", "backend.", b.sessionToken);
+    b.caFile = getString(t, "ca_file", "backend.", b.caFile);
+    b.verifyTls = getBool(t, "verify_tls", "backend.", b.verifyTls);
+    b.maxConnections = getUint(t, "max_connections", "backend.", b.maxConnections);
+    b.connectTimeout = getDuration(t, "connect_timeout", "backend.", b.connectTimeout);
+    b.readTimeout = getDuration(t, "read_timeout", "backend.", b.readTimeout);
+    b.idleTimeout = getDuration(t, "idle_timeout", "backend.", b.idleTimeout);
+    b.maxRetries = getUint(t, "max_retries", "backend.", b.maxRetries);
+  }
+  if (auto* keys = root.get("client_keys")) {
+    auto* arr = keys->as_array();
+    if (!arr) throw ConfigError("'client_keys' must be an array of tables: [[client_keys]]");
+    std::size_t i = 0;
+    for (auto& el : *arr) {
+      std::string where = "client_keys[" + std::to_string(i++) + "].";
+      auto* t = el.as_table();
+      if (!t) throw ConfigError("'" + where.substr(0, where.size() - 1) + "' must be a table");
+      checkKeys(*t, {"access_key", "secret_key"}, where);
+      auto ak = getString(*t, "access_key", where, "");
+      auto sk = getString(*t, "secret_key", where, "");
+      if (ak.empty() || sk.empty()) throw ConfigError("'" + where + "access_key' and 'secret_key' are both required");
+      cfg.clientKeys.emplace_back(ak, sk);
+    }
+  }
+}
+
+void applyEnvironment(Config& cfg) {
+  auto env = [](const char* n) -> std::string {
+    const char* v = std::getenv(n);
+    return v ? v : "";
+  };
+  auto& b = cfg.backend;
+  if (b.accessKey.empty() && b.secretKey.empty()) {
+    b.accessKey = env("AWS_ACCESS_KEY_ID");
+    b.secretKey = env("AWS_SECRET_ACCESS_KEY");
+    if (b.sessionToken.empty()) b.sessionToken = env("AWS_SESSION_TOKEN");
+  }
+  if (b.region.empty()) b.region = env("AWS_REGION");
+  if (b.region.empty()) b.region = env("AWS_DEFAULT_REGION");
+  if (b.region.empty()) b.region = "us-east-1";
+}
+
+void validate(const Config& cfg) {
+  if (!upstream::parseEndpoint(cfg.backend.endpoint))
+    throw ConfigError("'backend.endpoint' must be http(s)://host[:port] (got '" + cfg.backend.endpoint + "')");
+  if (cfg.backend.accessKey.empty() != cfg.backend.secretKey.empty())
+    throw ConfigError("'backend.access_key' and 'backend.secret_key' must be set together");
+  if (cfg.backend.accessKey.empty())
+    throw ConfigError("no backend credentials: set backend.access_key/secret_key, --backend-access-key/"
+                      "--backend-secret-key, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY");
+  if (cfg.clientKeys.empty() && !cfg.anonymous)
+    throw ConfigError("no client keys: add [[client_keys]] or --client-key AK:SK (or set anonymous = true)");
+  if (cfg.backend.maxConnections == 0) throw ConfigError("'backend.max_connections' must be at least 1");
+  if (cfg.logLevel != "trace" && cfg.logLevel != "debug" && cfg.logLevel != "info" && cfg.logLevel != "warn" &&
+      cfg.logLevel != "error" && cfg.logLevel != "off")
+    throw ConfigError("'log_level' must be one of trace, debug, info, warn, error, off");
+}
+
+std::string describe(const Config& cfg) {
+  std::ostringstream os;
+  const auto& b = cfg.backend;
+  os << "listen = \"" << cfg.listen << "\"\n"
+     << "threads = " << cfg.threads << "\n"
+     << "domain = \"" << cfg.domain << "\"\n"
+     << "anonymous = " << (cfg.anonymous ? "true" : "false") << "\n"
+     << "log_level = \"" << cfg.logLevel << "\"\n"
+     << "access_log = " << (cfg.accessLog ? "true" : "false") << "\n\n"
+     << "[server]\n"
+     << "idle_timeout = \"" << formatDuration(cfg.idleTimeout) << "\"\n"
+     << "read_timeout = \"" << formatDuration(cfg.readTimeout) << "\"\n"
+     << "write_timeout = \"" << formatDuration(cfg.writeTimeout) << "\"\n"
+     << "shutdown_timeout = \"" << formatDuration(cfg.shutdownTimeout) << "\"\n"
+     << "max_clock_skew = \"" << formatDuration(cfg.maxSkew) << "\"\n\n"
+     << "[backend]\n"
+     << "endpoint = \"" << b.endpoint << "\"\n"
+     << "region = \"" << b.region << "\"\n"
+     << "access_key = \"" << b.accessKey << "\"\n"
+     << "secret_key = \"" << mask(b.secretKey) << "\"\n"
+     << "session_token = \"" << mask(b.sessionToken) << "\"\n"
+     << "ca_file = \"" << b.caFile << "\"\n"
+     << "verify_tls = " << (b.verifyTls ? "true" : "false") << "\n"
+     << "max_connections = " << b.maxConnections << "\n"
+     << "connect_timeout = \"" << formatDuration(b.connectTimeout) << "\"\n"
+     << "read_timeout = \"" << formatDuration(b.readTimeout) << "\"\n"
+     << "idle_timeout = \"" << formatDuration(b.idleTimeout) << "\"\n"
+     << "max_retries = " << b.maxRetries << "\n";
+  for (const auto& [ak, sk] : cfg.clientKeys)
+    os << "\n[[client_keys]]\naccess_key = \"" << ak << "\"\nsecret_key = \"" << mask(sk) << "\"\n";
+  return os.str();
+}
+
+}  // namespace granary

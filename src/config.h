@@ -1,0 +1,66 @@
+#pragma once
+// Granary's configuration: a TOML file, then flags over it, then the standard AWS environment variables
+// for backend credentials left unset. Validated once at start-up (throwing is fine here).
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace granary {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct BackendConfig {
+  std::string endpoint = "http://127.0.0.1:4568";
+  std::string region;  // default: $AWS_REGION, $AWS_DEFAULT_REGION, then us-east-1
+  std::string accessKey;
+  std::string secretKey;
+  std::string sessionToken;
+  std::string caFile;
+  bool verifyTls = true;
+  std::uint32_t maxConnections = 64;  // per I/O thread
+  std::chrono::milliseconds connectTimeout{5'000};
+  std::chrono::milliseconds readTimeout{60'000};
+  std::chrono::milliseconds idleTimeout{4'000};
+  std::uint32_t maxRetries = 3;
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:9000";
+  std::uint32_t threads = 0;  // 0 = one per core
+  std::string domain;
+  bool anonymous = false;
+  std::string logLevel = "info";
+  bool accessLog = true;
+  std::vector<std::pair<std::string, std::string>> clientKeys;
+  BackendConfig backend;
+  std::chrono::milliseconds idleTimeout{60'000};
+  std::chrono::milliseconds readTimeout{30'000};
+  std::chrono::milliseconds writeTimeout{60'000};
+  std::chrono::milliseconds shutdownTimeout{30'000};
+  std::chrono::milliseconds maxSkew{15 * 60'000};
+};
+
+/// Parses a TOML file into `cfg`. Unknown keys and ill-typed or malformed values are errors that name
+/// the key (ConfigError).
+void loadConfigFile(const std::string& path, Config& cfg);
+
+/// Fills what is still unset from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+/// AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION) and defaults.
+void applyEnvironment(Config& cfg);
+
+/// Cross-field checks (endpoint URL, listen address, keys). Throws ConfigError.
+void validate(const Config& cfg);
+
+/// "AK:SK" -> pair; throws ConfigError.
+std::pair<std::string, std::string> parseClientKey(const std::string& s);
+
+/// The effective configuration as TOML, secrets masked.
+std::string describe(const Config& cfg);
+
+}  // namespace granary

@@ -1,0 +1,82 @@
+#pragma once
+// The boundary between the HTTP server and whatever serves requests (Envoy's filter boundary, reduced to
+// what an S3 proxy needs): a parsed request header, a pull-style body reader and a push-style response
+// writer. Both stream with caller-owned buffers, so no body ever has to sit in memory whole.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace granary::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+template <class T>
+using Awaitable = asio::awaitable<T>;
+using RequestHeader = beast::http::request_header<>;
+using ResponseHeader = beast::http::response_header<>;
+using Status = beast::http::status;
+
+/// The request body, with any HTTP transfer coding already removed.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  /// Reads up to buf.size() bytes; sends "100 Continue" first when the client asked for it.
+  /// @return bytes read, 0 at the end of the body; an error when the client stalls past the read
+  ///         timeout, disconnects, or sends a malformed chunked body.
+  virtual Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) = 0;
+  /// The declared Content-Length; nullopt for a chunked body.
+  virtual std::optional<std::uint64_t> contentLength() const = 0;
+  /// True once the whole body has been read (always true for a body-less request).
+  virtual bool done() const = 0;
+};
+
+/// Sends one response. Call writeHeader once, writeBody any number of times, then finish.
+/// The header must carry Content-Length, or chunked Transfer-Encoding, unless the status or the
+/// request method (HEAD) has no body. Errors mean the client is gone: stop and return.
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  virtual Awaitable<error_code> writeHeader(ResponseHeader header) = 0;
+  virtual Awaitable<error_code> writeBody(asio::const_buffer data) = 0;
+  virtual Awaitable<error_code> finish() = 0;
+  virtual bool headerSent() const = 0;
+  virtual bool finished() const = 0;
+  /// Asks the server to close the connection after this response (sets "Connection: close").
+  virtual void closeAfterResponse() = 0;
+};
+
+/// What the server knows of the connection a request came on.
+struct RequestContext {
+  asio::ip::tcp::endpoint remote;
+  std::uint64_t connectionId = 0;
+  std::uint32_t requestOnConnection = 0;
+};
+
+/// One per I/O thread; called only from that thread's io_context.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  /// Serves one request. Must not throw; must finish the response or leave it unfinished only when
+  /// the client is gone (the server then closes the connection).
+  virtual Awaitable<void> handle(const RequestHeader& req, const RequestContext& ctx, BodyReader& body,
+                                 ResponseWriter& out) = 0;
+  /// Renders the response for a request the server rejects before handle() (malformed HTTP, header
+  /// limits). `code`/`message` describe the problem; returns the body and sets headers on `res`.
+  virtual std::string protocolError(ResponseHeader& res, Status status, std::string_view code,
+                                    std::string_view message) = 0;
+  /// Called once on the handler's thread when the server begins a graceful shutdown.
+  virtual void shutdown() {}
+};
+
+}  // namespace granary::http

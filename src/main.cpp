@@ -1,0 +1,254 @@
+// granary: wires the concrete pieces (HTTP server, S3 proxy handler, backend client) together.
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "common/units.h"
+#include "config.h"
+#include "http/server.h"
+#include "s3api/proxy_handler.h"
+#include "upstream/endpoint.h"
+#include "upstream/http_upstream.h"
+
+namespace {
+
+using namespace granary;
+namespace asio = boost::asio;
+
+struct Flags {
+  std::string config, checkConfig;
+  std::string listen, domain, logLevel;
+  std::uint32_t threads = 0;
+  bool anonymous = false, accessLog = true;
+  std::vector<std::string> clientKeys;
+  std::string endpoint, region, accessKey, secretKey, sessionToken, caFile;
+  bool insecure = false;
+  std::uint32_t maxConnections = 0, maxRetries = 0;
+  std::string connectTimeout, backendReadTimeout, backendIdleTimeout;
+  std::string idleTimeout, readTimeout, writeTimeout, shutdownTimeout, maxSkew;
+};
+
+std::chrono::milliseconds durationFlag(const std::string& name, const std::string& v) {
+  auto d = parseDuration(v);
+  if (!d) throw ConfigError("--" + name + ": '" + v + "' is not a duration (use e.g. \"250ms\", \"30s\")");
+  return *d;
+}
+
+/// Flags given on the command line override the file.
+void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
+  auto given = [&](const char* name) { return app.count(name) > 0; };
+  if (given("--listen")) cfg.listen = f.listen;
+  if (given("--threads")) cfg.threads = f.threads;
+  if (given("--domain")) cfg.domain = f.domain;
+  if (given("--anonymous")) cfg.anonymous = f.anonymous;
+  if (given("--log-level")) cfg.logLevel = f.logLevel;
+  if (given("--access-log")) cfg.accessLog = f.accessLog;
+  for (const auto& k : f.clientKeys) cfg.clientKeys.push_back(parseClientKey(k));
+  auto& b = cfg.backend;
+  if (given("--backend-endpoint")) b.endpoint = f.endpoint;
+  if (given("--backend-region")) b.region = f.region;
+  if (given("--backend-access-key")) b.accessKey = f.accessKey;
+  if (given("--backend-secret-key")) b.secretKey = f.secretKey;
+  if (given("--backend-session-token")) b.sessionToken = f.sessionToken;
+  if (given("--backend-ca-file")) b.caFile = f.caFile;
+  if (given("--backend-insecure-skip-verify")) b.verifyTls = !f.insecure;
+  if (given("--backend-max-connections")) b.maxConnections = f.maxConnections;
+  if (given("--backend-max-retries")) b.maxRetries = f.maxRetries;
+  if (given("--backend-connect-timeout")) b.connectTimeout = durationFlag("backend-connect-timeout", f.connectTimeout);
+  if (given("--backend-read-timeout")) b.readTimeout = durationFlag("backend-read-timeout", f.backendReadTimeout);
+  if (given("--backend-idle-timeout")) b.idleTimeout = durationFlag("backend-idle-timeout", f.backendIdleTimeout);
+  if (given("--idle-timeout")) cfg.idleTimeout = durationFlag("idle-timeout", f.idleTimeout);
+  if (given("--read-timeout")) cfg.readTimeout = durationFlag("read-timeout", f.readTimeout);
+  if (given("--write-timeout")) cfg.writeTimeout = durationFlag("write-timeout", f.writeTimeout);
+  if (given("--shutdown-timeout")) cfg.shutdownTimeout = durationFlag("shutdown-timeout", f.shutdownTimeout);
+  if (given("--max-clock-skew")) cfg.maxSkew = durationFlag("max-clock-skew", f.maxSkew);
+}
+
+void defineFlags(CLI::App& app, Flags& f) {
+  app.add_option("--config", f.config, "TOML configuration file");
+  app.add_option("--check-config", f.checkConfig, "Validate FILE, print the effective configuration, exit");
+  app.add_option("--listen", f.listen, "Address to serve S3 on (default 127.0.0.1:9000)");
+  app.add_option("--threads", f.threads, "I/O threads (default: one per core)");
+  app.add_option("--domain", f.domain, "Base domain of virtual-hosted-style addressing (bucket.DOMAIN)");
+  app.add_option("--anonymous", f.anonymous, "Allow unsigned requests (true/false)");
+  app.add_option("--log-level", f.logLevel, "trace, debug, info, warn, error, off");
+  app.add_option("--access-log", f.accessLog, "One log line per request (true/false)");
+  app.add_option("--client-key", f.clientKeys, "Client credentials AK:SK (repeatable)");
+  app.add_option("--backend-endpoint", f.endpoint, "Backend URL, http(s)://host[:port]");
+  app.add_option("--backend-region", f.region, "Backend region (signing scope)");
+  app.add_option("--backend-access-key", f.accessKey, "Backend access key");
+  app.add_option("--backend-secret-key", f.secretKey, "Backend secret key");
+  app.add_option("--backend-session-token", f.sessionToken, "Backend session token");
+  app.add_option("--backend-ca-file", f.caFile, "PEM CA bundle for an https backend");
+  app.add_option("--backend-insecure-skip-verify", f.insecure, "Do not verify the backend's certificate");
+  app.add_option("--backend-max-connections", f.maxConnections, "Backend connections per I/O thread");
+  app.add_option("--backend-max-retries", f.maxRetries, "Retries of failed idempotent backend requests");
+  app.add_option("--backend-connect-timeout", f.connectTimeout, "e.g. 5s");
+  app.add_option("--backend-read-timeout", f.backendReadTimeout, "e.g. 60s");
+  app.add_option("--backend-idle-timeout", f.backendIdleTimeout, "Reuse idle backend connections younger than this");
+  app.add_option("--idle-timeout", f.idleTimeout, "Client keep-alive idle timeout, e.g. 60s");
+  app.add_option("--read-timeout", f.readTimeout, "Client header/body read timeout, e.g. 30s");
+  app.add_option("--write-timeout", f.writeTimeout, "Client write timeout, e.g. 60s");
+  app.add_option("--shutdown-timeout", f.shutdownTimeout, "Grace period for in-flight requests at shutdown");
+  app.add_option("--max-clock-skew", f.maxSkew, "Largest accepted request-time skew (default 15m)");
+}
+
+asio::ip::tcp::endpoint parseListen(const std::string& s) {
+  std::string host = s, port = "9000";
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos) throw ConfigError("--listen: bad address '" + s + "'");
+    host = s.substr(1, close - 1);
+    if (close + 1 < s.size() && s[close + 1] == ':') port = s.substr(close + 2);
+  } else if (auto colon = s.rfind(':'); colon != std::string::npos) {
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  }
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) throw ConfigError("--listen: '" + host + "' is not an IP address");
+  int p = -1;
+  try {
+    p = std::stoi(port);
+  } catch (...) {
+  }
+  if (p < 0 || p > 65535) throw ConfigError("--listen: bad port '" + port + "'");
+  return {addr, static_cast<unsigned short>(p)};
+}
+
+Config buildConfig(const CLI::App& app, const Flags& f, const std::string& file) {
+  Config cfg;
+  if (!file.empty()) loadConfigFile(file, cfg);
+  applyFlags(app, f, cfg);
+  applyEnvironment(cfg);
+  validate(cfg);
+  parseListen(cfg.listen);
+  return cfg;
+}
+
+std::shared_ptr<const s3api::KeyTable> keyTable(const Config& cfg) {
+  auto t = std::make_shared<s3api::KeyTable>();
+  for (const auto& [ak, sk] : cfg.clientKeys) t->add(ak, sk);
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Granary: an S3-compatible caching reverse proxy"};
+  Flags f;
+  defineFlags(app, f);
+  CLI11_PARSE(app, argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (!f.checkConfig.empty()) {
+    try {
+      auto cfg = buildConfig(app, f, f.checkConfig);
+      std::cout << "# " << f.checkConfig << ": OK\n" << describe(cfg);
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "granary: " << f.checkConfig << ": " << e.what() << "\n";
+      return 2;
+    }
+  }
+
+  Config cfg;
+  asio::ip::tcp::endpoint listen;
+  upstream::Endpoint backend;
+  try {
+    cfg = buildConfig(app, f, f.config);
+    listen = parseListen(cfg.listen);
+    backend = *upstream::parseEndpoint(cfg.backend.endpoint);
+  } catch (const std::exception& e) {
+    std::cerr << "granary: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(cfg.logLevel));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  http::ServerOptions so;
+  so.listen = listen;
+  so.threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+  so.idleTimeout = cfg.idleTimeout;
+  so.readTimeout = cfg.readTimeout;
+  so.writeTimeout = cfg.writeTimeout;
+  so.shutdownTimeout = cfg.shutdownTimeout;
+
+  upstream::HttpUpstreamOptions uo;
+  uo.endpoint = backend;
+  uo.region = cfg.backend.region;
+  uo.credentials = {cfg.backend.accessKey, cfg.backend.secretKey, cfg.backend.sessionToken};
+  uo.caFile = cfg.backend.caFile;
+  uo.verifyTls = cfg.backend.verifyTls;
+  uo.pool.maxConnections = cfg.backend.maxConnections;
+  uo.pool.connectTimeout = cfg.backend.connectTimeout;
+  uo.pool.idleTimeout = cfg.backend.idleTimeout;
+  uo.readTimeout = cfg.backend.readTimeout;
+  uo.retry.maxAttempts = static_cast<int>(cfg.backend.maxRetries) + 1;
+
+  s3api::ProxyOptions po;
+  po.domain = cfg.domain;
+  po.auth.allowAnonymous = cfg.anonymous;
+  po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
+  po.accessLog = cfg.accessLog;
+  auto keys = std::make_shared<s3api::KeyStore>(keyTable(cfg));
+
+  std::unique_ptr<http::Server> server;
+  try {
+    server = std::make_unique<http::Server>(so, [&](asio::io_context& ioc, unsigned) {
+      auto up = std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo);
+      return std::make_unique<s3api::ProxyHandler>(po, keys, std::move(up));
+    });
+    server->bind();
+  } catch (const std::exception& e) {
+    std::cerr << "granary: cannot start: " << e.what() << "\n";
+    return 1;
+  }
+  const auto ep = server->localEndpoint();
+  const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  std::cout << "granary listening on http://" << host << ":" << ep.port() << " (backend " << cfg.backend.endpoint
+            << ", " << so.threads << " threads)" << std::endl;
+
+  // Signals are taken on the main thread; the I/O threads run the server.
+  asio::io_context sigctx(1);
+  asio::signal_set signals(sigctx, SIGINT, SIGTERM, SIGHUP);
+  int stops = 0;
+  std::function<void(boost::system::error_code, int)> onSignal = [&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      if (f.config.empty()) {
+        spdlog::warn("SIGHUP: no --config file to reload");
+      } else {
+        try {
+          Config fresh = buildConfig(app, f, f.config);
+          keys->set(keyTable(fresh));
+          spdlog::info("SIGHUP: reloaded {} client keys from {}", fresh.clientKeys.size(), f.config);
+        } catch (const std::exception& e) {
+          spdlog::error("SIGHUP: keeping the old configuration: {}", e.what());
+        }
+      }
+    } else if (++stops == 1) {
+      spdlog::info("signal {}: shutting down (in-flight requests get {})", sig, formatDuration(cfg.shutdownTimeout));
+      server->shutdown();
+    } else {
+      spdlog::warn("second signal: exiting now");
+      std::_Exit(130);
+    }
+    signals.async_wait(onSignal);
+  };
+  signals.async_wait(onSignal);
+  std::thread io([&] {
+    server->run();
+    asio::post(sigctx, [&] { signals.cancel(); sigctx.stop(); });
+  });
+  sigctx.run();
+  io.join();
+  spdlog::info("stopped");
+  return 0;
+}

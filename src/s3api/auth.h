@@ -1,0 +1,85 @@
+#pragma once
+// Verifies a client's SigV4 signature (Authorization header or presigned query) against Granary's own
+// key table. Pure: no I/O, the clock is a parameter.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/sigv4.h"
+#include "s3api/errors.h"
+
+namespace granary::s3api {
+
+/// Access key -> secret. Immutable once built; replaced whole on reload.
+class KeyTable {
+ public:
+  void add(std::string accessKey, std::string secret) { keys_[std::move(accessKey)] = std::move(secret); }
+  const std::string* secretFor(std::string_view accessKey) const {
+    auto it = keys_.find(std::string(accessKey));
+    return it == keys_.end() ? nullptr : &it->second;
+  }
+  std::size_t size() const { return keys_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::string> keys_;
+};
+
+/// How the request body is protected (x-amz-content-sha256).
+enum class PayloadMode {
+  Sha256,                    // hex SHA-256 of the whole body, checked as it streams
+  Unsigned,                  // UNSIGNED-PAYLOAD (and every presigned or anonymous request)
+  StreamingSigned,           // STREAMING-AWS4-HMAC-SHA256-PAYLOAD: aws-chunked, each chunk signed
+  StreamingSignedTrailer,    // ...-PAYLOAD-TRAILER: signed chunks plus a signed trailer
+  StreamingUnsignedTrailer,  // STREAMING-UNSIGNED-PAYLOAD-TRAILER: aws-chunked, unsigned, trailer
+};
+
+struct AuthInput {
+  std::string_view method;
+  std::string_view rawPath;
+  std::string_view decodedPath;
+  const QueryParams* query = nullptr;
+  const sigv4::HeaderList* headers = nullptr;  // lower-case names as received
+  std::chrono::system_clock::time_point now;
+};
+
+struct AuthOptions {
+  bool allowAnonymous = false;
+  std::chrono::seconds maxSkew{15 * 60};
+};
+
+struct VerifiedAuth {
+  bool anonymous = false;
+  bool presigned = false;
+  std::string accessKey;
+  PayloadMode payload = PayloadMode::Unsigned;
+  std::string payloadHash;  // the hex hash when payload == Sha256
+  // What aws-chunked chunk signatures chain from.
+  Sha256Digest signingKey{};
+  std::string scope;
+  std::string amzDate;
+  std::string seedSignature;
+};
+
+struct AuthResult {
+  std::optional<S3Failure> failure;  // set = reject with this error
+  VerifiedAuth auth;
+};
+
+/// Verifies the request's signature. Possible failures: AccessDenied (no credentials, expired presigned
+/// URL, host not signed), InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed,
+/// AuthorizationHeaderMalformed, AuthorizationQueryParametersError, InvalidRequest (SigV2, missing
+/// x-amz-content-sha256), InvalidArgument (bad x-amz-content-sha256 value).
+AuthResult verifyRequest(const AuthInput& in, const KeyTable& keys, const AuthOptions& opts);
+
+/// Case-sensitive lookup of a query parameter.
+const std::string* findParam(const QueryParams& q, std::string_view name);
+/// First value of a (lower-case) header, or nullptr.
+const std::string* findHeader(const sigv4::HeaderList& h, std::string_view name);
+
+/// Query parameters that belong to a presigned URL's signature, dropped when forwarding.
+bool isPresignParam(std::string_view name);
+
+}  // namespace granary::s3api

@@ -1,0 +1,64 @@
+#include "s3api/operation.h"
+
+namespace granary::s3api {
+namespace {
+bool has(const QueryParams& q, std::string_view name) {
+  for (const auto& kv : q)
+    if (kv.first == name) return true;
+  return false;
+}
+const std::string* value(const QueryParams& q, std::string_view name) {
+  for (const auto& kv : q)
+    if (kv.first == name) return &kv.second;
+  return nullptr;
+}
+}  // namespace
+
+std::string_view operationName(std::string_view m, bool hasBucket, bool hasKey, const QueryParams& q) {
+  if (!hasBucket) return m == "GET" ? "ListBuckets" : "Unknown";
+  if (!hasKey) {
+    if (m == "GET") {
+      if (has(q, "location")) return "GetBucketLocation";
+      if (has(q, "versioning")) return "GetBucketVersioning";
+      if (has(q, "versions")) return "ListObjectVersions";
+      if (has(q, "uploads")) return "ListMultipartUploads";
+      if (const auto* lt = value(q, "list-type"); lt && *lt == "2") return "ListObjectsV2";
+      for (const auto& kv : q)
+        if (kv.first != "prefix" && kv.first != "delimiter" && kv.first != "marker" && kv.first != "max-keys" &&
+            kv.first != "encoding-type")
+          return "GetBucketSubresource";
+      return "ListObjects";
+    }
+    if (m == "HEAD") return "HeadBucket";
+    if (m == "PUT") return q.empty() ? "CreateBucket" : "PutBucketSubresource";
+    if (m == "DELETE") return q.empty() ? "DeleteBucket" : "DeleteBucketSubresource";
+    if (m == "POST" && has(q, "delete")) return "DeleteObjects";
+    return "Unknown";
+  }
+  if (m == "GET") {
+    if (has(q, "uploadId")) return "ListParts";
+    if (has(q, "tagging")) return "GetObjectTagging";
+    if (has(q, "acl")) return "GetObjectAcl";
+    return "GetObject";
+  }
+  if (m == "HEAD") return "HeadObject";
+  if (m == "PUT") {
+    if (has(q, "partNumber") && has(q, "uploadId")) return "UploadPart";
+    if (has(q, "tagging")) return "PutObjectTagging";
+    if (has(q, "acl")) return "PutObjectAcl";
+    return "PutObject";
+  }
+  if (m == "DELETE") {
+    if (has(q, "uploadId")) return "AbortMultipartUpload";
+    if (has(q, "tagging")) return "DeleteObjectTagging";
+    return "DeleteObject";
+  }
+  if (m == "POST") {
+    if (has(q, "uploads")) return "CreateMultipartUpload";
+    if (has(q, "uploadId")) return "CompleteMultipartUpload";
+    return "PostObject";
+  }
+  return "Unknown";
+}
+
+}  // namespace granary::s3api

@@ -1,0 +1,305 @@
+#include "s3api/proxy_handler.h"
+
+#include <boost/beast/core/string.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "s3api/operation.h"
+#include "s3api/routing.h"
+#include "s3api/verified_body.h"
+#include "upstream/errors.h"
+
+namespace granary::s3api {
+namespace {
+
+namespace bhttp = boost::beast::http;
+constexpr std::size_t kMaxFreeBuffers = 32;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool isHopByHop(std::string_view n) {
+  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "proxy-authenticate" ||
+         n == "proxy-authorization" || n == "te" || n == "trailer" || n == "transfer-encoding" || n == "upgrade";
+}
+
+/// Client headers that do not travel upstream: hop-by-hop ones, and those Granary replaces when it
+/// re-signs or decodes the body.
+bool dropTowardBackend(std::string_view n, bool decodingChunks) {
+  if (isHopByHop(n)) return true;
+  if (n == "host" || n == "authorization" || n == "expect" || n == "content-length" || n == "date" ||
+      n == "x-amz-date" || n == "x-amz-content-sha256" || n == "x-amz-security-token")
+    return true;
+  return decodingChunks && (n == "x-amz-decoded-content-length" || n == "x-amz-trailer");
+}
+
+/// "aws-chunked, gzip" -> "gzip"; "aws-chunked" -> "".
+std::string stripAwsChunked(std::string_view v) {
+  std::string out;
+  while (!v.empty()) {
+    auto comma = v.find(',');
+    std::string_view tok = v.substr(0, comma);
+    while (!tok.empty() && tok.front() == ' ') tok.remove_prefix(1);
+    while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
+    if (!tok.empty() && !boost::beast::iequals(tok, "aws-chunked")) {
+      if (!out.empty()) out += ",";
+      out += tok;
+    }
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+bool isStreaming(PayloadMode m) {
+  return m == PayloadMode::StreamingSigned || m == PayloadMode::StreamingSignedTrailer ||
+         m == PayloadMode::StreamingUnsignedTrailer;
+}
+
+std::optional<std::uint64_t> parseLength(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+S3Failure upstreamFailure(const boost::system::error_code& ec) {
+  using upstream::Error;
+  if (ec == Error::ResponseTimeout || ec == Error::ConnectTimeout)
+    return {S3Error::GatewayTimeout, "The backend did not answer in time: " + ec.message(), {}};
+  if (ec == Error::PoolExhausted)
+    return {S3Error::ServiceUnavailable, "All backend connections are busy; slow down.", {}};
+  return {S3Error::ServiceUnavailable, "The backend could not be reached: " + ec.message(), {}};
+}
+
+}  // namespace
+
+struct ProxyHandler::Exchange {
+  const http::RequestHeader& req;
+  const http::RequestContext& ctx;
+  http::BodyReader& body;
+  http::ResponseWriter& out;
+  std::string requestId;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  RoutedRequest routed;
+  std::string_view op = "Unknown";
+  sigv4::HeaderList headers;
+  std::string accessKey;
+  unsigned status = 0;
+  std::string errorCode;
+  std::uint64_t bytesIn = 0;
+  std::uint64_t bytesOut = 0;
+};
+
+ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
+                           std::unique_ptr<upstream::Upstream> upstream)
+    : opts_(std::move(opts)), keys_(std::move(keys)), upstream_(std::move(upstream)), rng_(std::random_device{}()) {}
+
+std::string ProxyHandler::newRequestId() {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llX", static_cast<unsigned long long>(rng_()));
+  return buf;
+}
+
+std::unique_ptr<char[]> ProxyHandler::takeBuffer() {
+  if (freeBuffers_.empty()) return std::make_unique<char[]>(opts_.bufferSize);
+  auto b = std::move(freeBuffers_.back());
+  freeBuffers_.pop_back();
+  return b;
+}
+
+void ProxyHandler::giveBuffer(std::unique_ptr<char[]> b) {
+  if (b && freeBuffers_.size() < kMaxFreeBuffers) freeBuffers_.push_back(std::move(b));
+}
+
+std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status, std::string_view code,
+                                        std::string_view message) {
+  auto id = newRequestId();
+  res.set(bhttp::field::content_type, "application/xml");
+  res.set("x-amz-request-id", id);
+  return renderErrorXml(code, message, "", id);
+}
+
+http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const http::RequestContext& ctx,
+                                           http::BodyReader& body, http::ResponseWriter& out) {
+  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, 0, {}, 0, 0};
+  x.requestId = newRequestId();
+  x.headers.reserve(16);
+  for (const auto& f : req) x.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+  auto routed = route(req.target(), req[bhttp::field::host], opts_.domain);
+  if (!routed) {
+    const S3Failure bad{S3Error::InvalidURI, {}, {}};
+    co_await sendError(x, bad);
+  } else {
+    x.routed = std::move(*routed);
+    x.op = operationName(req.method_string(), !x.routed.bucket.empty(), !x.routed.key.empty(), x.routed.query);
+    co_await forward(x);
+  }
+  if (opts_.accessLog) logAccess(x);
+}
+
+std::optional<S3Failure> ProxyHandler::planBody(const Exchange& x, const VerifiedAuth& auth,
+                                                std::optional<std::uint64_t>& payloadLength, bool& hasBody) const {
+  if (x.req.method() == bhttp::verb::unknown) return S3Failure{S3Error::NotImplemented, "Method not implemented.", {}};
+  const std::optional<std::uint64_t> wireLength = x.body.contentLength();  // nullopt: chunked transfer
+  payloadLength = wireLength;
+  if (isStreaming(auth.payload)) {
+    payloadLength.reset();
+    if (const auto* dl = findHeader(x.headers, "x-amz-decoded-content-length")) {
+      payloadLength = parseLength(*dl);
+      if (!payloadLength) return S3Failure{S3Error::InvalidArgument, "x-amz-decoded-content-length is not a number.", {}};
+    } else if (auth.payload == PayloadMode::StreamingSigned) {
+      return S3Failure{S3Error::MissingContentLength,
+                       "x-amz-decoded-content-length is required for STREAMING-AWS4-HMAC-SHA256-PAYLOAD.", {}};
+    }
+  }
+  if (payloadLength && *payloadLength > opts_.maxObjectSize)
+    return S3Failure{S3Error::EntityTooLarge, {},
+                     {{"ProposedSize", std::to_string(*payloadLength)}, {"MaxSizeAllowed", std::to_string(opts_.maxObjectSize)}}};
+  hasBody = !x.body.done() && (!wireLength || *wireLength > 0);
+  if (!hasBody && auth.payload == PayloadMode::Sha256 && auth.payloadHash != kEmptySha256Hex)
+    return S3Failure{S3Error::XAmzContentSHA256Mismatch, {}, {}};
+  return std::nullopt;
+}
+
+http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
+  const auto keys = keys_->get();
+  AuthInput in;
+  in.method = x.req.method_string();
+  in.rawPath = x.routed.rawPath;
+  in.decodedPath = x.routed.decodedPath;
+  in.query = &x.routed.query;
+  in.headers = &x.headers;
+  in.now = std::chrono::system_clock::now();
+  AuthResult ar = verifyRequest(in, *keys, opts_.auth);
+  if (ar.failure) co_return co_await sendError(x, *ar.failure);
+  const VerifiedAuth& auth = ar.auth;
+  x.accessKey = auth.accessKey;
+
+  // What the body is and how long it will be once decoded.
+  const bool streaming = isStreaming(auth.payload);
+  std::optional<std::uint64_t> payloadLength;
+  bool hasBody = false;
+  if (auto bad = planBody(x, auth, payloadLength, hasBody)) co_return co_await sendError(x, *bad);
+
+  upstream::UpstreamRequest ur;
+  ur.method = x.req.method();
+  ur.bucket = x.routed.bucket;
+  ur.key = x.routed.key;
+  for (const auto& kv : x.routed.query)
+    if (!(auth.presigned && isPresignParam(kv.first))) ur.query.push_back(kv);
+  for (const auto& [name, value] : x.headers) {
+    if (dropTowardBackend(name, streaming)) continue;
+    if (streaming && name == "content-encoding") {
+      std::string rest = stripAwsChunked(value);
+      if (!rest.empty()) ur.headers.emplace_back(name, std::move(rest));
+      continue;
+    }
+    ur.headers.emplace_back(name, value);
+  }
+
+  std::optional<VerifiedBody> verified;
+  if (hasBody) {
+    verified.emplace(x.body, auth, payloadLength);
+    ur.source = &*verified;
+    ur.contentLength = payloadLength;
+    ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
+  } else {
+    ur.contentLength = 0;
+    ur.payloadHash = std::string(kEmptySha256Hex);
+  }
+
+  auto resp = co_await upstream_->send(ur);
+  if (verified) x.bytesIn = verified->clientBytes();
+  if (verified && verified->failure()) {
+    x.out.closeAfterResponse();  // the rest of the body may still be in flight
+    co_return co_await sendError(x, *verified->failure());
+  }
+  if (!resp) {
+    if (verified && verified->started()) x.out.closeAfterResponse();
+    spdlog::warn("{} {} /{}/{}: backend failed: {}", x.requestId, x.op, x.routed.bucket, x.routed.key,
+                 resp.error().message());
+    const S3Failure failure = upstreamFailure(resp.error());
+    co_return co_await sendError(x, failure);
+  }
+  co_await relay(x, **resp);
+}
+
+http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamResponse& resp) {
+  const auto& in = resp.header();
+  http::ResponseHeader h;
+  h.result(in.result_int());
+  for (const auto& f : in) {
+    if (isHopByHop(lower(f.name_string()))) continue;
+    h.insert(f.name_string(), f.value());
+  }
+  if (h.find("x-amz-request-id") == h.end()) h.set("x-amz-request-id", x.requestId);
+  else x.requestId = std::string(h["x-amz-request-id"]);
+  const unsigned status = in.result_int();
+  const bool bodyless = x.req.method() == bhttp::verb::head || status == 204 || status == 304 || status < 200;
+  if (!bodyless && !resp.contentLength()) h.set(bhttp::field::transfer_encoding, "chunked");
+  x.status = status;
+
+  if (co_await x.out.writeHeader(std::move(h))) co_return;
+  if (!bodyless) {
+    auto buf = takeBuffer();
+    for (;;) {
+      auto n = co_await resp.read(boost::asio::buffer(buf.get(), opts_.bufferSize));
+      if (!n) {
+        // The backend failed mid-body. Bytes already went out, so no retry and no error document:
+        // cutting the connection is the only honest signal (the client sees a short body).
+        spdlog::warn("{} {} /{}/{}: backend body failed after {} bytes: {}", x.requestId, x.op, x.routed.bucket,
+                     x.routed.key, x.bytesOut, n.error().message());
+        x.errorCode = "BackendBodyFailed";
+        giveBuffer(std::move(buf));
+        co_return;
+      }
+      if (*n == 0) break;
+      if (co_await x.out.writeBody(boost::asio::buffer(buf.get(), *n))) {
+        x.errorCode = "ClientGone";
+        giveBuffer(std::move(buf));
+        co_return;
+      }
+      x.bytesOut += *n;
+    }
+    giveBuffer(std::move(buf));
+  }
+  co_await x.out.finish();
+}
+
+http::Awaitable<void> ProxyHandler::sendError(Exchange& x, const S3Failure& f) {
+  const ErrorInfo& info = errorInfo(f.error);
+  x.status = static_cast<unsigned>(info.status);
+  x.errorCode = std::string(info.code);
+  if (x.out.headerSent()) co_return;
+  std::string body = renderErrorXml(info.code, f.message.empty() ? info.message : f.message,
+                                    x.routed.rawPath.empty() ? std::string(splitTarget(x.req.target()).first)
+                                                             : x.routed.rawPath,
+                                    x.requestId, f.extra);
+  http::ResponseHeader h;
+  h.result(info.status);
+  h.set(bhttp::field::content_type, "application/xml");
+  h.set("x-amz-request-id", x.requestId);
+  h.set(bhttp::field::content_length, std::to_string(body.size()));
+  if (co_await x.out.writeHeader(std::move(h))) co_return;
+  if (co_await x.out.writeBody(boost::asio::buffer(body))) co_return;
+  co_await x.out.finish();
+}
+
+void ProxyHandler::logAccess(const Exchange& x) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - x.start);
+  spdlog::info("access id={} remote={} op={} method={} bucket={} key={} status={} error={} in={} out={} us={} ak={}",
+               x.requestId, x.ctx.remote.address().to_string(), x.op, std::string(x.req.method_string()),
+               x.routed.bucket, x.routed.key, x.status, x.errorCode.empty() ? "-" : x.errorCode, x.bytesIn,
+               x.bytesOut, us.count(), x.accessKey.empty() ? "-" : x.accessKey);
+}
+
+}  // namespace granary::s3api

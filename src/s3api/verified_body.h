@@ -1,0 +1,56 @@
+#pragma once
+// The client's request body on its way upstream, checked as it streams: the SHA-256 the client signed,
+// each aws-chunked chunk signature, and the declared length. The last byte is held back until every
+// check has passed, so a body that fails a check never reaches the backend complete (the backend then
+// stores nothing).
+
+#include <optional>
+#include <vector>
+
+#include "http/handler.h"
+#include "s3api/auth.h"
+#include "s3api/aws_chunked.h"
+#include "s3api/errors.h"
+#include "upstream/upstream.h"
+
+namespace granary::s3api {
+
+class VerifiedBody final : public upstream::BodySource {
+ public:
+  /// @param declaredLength the payload length (decoded length for aws-chunked); nullopt = unknown.
+  VerifiedBody(http::BodyReader& client, const VerifiedAuth& auth, std::optional<std::uint64_t> declaredLength);
+
+  upstream::Awaitable<boost::system::result<std::size_t>> read(upstream::asio::mutable_buffer buf) override;
+  bool started() const override { return started_; }
+
+  /// Why the body was refused (set once read() has returned an error).
+  const std::optional<S3Failure>& failure() const { return failure_; }
+  /// aws-chunked trailers (x-amz-checksum-*), once the body is done.
+  const sigv4::HeaderList* trailers() const { return chunked_ ? &chunked_->trailers() : nullptr; }
+  std::uint64_t clientBytes() const { return clientBytes_; }
+
+ private:
+  upstream::Awaitable<boost::system::result<std::size_t>> readSome(char* out, std::size_t cap);
+  upstream::Awaitable<boost::system::result<std::size_t>> readChunked(char* out, std::size_t cap);
+  boost::system::error_code refuse(S3Error e, std::string message = {});
+
+  http::BodyReader& client_;
+  PayloadMode mode_;
+  std::string expectedHash_;
+  std::optional<std::uint64_t> declared_;
+  Digest digest_;
+  std::optional<AwsChunkedDecoder> chunked_;
+  std::vector<char> raw_;
+  std::size_t rawPos_ = 0;
+  std::size_t rawLen_ = 0;
+  bool clientDone_ = false;
+  std::uint64_t payloadBytes_ = 0;
+  std::uint64_t clientBytes_ = 0;
+  bool started_ = false;
+  bool ended_ = false;
+  bool hasPending_ = false;
+  char pending_ = 0;
+  std::optional<S3Failure> failure_;
+};
+
+}  // namespace granary::s3api

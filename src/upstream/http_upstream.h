@@ -1,0 +1,59 @@
+#pragma once
+// The real backend client: Beast over TCP or TLS, SigV4 re-signing with the backend's credentials,
+// path-style addressing, a per-thread connection pool and retries with jittered backoff.
+
+#include <boost/asio/ssl/context.hpp>
+
+#include <random>
+
+#include "common/sigv4.h"
+#include "upstream/connection_pool.h"
+#include "upstream/endpoint.h"
+#include "upstream/retry.h"
+#include "upstream/upstream.h"
+
+namespace granary::upstream {
+
+struct HttpUpstreamOptions {
+  Endpoint endpoint;
+  std::string region = "us-east-1";
+  sigv4::Credentials credentials;
+  std::string caFile;     // PEM bundle; empty = the system's trust store
+  bool verifyTls = true;  // false only for tests against self-signed backends
+  PoolOptions pool;
+  std::chrono::milliseconds readTimeout{60'000};
+  RetryPolicy retry;
+  std::size_t bodyBufferSize = 256 * 1024;
+};
+
+class HttpUpstream final : public Upstream {
+ public:
+  /// Throws at start-up when the CA file cannot be loaded.
+  HttpUpstream(asio::any_io_executor ex, HttpUpstreamOptions opts);
+  ~HttpUpstream() override;
+
+  Awaitable<boost::system::result<UpstreamResponsePtr>> send(UpstreamRequest& req) override;
+  void shutdown() override;
+
+  /// New backend credentials (SIGHUP reload); applies to the next request signed.
+  void setCredentials(sigv4::Credentials creds) { signer_.setCredentials(std::move(creds)); }
+  ConnectionPool& pool() { return pool_; }
+
+  /// The wire path of a request: "/bucket/encoded/key" (empty segments as "%2F").
+  static std::string encodedPath(const UpstreamRequest& req);
+
+ private:
+  struct Attempt;
+  Awaitable<boost::system::result<UpstreamResponsePtr>> attempt(UpstreamRequest& req, bool& mayRetry);
+  Awaitable<boost::system::error_code> writeRequest(Connection& conn, UpstreamRequest& req);
+
+  asio::any_io_executor ex_;
+  HttpUpstreamOptions opts_;
+  std::unique_ptr<asio::ssl::context> tls_;
+  ConnectionPool pool_;
+  sigv4::RequestSigner signer_;
+  std::mt19937_64 rng_;
+  std::vector<char> buffer_;
+};
+
+}  // namespace granary::upstream
