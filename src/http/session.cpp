@@ -73,12 +73,14 @@ class SessionBodyReader final : public BodyReader {
 
 class SessionWriter final : public ResponseWriter {
  public:
-  SessionWriter(beast::tcp_stream& stream, const ServerOptions& opts, bool head, bool keepAlive)
-      : stream_(stream), opts_(opts), head_(head), keepAlive_(keepAlive) {}
+  SessionWriter(beast::tcp_stream& stream, const ServerOptions& opts, bool head, bool keepAlive,
+                const bool& stopping)
+      : stream_(stream), opts_(opts), head_(head), keepAlive_(keepAlive), stopping_(stopping) {}
 
   Awaitable<error_code> writeHeader(ResponseHeader header) override {
     res_.base() = std::move(header);
     res_.version(11);
+    if (stopping_) keepAlive_ = false;  // shutdown began: this is the connection's last response
     res_.keep_alive(keepAlive_);
     auto s = static_cast<unsigned>(res_.result_int());
     bodyless_ = head_ || s == 204 || s == 304 || (s >= 100 && s < 200);
@@ -131,6 +133,7 @@ class SessionWriter final : public ResponseWriter {
   const ServerOptions& opts_;
   bool head_;
   bool keepAlive_;
+  const bool& stopping_;
   bool bodyless_ = false;
   bool headerSent_ = false;
   bool finished_ = false;
@@ -150,13 +153,20 @@ Awaitable<void> sendProtocolError(beast::tcp_stream& stream, RequestHandler& han
   co_await bhttp::async_write(stream, res, kTuple);
 }
 
-/// Finds a request-line or header line over the per-line limit; returns the status to answer with.
-std::optional<std::pair<Status, std::string_view>> checkLineLimits(const RequestHeader& h, std::size_t limit) {
-  if (h.target().size() + 16 > limit) return std::pair{Status::bad_request, "The request line is longer than 8 KiB."};
+/// Checks the request line and each header line against the per-line limit, and their sum against the
+/// total (Beast's own header_limit is lenient when a header arrives in pieces).
+std::optional<std::pair<Status, std::string_view>> checkHeaderLimits(const RequestHeader& h, std::size_t lineLimit,
+                                                                     std::size_t totalLimit) {
+  std::size_t total = h.method_string().size() + h.target().size() + 12;
+  if (total > lineLimit) return std::pair{Status::bad_request, "The request line is longer than 8 KiB."};
   for (const auto& f : h) {
-    if (f.name_string().size() + f.value().size() + 4 > limit)
+    const std::size_t line = f.name_string().size() + f.value().size() + 4;
+    if (line > lineLimit)
       return std::pair{Status::request_header_fields_too_large, "A request header line is longer than 8 KiB."};
+    total += line;
   }
+  if (total > totalLimit)
+    return std::pair{Status::request_header_fields_too_large, "The request header section is larger than 64 KiB."};
   return std::nullopt;
 }
 
@@ -212,7 +222,7 @@ Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
       break;
     }
     const RequestHeader& req = parser.get().base();
-    if (auto bad = checkLineLimits(req, opts_.headerLineLimit)) {
+    if (auto bad = checkHeaderLimits(req, opts_.headerLineLimit, opts_.headerLimit)) {
       co_await sendProtocolError(stream, *handler, opts_, bad->first,
                                  bad->first == Status::bad_request ? "InvalidURI" : "RequestHeaderSectionTooLarge",
                                  bad->second);
@@ -226,7 +236,8 @@ Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
 
     ++ctx.requestOnConnection;
     SessionBodyReader body(stream, buffer, parser, opts_);
-    SessionWriter writer(stream, opts_, req.method() == bhttp::verb::head, parser.keep_alive() && !stopping_);
+    SessionWriter writer(stream, opts_, req.method() == bhttp::verb::head, parser.keep_alive() && !stopping_,
+                         stopping_);
     try {
       co_await handler->handle(req, ctx, body, writer);
     } catch (const std::exception& e) {

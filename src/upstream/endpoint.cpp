@@ -5,8 +5,13 @@
 namespace granary::upstream {
 
 std::string Endpoint::hostHeader() const {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
+  std::string h;
+  if (host.find(':') != std::string::npos) {
+    h.append("[").append(host).append("]");
+  } else {
+    h = host;
+  }
+  if (port != (tls ? 443 : 80)) h.append(":").append(std::to_string(port));
   return h;
 }
 

@@ -1,0 +1,219 @@
+// Verification of client signatures: AWS's worked examples played as incoming requests, then every way
+// a request can fail.
+
+#include <catch2/catch.hpp>
+
+#include "common/timeutil.h"
+#include "s3api/auth.h"
+
+using namespace granary;
+using namespace granary::s3api;
+
+namespace {
+constexpr std::string_view kAk = "AKIAIOSFODNN7EXAMPLE";
+constexpr std::string_view kSk = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+KeyTable keys() {
+  KeyTable t;
+  t.add(std::string(kAk), std::string(kSk));
+  return t;
+}
+
+struct Req {
+  std::string method = "GET";
+  std::string rawPath = "/test.txt";
+  std::string decodedPath = "/test.txt";
+  QueryParams query;
+  sigv4::HeaderList headers;
+  std::chrono::system_clock::time_point now = *parseAmzDate("20130524T000000Z");
+
+  AuthResult verify(const KeyTable& k, AuthOptions o = {}) const {
+    AuthInput in{method, rawPath, decodedPath, &query, &headers, now};
+    return verifyRequest(in, k, o);
+  }
+};
+
+Req getObjectExample() {
+  Req r;
+  r.headers = {{"host", "examplebucket.s3.amazonaws.com"},
+               {"range", "bytes=0-9"},
+               {"x-amz-content-sha256", std::string(kEmptySha256Hex)},
+               {"x-amz-date", "20130524T000000Z"},
+               {"authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+                "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+                "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"}};
+  return r;
+}
+
+S3Error errorOf(const AuthResult& r) {
+  REQUIRE(r.failure);
+  return r.failure->error;
+}
+}  // namespace
+
+TEST_CASE("header auth: AWS's GET object example verifies", "[unit][auth]") {
+  auto r = getObjectExample().verify(keys());
+  REQUIRE_FALSE(r.failure);
+  CHECK(r.auth.accessKey == kAk);
+  CHECK(r.auth.payload == PayloadMode::Sha256);
+  CHECK(r.auth.payloadHash == kEmptySha256Hex);
+}
+
+TEST_CASE("header auth: AWS's aws-chunked example's seed signature verifies", "[unit][auth]") {
+  Req r;
+  r.method = "PUT";
+  r.rawPath = r.decodedPath = "/examplebucket/chunkObject.txt";
+  r.headers = {{"host", "s3.amazonaws.com"},
+               {"x-amz-date", "20130524T000000Z"},
+               {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
+               {"authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+                "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
+                "x-amz-decoded-content-length;x-amz-storage-class,"
+                "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"},
+               {"x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"},
+               {"content-encoding", "aws-chunked"},
+               {"x-amz-decoded-content-length", "66560"},
+               {"content-length", "66824"}};
+  auto res = r.verify(keys());
+  REQUIRE_FALSE(res.failure);
+  CHECK(res.auth.payload == PayloadMode::StreamingSigned);
+  CHECK(res.auth.seedSignature == "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
+  CHECK(res.auth.scope == "20130524/us-east-1/s3/aws4_request");
+}
+
+TEST_CASE("header auth failures", "[unit][auth]") {
+  SECTION("wrong secret -> SignatureDoesNotMatch with the string to sign") {
+    KeyTable k;
+    k.add(std::string(kAk), "not-the-secret");
+    auto r = getObjectExample().verify(k);
+    CHECK(errorOf(r) == S3Error::SignatureDoesNotMatch);
+    bool hasSts = false;
+    for (auto& [n, v] : r.failure->extra) hasSts |= n == "StringToSign" && v.rfind("AWS4-HMAC-SHA256\n", 0) == 0;
+    CHECK(hasSts);
+  }
+  SECTION("unknown access key -> InvalidAccessKeyId") {
+    KeyTable k;
+    k.add("SOMEONEELSE", "x");
+    CHECK(errorOf(getObjectExample().verify(k)) == S3Error::InvalidAccessKeyId);
+  }
+  SECTION("a signed header changed -> SignatureDoesNotMatch") {
+    auto r = getObjectExample();
+    r.headers[1].second = "bytes=0-10";
+    CHECK(errorOf(r.verify(keys())) == S3Error::SignatureDoesNotMatch);
+  }
+  SECTION("a different path -> SignatureDoesNotMatch") {
+    auto r = getObjectExample();
+    r.rawPath = r.decodedPath = "/test.txu";
+    CHECK(errorOf(r.verify(keys())) == S3Error::SignatureDoesNotMatch);
+  }
+  SECTION("clock skew over 15 minutes -> RequestTimeTooSkewed") {
+    auto r = getObjectExample();
+    r.now += std::chrono::minutes(16);
+    CHECK(errorOf(r.verify(keys())) == S3Error::RequestTimeTooSkewed);
+    r.now -= std::chrono::minutes(32);
+    CHECK(errorOf(r.verify(keys())) == S3Error::RequestTimeTooSkewed);
+  }
+  SECTION("skew under 15 minutes passes") {
+    auto r = getObjectExample();
+    r.now += std::chrono::minutes(14);
+    CHECK_FALSE(r.verify(keys()).failure);
+  }
+  SECTION("no date -> AccessDenied") {
+    auto r = getObjectExample();
+    r.headers.erase(r.headers.begin() + 3);
+    CHECK(errorOf(r.verify(keys())) == S3Error::AccessDenied);
+  }
+  SECTION("malformed Authorization -> AuthorizationHeaderMalformed") {
+    auto r = getObjectExample();
+    r.headers[4].second = "AWS4-HMAC-SHA256 Credential=AKIA/20130524/us-east-1/s3, Signature=abc";
+    CHECK(errorOf(r.verify(keys())) == S3Error::AuthorizationHeaderMalformed);
+  }
+  SECTION("SigV2 -> InvalidRequest") {
+    auto r = getObjectExample();
+    r.headers[4].second = "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=";
+    CHECK(errorOf(r.verify(keys())) == S3Error::InvalidRequest);
+  }
+  SECTION("no credentials at all -> AccessDenied unless anonymous") {
+    Req r;
+    r.headers = {{"host", "h"}};
+    CHECK(errorOf(r.verify(keys())) == S3Error::AccessDenied);
+    AuthOptions o;
+    o.allowAnonymous = true;
+    auto ok = r.verify(keys(), o);
+    CHECK_FALSE(ok.failure);
+    CHECK(ok.auth.anonymous);
+  }
+  SECTION("bad x-amz-content-sha256 value -> InvalidArgument") {
+    auto r = getObjectExample();
+    r.headers[2].second = "not-a-hash";
+    CHECK(errorOf(r.verify(keys())) == S3Error::InvalidArgument);
+  }
+  SECTION("host not signed -> AccessDenied") {
+    sigv4::RequestSigner signer({std::string(kAk), std::string(kSk), ""}, "us-east-1");
+    Req r;
+    sigv4::HeaderList h{{"x-amz-meta-a", "b"}};
+    signer.sign("GET", "/test.txt", {}, h, kEmptySha256Hex, r.now);
+    r.headers = h;
+    r.headers.emplace_back("host", "examplebucket.s3.amazonaws.com");
+    CHECK(errorOf(r.verify(keys())) == S3Error::AccessDenied);
+  }
+}
+
+TEST_CASE("header auth: a path sent with a different but equivalent encoding still verifies", "[unit][auth]") {
+  // The client signed "/b/a~b" but sent "%7E": the canonical form re-encodes the decoded path.
+  sigv4::RequestSigner signer({std::string(kAk), std::string(kSk), ""}, "us-east-1");
+  Req r;
+  sigv4::HeaderList h{{"host", "localhost:9000"}};
+  signer.sign("GET", "/b/a~b%20c", {}, h, kEmptySha256Hex, r.now);
+  r.headers = h;
+  r.rawPath = "/b/a%7Eb%20c";
+  r.decodedPath = "/b/a~b c";
+  CHECK_FALSE(r.verify(keys()).failure);
+  // And a client that signed the wire form literally ("/%2F" for an empty segment) verifies too.
+  sigv4::HeaderList h2{{"host", "localhost:9000"}};
+  signer.sign("GET", "/b/a/%2Fb", {}, h2, kEmptySha256Hex, r.now);
+  r.headers = h2;
+  r.rawPath = "/b/a/%2Fb";
+  r.decodedPath = "/b/a//b";
+  CHECK_FALSE(r.verify(keys()).failure);
+}
+
+TEST_CASE("presigned URL: AWS's example verifies within its validity and not after", "[unit][auth]") {
+  Req r;
+  r.headers = {{"host", "examplebucket.s3.amazonaws.com"}};
+  r.query = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+             {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"},
+             {"X-Amz-Date", "20130524T000000Z"},
+             {"X-Amz-Expires", "86400"},
+             {"X-Amz-SignedHeaders", "host"},
+             {"X-Amz-Signature", "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"}};
+  r.now += std::chrono::hours(23);
+  auto ok = r.verify(keys());
+  REQUIRE_FALSE(ok.failure);
+  CHECK(ok.auth.presigned);
+  CHECK(ok.auth.payload == PayloadMode::Unsigned);
+
+  r.now += std::chrono::hours(2);
+  CHECK(errorOf(r.verify(keys())) == S3Error::AccessDenied);
+
+  r.now -= std::chrono::hours(2);
+  r.query[5].second[0] = 'b';
+  CHECK(errorOf(r.verify(keys())) == S3Error::SignatureDoesNotMatch);
+}
+
+TEST_CASE("presigned URL: parameter errors", "[unit][auth]") {
+  Req r;
+  r.headers = {{"host", "h"}};
+  r.query = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+             {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"},
+             {"X-Amz-Date", "20130524T000000Z"},
+             {"X-Amz-Expires", "604801"},
+             {"X-Amz-SignedHeaders", "host"},
+             {"X-Amz-Signature", "00"}};
+  CHECK(errorOf(r.verify(keys())) == S3Error::AuthorizationQueryParametersError);
+  r.query[3].second = "10";
+  r.query.erase(r.query.begin() + 1);
+  CHECK(errorOf(r.verify(keys())) == S3Error::AuthorizationQueryParametersError);
+}

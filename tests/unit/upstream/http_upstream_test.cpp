@@ -1,0 +1,243 @@
+// HttpUpstream against a scripted backend: retries with backoff, no retry once the body streamed,
+// keep-alive reuse, stale pooled connections, resets mid-body, timeouts, and the signature it sends.
+
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/beast/http/field.hpp>
+
+#include "support/raw_http.h"
+#include "upstream/errors.h"
+#include "upstream/http_upstream.h"
+
+using namespace granary;
+using namespace granary::upstream;
+using granary::testing::ScriptedBackend;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+ScriptedBackend::Reply reply(unsigned status, std::string body, ScriptedBackend::After after = ScriptedBackend::After::KeepAlive) {
+  ScriptedBackend::Reply r;
+  r.res.result(status);
+  r.res.body() = std::move(body);
+  r.after = after;
+  return r;
+}
+
+HttpUpstreamOptions options(unsigned short port) {
+  HttpUpstreamOptions o;
+  o.endpoint = *parseEndpoint("http://127.0.0.1:" + std::to_string(port));
+  o.credentials = {"AK", "SK", ""};
+  o.retry.base = std::chrono::milliseconds(1);
+  o.retry.cap = std::chrono::milliseconds(5);
+  o.readTimeout = std::chrono::milliseconds(800);
+  return o;
+}
+
+struct Outcome {
+  unsigned status = 0;
+  std::string body;
+  boost::system::error_code error;
+};
+
+asio::awaitable<void> exchange(HttpUpstream& up, UpstreamRequest& req, Outcome& out) {
+  auto r = co_await up.send(req);
+  if (!r) {
+    out.error = r.error();
+    co_return;
+  }
+  out.status = (*r)->header().result_int();
+  char buf[4096];
+  for (;;) {
+    auto n = co_await (*r)->read(asio::buffer(buf));
+    if (!n) {
+      out.error = n.error();
+      co_return;
+    }
+    if (*n == 0) break;
+    out.body.append(buf, *n);
+  }
+}
+
+Outcome run(HttpUpstream& up, asio::io_context& ioc, UpstreamRequest& req) {
+  Outcome out;
+  asio::co_spawn(ioc, exchange(up, req, out), asio::detached);
+  ioc.restart();
+  ioc.run();
+  return out;
+}
+
+UpstreamRequest getRequest(std::string key = "k") {
+  UpstreamRequest r;
+  r.method = bhttp::verb::get;
+  r.bucket = "bucket";
+  r.key = std::move(key);
+  return r;
+}
+
+/// A body source that counts how far it was read.
+class CountingSource final : public BodySource {
+ public:
+  explicit CountingSource(std::string data) : data_(std::move(data)) {}
+  asio::awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
+    started_ = true;
+    std::size_t n = std::min(buf.size(), data_.size() - pos_);
+    std::memcpy(buf.data(), data_.data() + pos_, n);
+    pos_ += n;
+    co_return n;
+  }
+  bool started() const override { return started_; }
+
+ private:
+  std::string data_;
+  std::size_t pos_ = 0;
+  bool started_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("upstream: 503 and 500 are retried, then the success is returned", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int i) { return i < 2 ? reply(i == 0 ? 503 : 500, "busy") : reply(200, "hello"); });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  auto req = getRequest();
+  auto out = run(up, ioc, req);
+  CHECK(out.status == 200);
+  CHECK(out.body == "hello");
+  CHECK(be.requests() == 3);
+}
+
+TEST_CASE("upstream: after the last attempt the backend's error is passed through", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int) { return reply(503, "<Error><Code>SlowDown</Code></Error>"); });
+  asio::io_context ioc;
+  auto o = options(be.port());
+  o.retry.maxAttempts = 3;
+  HttpUpstream up(ioc.get_executor(), o);
+  auto req = getRequest();
+  auto out = run(up, ioc, req);
+  CHECK(out.status == 503);
+  CHECK(out.body == "<Error><Code>SlowDown</Code></Error>");
+  CHECK(be.requests() == 3);
+}
+
+TEST_CASE("upstream: 4xx is not retried", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int) { return reply(404, "nope"); });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  auto req = getRequest();
+  CHECK(run(up, ioc, req).status == 404);
+  CHECK(be.requests() == 1);
+}
+
+TEST_CASE("upstream: a reset before the reply is retried on a new connection", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int i) {
+    return i == 0 ? reply(200, "", ScriptedBackend::After::ResetBeforeReply) : reply(200, "ok");
+  });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  auto req = getRequest();
+  auto out = run(up, ioc, req);
+  CHECK(out.status == 200);
+  CHECK(out.body == "ok");
+  CHECK(be.connections() == 2);
+}
+
+TEST_CASE("upstream: a streamed body is never retried once it started", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int) { return reply(503, "busy"); });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  CountingSource src("payload");
+  auto req = getRequest();
+  req.method = bhttp::verb::put;
+  req.source = &src;
+  req.contentLength = 7;
+  req.payloadHash = "UNSIGNED-PAYLOAD";
+  auto out = run(up, ioc, req);
+  CHECK(out.status == 503);
+  CHECK(be.requests() == 1);
+}
+
+TEST_CASE("upstream: keep-alive connections are reused", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int i) { return reply(200, "r" + std::to_string(i)); });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  for (int i = 0; i < 5; ++i) {
+    auto req = getRequest();
+    CHECK(run(up, ioc, req).body == "r" + std::to_string(i));
+  }
+  CHECK(be.connections() == 1);
+  CHECK(up.pool().idle() == 1);
+}
+
+TEST_CASE("upstream: a pooled connection the backend closed is not reused", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int i) { return reply(200, "r" + std::to_string(i), ScriptedBackend::After::Close); });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  auto a = getRequest();
+  CHECK(run(up, ioc, a).body == "r0");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto b = getRequest();
+  CHECK(run(up, ioc, b).body == "r1");
+  CHECK(be.requests() == 2);
+}
+
+TEST_CASE("upstream: a reset mid-body surfaces as a read error", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int) { return reply(200, std::string(100000, 'x'), ScriptedBackend::After::ResetMidBody); });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  auto req = getRequest();
+  auto out = run(up, ioc, req);
+  CHECK(out.status == 200);
+  CHECK(out.error);
+  CHECK(out.body.size() < 100000);
+}
+
+TEST_CASE("upstream: a stalled backend times out", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int) { return reply(200, "", ScriptedBackend::After::Stall); });
+  asio::io_context ioc;
+  auto o = options(be.port());
+  o.retry.maxAttempts = 1;
+  HttpUpstream up(ioc.get_executor(), o);
+  auto req = getRequest();
+  auto out = run(up, ioc, req);
+  CHECK(out.error == Error::ResponseTimeout);
+}
+
+TEST_CASE("upstream: connection refused fails after the retries", "[net][upstream]") {
+  unsigned short port;
+  {
+    ScriptedBackend be([](const auto&, int) { return reply(200, ""); });
+    port = be.port();
+  }
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(port));
+  auto req = getRequest();
+  auto out = run(up, ioc, req);
+  CHECK(out.error == boost::asio::error::connection_refused);
+}
+
+TEST_CASE("upstream: requests are path-style, re-signed, and empty key segments survive", "[net][upstream]") {
+  std::string target, auth, host, sha, forwarded;
+  ScriptedBackend be([&](const bhttp::request<bhttp::string_body>& r, int) {
+    target = std::string(r.target());
+    auth = std::string(r[bhttp::field::authorization]);
+    host = std::string(r[bhttp::field::host]);
+    sha = std::string(r["x-amz-content-sha256"]);
+    forwarded = std::string(r["x-amz-meta-color"]);
+    return reply(200, "");
+  });
+  asio::io_context ioc;
+  HttpUpstream up(ioc.get_executor(), options(be.port()));
+  auto req = getRequest("dir/a b+c//d~");
+  req.query = {{"versionId", "v 1"}, {"acl", ""}};
+  req.headers = {{"x-amz-meta-color", "blue"}};
+  run(up, ioc, req);
+  CHECK(target == "/bucket/dir/a%20b%2Bc/%2Fd~?acl=&versionId=v%201");
+  CHECK(host == "127.0.0.1:" + std::to_string(be.port()));
+  CHECK(sha == kEmptySha256Hex);
+  CHECK(forwarded == "blue");
+  CHECK(auth.rfind("AWS4-HMAC-SHA256 Credential=AK/", 0) == 0);
+  CHECK(auth.find("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-meta-color") != std::string::npos);
+}
