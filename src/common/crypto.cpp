@@ -44,6 +44,14 @@ Sha256Digest hmacSha256(const void* key, std::size_t keySize, std::string_view d
   return d;
 }
 
+std::string hmacSha1Base64(std::string_view key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), md, &len);
+  return base64Encode(md, len);
+}
+
 struct Digest::Impl {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   ~Impl() { EVP_MD_CTX_free(ctx); }

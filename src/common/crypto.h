@@ -28,6 +28,9 @@ inline Sha256Digest hmacSha256(const Sha256Digest& key, std::string_view data) {
   return hmacSha256(key.data(), key.size(), data);
 }
 
+/// Base64 HMAC-SHA1: the signature of AWS Signature Version 2.
+std::string hmacSha1Base64(std::string_view key, std::string_view data);
+
 /// Hex SHA-256 of the empty string, the payload hash of every body-less request.
 inline constexpr std::string_view kEmptySha256Hex =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -63,7 +63,9 @@ std::string formatHttpDate(std::chrono::system_clock::time_point t) {
 std::optional<std::chrono::system_clock::time_point> parseHttpDate(std::string_view s) {
   // "Fri, 24 May 2013 00:00:00 GMT"
   static constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  if (s.size() != 29 || s[3] != ',' || s.substr(26) != "GMT") return std::nullopt;
+  if (s.size() == 31 && s.substr(25) == " +0000") s = s.substr(0, 26);  // "... 19:36:42 +0000" (UTC)
+  else if (s.size() != 29 || s.substr(26) != "GMT") return std::nullopt;
+  if (s[3] != ',') return std::nullopt;
   std::string_view day = s.substr(5, 2), mon = s.substr(8, 3), year = s.substr(12, 4);
   std::string_view hh = s.substr(17, 2), mm = s.substr(20, 2), ss = s.substr(23, 2);
   if (!allDigits(day) || !allDigits(year) || !allDigits(hh) || !allDigits(mm) || !allDigits(ss))

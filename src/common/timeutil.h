@@ -14,7 +14,7 @@ std::string formatAmzDate(std::chrono::system_clock::time_point t);
 std::optional<std::chrono::system_clock::time_point> parseAmzDate(std::string_view s);
 /// "Fri, 24 May 2013 00:00:00 GMT"
 std::string formatHttpDate(std::chrono::system_clock::time_point t);
-/// Parses RFC 1123 dates ("Fri, 24 May 2013 00:00:00 GMT"); nullopt when malformed.
+/// Parses RFC 1123 dates ("Fri, 24 May 2013 00:00:00 GMT", or "+0000" for GMT); nullopt when malformed.
 std::optional<std::chrono::system_clock::time_point> parseHttpDate(std::string_view s);
 
 }  // namespace granary

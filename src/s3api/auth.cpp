@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/timeutil.h"
+#include "s3api/auth_v2.h"
 
 namespace granary::s3api {
 namespace {
@@ -130,8 +131,7 @@ std::optional<S3Failure> payloadModeOf(std::string_view v, VerifiedAuth& out) {
 
 AuthResult verifyHeader(const AuthInput& in, std::string_view header, const KeyTable& keys, const AuthOptions& opts) {
   AuthResult r;
-  if (header.substr(0, 4) == "AWS "sv)
-    return {fail(S3Error::InvalidRequest, "Granary accepts AWS Signature Version 4 (AWS4-HMAC-SHA256) only."), {}};
+  if (header.substr(0, 4) == "AWS "sv) return verifyV2Header(in, header, keys, opts);
   if (header.substr(0, sigv4::kAlgorithm.size()) != sigv4::kAlgorithm)
     return {fail(S3Error::AuthorizationHeaderMalformed, "Unsupported authorization algorithm."), {}};
 
@@ -257,7 +257,7 @@ const std::string* findHeader(const sigv4::HeaderList& h, std::string_view name)
 }
 
 bool isPresignParam(std::string_view n) {
-  return n == "X-Amz-Algorithm" || n == "X-Amz-Credential" || n == "X-Amz-Date" || n == "X-Amz-Expires" ||
+  return n == "AWSAccessKeyId" || n == "Signature" || n == "Expires" || n == "X-Amz-Algorithm" || n == "X-Amz-Credential" || n == "X-Amz-Date" || n == "X-Amz-Expires" ||
          n == "X-Amz-SignedHeaders" || n == "X-Amz-Signature" || n == "X-Amz-Security-Token";
 }
 
@@ -266,8 +266,7 @@ AuthResult verifyRequest(const AuthInput& in, const KeyTable& keys, const AuthOp
   if (findParam(*in.query, "X-Amz-Signature") || findParam(*in.query, "X-Amz-Algorithm") ||
       findParam(*in.query, "X-Amz-Credential"))
     return verifyPresigned(in, keys);
-  if (findParam(*in.query, "Signature") && findParam(*in.query, "AWSAccessKeyId"))
-    return {fail(S3Error::InvalidRequest, "Granary accepts AWS Signature Version 4 (AWS4-HMAC-SHA256) only."), {}};
+  if (findParam(*in.query, "Signature") && findParam(*in.query, "AWSAccessKeyId")) return verifyV2Query(in, keys);
   if (!opts.allowAnonymous) return {fail(S3Error::AccessDenied, "Anonymous requests are not allowed."), {}};
   AuthResult r;
   r.auth.anonymous = true;

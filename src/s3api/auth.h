@@ -43,6 +43,8 @@ struct AuthInput {
   const QueryParams* query = nullptr;
   const sigv4::HeaderList* headers = nullptr;  // lower-case names as received
   std::chrono::system_clock::time_point now;
+  std::string_view bucket;     // for SigV2's canonical resource
+  bool virtualHosted = false;  // SigV2 puts "/bucket" in front of a virtual-hosted path
 };
 
 struct AuthOptions {
@@ -68,7 +70,8 @@ struct AuthResult {
   VerifiedAuth auth;
 };
 
-/// Verifies the request's signature. Possible failures: AccessDenied (no credentials, expired presigned
+/// Verifies the request's signature (SigV4; SigV2 too, since SDKs still presign with it by default).
+/// Possible failures: AccessDenied (no credentials, expired presigned
 /// URL, host not signed), InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed,
 /// AuthorizationHeaderMalformed, AuthorizationQueryParametersError, InvalidRequest (SigV2, missing
 /// x-amz-content-sha256), InvalidArgument (bad x-amz-content-sha256 value).

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "s3api/operation.h"
+#include "s3api/range.h"
 #include "s3api/routing.h"
 #include "s3api/verified_body.h"
 #include "upstream/errors.h"
@@ -15,6 +16,7 @@ namespace granary::s3api {
 namespace {
 
 namespace bhttp = boost::beast::http;
+using upstream::UpstreamResponsePtr;
 constexpr std::size_t kMaxFreeBuffers = 32;
 
 std::string lower(std::string_view s) {
@@ -179,6 +181,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   in.query = &x.routed.query;
   in.headers = &x.headers;
   in.now = std::chrono::system_clock::now();
+  in.bucket = x.routed.bucket;
+  in.virtualHosted = x.routed.virtualHosted;
   AuthResult ar = verifyRequest(in, *keys, opts_.auth);
   if (ar.failure) co_return co_await sendError(x, *ar.failure);
   const VerifiedAuth& auth = ar.auth;
@@ -230,10 +234,44 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     const S3Failure failure = upstreamFailure(resp.error());
     co_return co_await sendError(x, failure);
   }
+  // A backend that answered a different range than asked gets one more, absolute, request: nothing
+  // has gone to the client yet.
+  if (const RangeFix fix = rangeFixFor(x, **resp); fix.kind == RangeFix::Kind::Refetch && !hasBody) {
+    for (auto& [name, value] : ur.headers)
+      if (name == "range")
+        value = "bytes=" + std::to_string(fix.first) + "-" + std::to_string(fix.first + fix.length - 1);
+    resp = UpstreamResponsePtr{};
+    resp = co_await upstream_->send(ur);
+    if (!resp) {
+      const S3Failure failure = upstreamFailure(resp.error());
+      co_return co_await sendError(x, failure);
+    }
+  }
   co_await relay(x, **resp);
 }
 
+RangeFix ProxyHandler::rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const {
+  if (x.req.method() != bhttp::verb::get) return {};
+  auto range = x.req.find(bhttp::field::range);
+  if (range == x.req.end()) return {};
+  ByteRange wanted;
+  if (parseRange(range->value(), wanted) != RangeParse::Ok) return {};
+  const auto& h = resp.header();
+  return planRangeFix(wanted, h.result_int(), h[bhttp::field::content_range], resp.contentLength());
+}
+
 http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamResponse& resp) {
+  RangeFix fix = rangeFixFor(x, resp);
+  if (fix.kind == RangeFix::Kind::Refetch) {
+    // Even the absolute request came back without the bytes: refuse rather than serve wrong ones.
+    const S3Failure bad{S3Error::InternalError, "The backend did not return the requested range.", {}};
+    co_return co_await sendError(x, bad);
+  }
+  if (fix.kind == RangeFix::Kind::Unsatisfiable) {
+    const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", std::string(x.req[bhttp::field::range])},
+                                                    {"ActualObjectSize", std::to_string(fix.total)}}};
+    co_return co_await sendError(x, bad, "bytes */" + std::to_string(fix.total));
+  }
   const auto& in = resp.header();
   http::ResponseHeader h;
   h.result(in.result_int());
@@ -241,17 +279,27 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
     if (isHopByHop(lower(f.name_string()))) continue;
     h.insert(f.name_string(), f.value());
   }
+  if (fix.kind == RangeFix::Kind::Trim) {
+    // The backend sent more than was asked for: forward exactly the requested range.
+    h.result(bhttp::status::partial_content);
+    h.set(bhttp::field::content_range, "bytes " + std::to_string(fix.first) + "-" +
+                                           std::to_string(fix.first + fix.length - 1) + "/" + std::to_string(fix.total));
+    h.set(bhttp::field::content_length, std::to_string(fix.length));
+  }
   if (h.find("x-amz-request-id") == h.end()) h.set("x-amz-request-id", x.requestId);
   else x.requestId = std::string(h["x-amz-request-id"]);
-  const unsigned status = in.result_int();
+  const unsigned status = h.result_int();
   const bool bodyless = x.req.method() == bhttp::verb::head || status == 204 || status == 304 || status < 200;
-  if (!bodyless && !resp.contentLength()) h.set(bhttp::field::transfer_encoding, "chunked");
+  if (!bodyless && fix.kind != RangeFix::Kind::Trim && !resp.contentLength())
+    h.set(bhttp::field::transfer_encoding, "chunked");
   x.status = status;
 
   if (co_await x.out.writeHeader(std::move(h))) co_return;
   if (!bodyless) {
+    std::uint64_t skip = fix.kind == RangeFix::Kind::Trim ? fix.skip : 0;
+    std::uint64_t left = fix.kind == RangeFix::Kind::Trim ? fix.length : UINT64_MAX;
     auto buf = takeBuffer();
-    for (;;) {
+    while (left > 0) {
       auto n = co_await resp.read(boost::asio::buffer(buf.get(), opts_.bufferSize));
       if (!n) {
         // The backend failed mid-body. Bytes already went out, so no retry and no error document:
@@ -263,19 +311,32 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
         co_return;
       }
       if (*n == 0) break;
-      if (co_await x.out.writeBody(boost::asio::buffer(buf.get(), *n))) {
+      const char* p = buf.get();
+      std::size_t len = *n;
+      const std::size_t dropped = static_cast<std::size_t>(std::min<std::uint64_t>(skip, len));
+      skip -= dropped;
+      p += dropped;
+      len -= dropped;
+      len = static_cast<std::size_t>(std::min<std::uint64_t>(len, left));
+      if (len == 0) continue;
+      if (co_await x.out.writeBody(boost::asio::buffer(p, len))) {
         x.errorCode = "ClientGone";
         giveBuffer(std::move(buf));
         co_return;
       }
-      x.bytesOut += *n;
+      left -= len;
+      x.bytesOut += len;
     }
     giveBuffer(std::move(buf));
+    if (fix.kind == RangeFix::Kind::Trim && left > 0) {
+      x.errorCode = "BackendBodyShort";
+      co_return;  // the backend body ended early: cut the connection rather than finish short
+    }
   }
   co_await x.out.finish();
 }
 
-http::Awaitable<void> ProxyHandler::sendError(Exchange& x, const S3Failure& f) {
+http::Awaitable<void> ProxyHandler::sendError(Exchange& x, const S3Failure& f, std::string contentRange) {
   const ErrorInfo& info = errorInfo(f.error);
   x.status = static_cast<unsigned>(info.status);
   x.errorCode = std::string(info.code);
@@ -289,6 +350,7 @@ http::Awaitable<void> ProxyHandler::sendError(Exchange& x, const S3Failure& f) {
   h.set(bhttp::field::content_type, "application/xml");
   h.set("x-amz-request-id", x.requestId);
   h.set(bhttp::field::content_length, std::to_string(body.size()));
+  if (!contentRange.empty()) h.set(bhttp::field::content_range, contentRange);
   if (co_await x.out.writeHeader(std::move(h))) co_return;
   if (co_await x.out.writeBody(boost::asio::buffer(body))) co_return;
   co_await x.out.finish();

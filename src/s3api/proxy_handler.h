@@ -9,6 +9,7 @@
 #include "http/handler.h"
 #include "s3api/auth.h"
 #include "s3api/errors.h"
+#include "s3api/range.h"
 #include "upstream/upstream.h"
 
 namespace granary::s3api {
@@ -47,7 +48,8 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> forward(Exchange& x);
   std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,
                                     std::optional<std::uint64_t>& payloadLength, bool& hasBody) const;
-  http::Awaitable<void> sendError(Exchange& x, const S3Failure& f);
+  http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
+  RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
   http::Awaitable<void> relay(Exchange& x, upstream::UpstreamResponse& resp);
   std::string newRequestId();
   void logAccess(const Exchange& x);

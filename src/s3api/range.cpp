@@ -57,3 +57,68 @@ std::optional<ResolvedRange> resolveRange(const ByteRange& r, std::uint64_t size
 }
 
 }  // namespace granary::s3api
+
+namespace granary::s3api {
+
+std::optional<ContentRange> parseContentRange(std::string_view v) {
+  v = trim(v);
+  constexpr std::string_view kPrefix = "bytes ";
+  if (v.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  v.remove_prefix(kPrefix.size());
+  auto dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
+  ContentRange cr;
+  if (!parseNumber(v.substr(0, dash), cr.first) || !parseNumber(v.substr(dash + 1, slash - dash - 1), cr.last) ||
+      cr.last < cr.first)
+    return std::nullopt;
+  std::string_view total = v.substr(slash + 1);
+  if (total != "*") {
+    std::uint64_t t = 0;
+    if (!parseNumber(total, t) || cr.last >= t) return std::nullopt;
+    cr.total = t;
+  }
+  return cr;
+}
+
+RangeFix planRangeFix(const ByteRange& requested, unsigned status, std::string_view contentRange,
+                      std::optional<std::uint64_t> contentLength) {
+  RangeFix fix;
+  // What the backend body covers, as [first, last] of an object of size total.
+  std::uint64_t first = 0, total = 0;
+  if (status == 200) {
+    if (!contentLength) return fix;
+    total = *contentLength;
+  } else if (status == 206) {
+    auto cr = parseContentRange(contentRange);
+    if (!cr || !cr->total) return fix;
+    first = cr->first;
+    total = *cr->total;
+    if (contentLength && *contentLength != cr->last - cr->first + 1) return fix;
+  } else {
+    return fix;
+  }
+  const std::uint64_t bodyLast = status == 200 ? (total == 0 ? 0 : total - 1) : parseContentRange(contentRange)->last;
+  auto want = resolveRange(requested, total);
+  if (!want) {
+    fix.kind = RangeFix::Kind::Unsatisfiable;
+    fix.total = total;
+    return fix;
+  }
+  const std::uint64_t wantLast = want->offset + want->length - 1;
+  if (want->offset < first || wantLast > bodyLast) {  // this body does not hold the requested bytes
+    fix.kind = RangeFix::Kind::Refetch;
+    fix.first = want->offset;
+    fix.length = want->length;
+    fix.total = total;
+    return fix;
+  }
+  if (status == 206 && want->offset == first && wantLast == bodyLast) return fix;  // already exact
+  fix.kind = RangeFix::Kind::Trim;
+  fix.skip = want->offset - first;
+  fix.length = want->length;
+  fix.total = total;
+  fix.first = want->offset;
+  return fix;
+}
+
+}  // namespace granary::s3api

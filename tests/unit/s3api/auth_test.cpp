@@ -5,6 +5,7 @@
 
 #include "common/timeutil.h"
 #include "s3api/auth.h"
+#include "s3api/auth_v2.h"
 
 using namespace granary;
 using namespace granary::s3api;
@@ -28,7 +29,7 @@ struct Req {
   std::chrono::system_clock::time_point now = *parseAmzDate("20130524T000000Z");
 
   AuthResult verify(const KeyTable& k, AuthOptions o = {}) const {
-    AuthInput in{method, rawPath, decodedPath, &query, &headers, now};
+    AuthInput in{method, rawPath, decodedPath, &query, &headers, now, "", false};
     return verifyRequest(in, k, o);
   }
 };
@@ -130,11 +131,6 @@ TEST_CASE("header auth failures", "[unit][auth]") {
     r.headers[4].second = "AWS4-HMAC-SHA256 Credential=AKIA/20130524/us-east-1/s3, Signature=abc";
     CHECK(errorOf(r.verify(keys())) == S3Error::AuthorizationHeaderMalformed);
   }
-  SECTION("SigV2 -> InvalidRequest") {
-    auto r = getObjectExample();
-    r.headers[4].second = "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=";
-    CHECK(errorOf(r.verify(keys())) == S3Error::InvalidRequest);
-  }
   SECTION("no credentials at all -> AccessDenied unless anonymous") {
     Req r;
     r.headers = {{"host", "h"}};
@@ -216,4 +212,74 @@ TEST_CASE("presigned URL: parameter errors", "[unit][auth]") {
   r.query[3].second = "10";
   r.query.erase(r.query.begin() + 1);
   CHECK(errorOf(r.verify(keys())) == S3Error::AuthorizationQueryParametersError);
+}
+
+// AWS's Signature Version 2 examples ("Signing and authenticating REST requests", S3 API reference). The published signatures were computed for the examples'
+// original bucket "johnsmith" (later docs renamed the bucket but kept the signatures).
+TEST_CASE("SigV2: AWS's examples verify", "[unit][auth][sigv2]") {
+  struct Example {
+    const char* method;
+    const char* bucket;
+    const char* path;
+    QueryParams query;
+    const char* date;
+    const char* contentType;
+    const char* signature;
+  };
+  const Example examples[] = {
+      {"GET", "johnsmith", "/photos/puppy.jpg", {}, "Tue, 27 Mar 2007 19:36:42 +0000", "", "bWq2s1WEIj+Ydj0vQ697zp+IXMU="},
+      {"PUT", "johnsmith", "/photos/puppy.jpg", {}, "Tue, 27 Mar 2007 21:15:45 +0000", "image/jpeg", "MyyxeRY7whkBe+bq8fHCL/2kKUg="},
+      {"GET", "johnsmith", "/", {{"prefix", "photos"}, {"max-keys", "50"}, {"marker", "puppy"}},
+       "Tue, 27 Mar 2007 19:42:41 +0000", "", "htDYFYduRNen8P9ZfE/s9SuKy0U="},
+      {"GET", "johnsmith", "/", {{"acl", ""}}, "Tue, 27 Mar 2007 19:44:46 +0000", "", "c2WLPFtWHVgbEmeEG93a4cG37dM="},
+  };
+  for (const auto& e : examples) {
+    INFO(e.method << " " << e.path);
+    Req r;
+    r.method = e.method;
+    r.rawPath = r.decodedPath = e.path;
+    r.query = e.query;
+    r.headers = {{"host", std::string(e.bucket) + ".s3.us-west-1.amazonaws.com"}, {"date", e.date},
+                 {"authorization", std::string("AWS AKIAIOSFODNN7EXAMPLE:") + e.signature}};
+    if (*e.contentType) r.headers.emplace_back("content-type", e.contentType);
+    r.now = *parseHttpDate(e.date);
+    AuthInput in{r.method, r.rawPath, r.decodedPath, &r.query, &r.headers, r.now, e.bucket, true};
+    auto res = verifyRequest(in, keys(), {});
+    CHECK_FALSE(res.failure);
+    CHECK(res.auth.accessKey == kAk);
+  }
+}
+
+TEST_CASE("SigV2: presigned query form, expiry and tampering", "[unit][auth][sigv2]") {
+  Req r;
+  r.rawPath = r.decodedPath = "/bucket/key";
+  r.headers = {{"host", "127.0.0.1:9000"}};
+  const auto expires = *parseAmzDate("20130524T010000Z");
+  const std::string exp = std::to_string(std::chrono::system_clock::to_time_t(expires));
+  r.query = {{"AWSAccessKeyId", std::string(kAk)}, {"Expires", exp}};
+  AuthInput probe{r.method, r.rawPath, r.decodedPath, &r.query, &r.headers, r.now, "bucket", false};
+  const std::string sts = sigv2StringToSign(probe, exp);
+  CHECK(sts == "GET\n\n\n" + exp + "\n/bucket/key");
+  r.query.emplace_back("Signature", hmacSha1Base64(kSk, sts));
+  auto ok = r.verify(keys());
+  REQUIRE_FALSE(ok.failure);
+  CHECK(ok.auth.presigned);
+  r.now = expires + std::chrono::seconds(1);
+  CHECK(errorOf(r.verify(keys())) == S3Error::AccessDenied);
+  r.now = expires - std::chrono::seconds(10);
+  r.rawPath = r.decodedPath = "/bucket/other";
+  CHECK(errorOf(r.verify(keys())) == S3Error::SignatureDoesNotMatch);
+}
+
+TEST_CASE("SigV2: x-amz headers are canonicalised, x-amz-date empties the Date line", "[unit][auth][sigv2]") {
+  Req r;
+  r.method = "PUT";
+  r.rawPath = r.decodedPath = "/b/k%20x";
+  r.query = {{"uploadId", "u1"}, {"partNumber", "2"}, {"ignored", "1"}};
+  r.headers = {{"x-amz-meta-b", "two"}, {"x-amz-date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-meta-a", " one  "},
+               {"x-amz-meta-b", "three"}, {"content-md5", "MD5=="}};
+  AuthInput in{r.method, r.rawPath, r.decodedPath, &r.query, &r.headers, r.now, "b", false};
+  CHECK(sigv2StringToSign(in, "") ==
+        "PUT\nMD5==\n\n\nx-amz-date:Fri, 24 May 2013 00:00:00 GMT\nx-amz-meta-a:one\nx-amz-meta-b:two,three\n"
+        "/b/k%20x?partNumber=2&uploadId=u1");
 }

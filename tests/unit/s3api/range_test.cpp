@@ -46,3 +46,56 @@ TEST_CASE("Malformed and multi-range headers are ignored, as S3 does", "[unit][r
   }
   CHECK(parseRange(" bytes=1-2 ", r) == RangeParse::Ok);
 }
+
+TEST_CASE("Content-Range parsing", "[unit][range]") {
+  auto cr = parseContentRange("bytes 10-19/100");
+  REQUIRE(cr);
+  CHECK((cr->first == 10 && cr->last == 19 && cr->total == 100u));
+  CHECK(parseContentRange("bytes 0-0/*"));
+  CHECK_FALSE(parseContentRange("bytes 5-1/100"));
+  CHECK_FALSE(parseContentRange("bytes 0-100/100"));
+  CHECK_FALSE(parseContentRange("items 0-1/2"));
+}
+
+TEST_CASE("a backend answer wider than the requested range is trimmed to it", "[unit][range]") {
+  ByteRange first;
+  REQUIRE(parseRange("bytes=0-0", first) == RangeParse::Ok);
+  SECTION("206 with the whole object (s3rver's answer to bytes=0-0)") {
+    auto f = planRangeFix(first, 206, "bytes 0-99/100", 100);
+    CHECK(f.kind == RangeFix::Kind::Trim);
+    CHECK((f.skip == 0 && f.length == 1 && f.first == 0 && f.total == 100));
+  }
+  SECTION("200: the Range was ignored") {
+    ByteRange suffix;
+    REQUIRE(parseRange("bytes=-10", suffix) == RangeParse::Ok);
+    auto f = planRangeFix(suffix, 200, "", 100);
+    CHECK(f.kind == RangeFix::Kind::Trim);
+    CHECK((f.skip == 90 && f.length == 10 && f.first == 90));
+  }
+  SECTION("an exact 206 passes through") {
+    CHECK(planRangeFix(first, 206, "bytes 0-0/100", 1).kind == RangeFix::Kind::PassThrough);
+  }
+  SECTION("a range past the end answered with content -> 416 from Granary") {
+    ByteRange past;
+    REQUIRE(parseRange("bytes=500-", past) == RangeParse::Ok);
+    auto f = planRangeFix(past, 200, "", 100);
+    CHECK(f.kind == RangeFix::Kind::Unsatisfiable);
+    CHECK(f.total == 100);
+  }
+  SECTION("an answer that misses the requested bytes -> refetch the absolute range") {
+    ByteRange suffix;
+    REQUIRE(parseRange("bytes=-100", suffix) == RangeParse::Ok);
+    auto f = planRangeFix(suffix, 206, "bytes 0-99/1000", 100);  // s3rver's answer to a suffix range
+    CHECK(f.kind == RangeFix::Kind::Refetch);
+    CHECK((f.first == 900 && f.length == 100));
+    ByteRange mid;
+    REQUIRE(parseRange("bytes=10-50", mid) == RangeParse::Ok);
+    CHECK(planRangeFix(mid, 206, "bytes 20-30/100", 11).kind == RangeFix::Kind::Refetch);
+  }
+  SECTION("an unrelated answer is not touched") {
+    ByteRange mid;
+    REQUIRE(parseRange("bytes=10-50", mid) == RangeParse::Ok);
+    CHECK(planRangeFix(mid, 404, "", 10).kind == RangeFix::Kind::PassThrough);
+    CHECK(planRangeFix(mid, 206, "garbage", 10).kind == RangeFix::Kind::PassThrough);
+  }
+}

@@ -1,0 +1,168 @@
+"""Integration harness: a supervised s3rver origin, Granary processes in front of it, and real clients.
+
+Everything binds 127.0.0.1 on ports the kernel picks. Works on Debian's python3 (boto3 1.26) and on the
+image's current Python (boto3 1.43); the aws CLI binary is chosen by run_suite.py (--aws).
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+SOURCE_DIR = os.environ.get("GRANARY_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+GRANARY = os.environ.get("GRANARY_BIN", os.path.join(SOURCE_DIR, "build", "granary"))
+AWS = os.environ.get("GRANARY_AWS", shutil.which("aws") or "aws")
+ORIGIN_KEY = ("S3RVER", "S3RVER")  # s3rver accepts any signature; Granary signs with these
+CLIENT_KEY = ("GRANARYTESTAK", "granary-test-secret/with+chars")
+
+
+def _wait_for_line(proc, pattern, timeout, log_path):
+    """Reads proc's stdout until `pattern` matches; tees everything into log_path."""
+    deadline = time.time() + timeout
+    found = {}
+    done = threading.Event()
+
+    def pump():
+        with open(log_path, "ab", buffering=0) as log:
+            for raw in iter(proc.stdout.readline, b""):
+                log.write(raw)
+                if not done.is_set():
+                    m = re.search(pattern, raw.decode("utf-8", "replace"))
+                    if m:
+                        found["m"] = m
+                        done.set()
+        done.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    done.wait(max(0.0, deadline - time.time()))
+    if "m" not in found:
+        proc.kill()
+        with open(log_path, "rb") as f:
+            tail = f.read()[-3000:].decode("utf-8", "replace")
+        raise RuntimeError("process did not print %r in %ss; log tail:\n%s" % (pattern, timeout, tail))
+    return found["m"]
+
+
+class Origin:
+    """s3rver on 127.0.0.1:<ephemeral>, restarted on the same port and data directory if it dies
+    (it exits on some malformed requests)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="granary-origin-")
+        self.port = 0
+        self.proc = None
+        self.log = os.path.join(self.dir, "s3rver.log")
+        self.start()
+
+    def start(self):
+        js = os.path.join(SOURCE_DIR, "node_modules", "s3rver", "bin", "s3rver.js")
+        self.proc = subprocess.Popen(
+            ["node", "--openssl-legacy-provider", js, "-d", os.path.join(self.dir, "data"), "-a", "127.0.0.1",
+             "-p", str(self.port), "--no-vhost-buckets", "--silent"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        m = _wait_for_line(self.proc, r"listening on 127\.0\.0\.1:(\d+)", 30, self.log)
+        self.port = int(m.group(1))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def ensure_alive(self):
+        if not self.alive():
+            self.start()
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Granary:
+    def __init__(self, backend_url, extra=(), client_keys=(CLIENT_KEY,), backend_key=ORIGIN_KEY, threads=2):
+        fd, self.log = tempfile.mkstemp(prefix="granary-", suffix=".log")
+        os.close(fd)
+        args = [GRANARY, "--listen", "127.0.0.1:0", "--threads", str(threads), "--backend-endpoint", backend_url,
+                "--backend-access-key", backend_key[0], "--backend-secret-key", backend_key[1]]
+        for ak, sk in client_keys:
+            args += ["--client-key", "%s:%s" % (ak, sk)]
+        args += list(extra)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        m = _wait_for_line(self.proc, r"granary listening on http://127\.0\.0\.1:(\d+)", 30, self.log)
+        self.port = int(m.group(1))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def log_text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, expect_clean=True):
+        """SIGTERM and wait; returns the exit code (a crash or sanitizer report fails the caller)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("granary did not stop within 40s of SIGTERM")
+        time.sleep(0.1)  # let the log pump drain
+        code = self.proc.returncode
+        if expect_clean and code != 0:
+            raise AssertionError("granary exited with %s; log tail:\n%s" % (code, self.log_text()[-4000:]))
+        return code
+
+
+def boto3_client(endpoint, key=CLIENT_KEY, addressing="path", **cfg):
+    import boto3
+    from botocore.config import Config
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=key[0], aws_secret_access_key=key[1],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": addressing}, retries={"max_attempts": 1, "mode": "standard"},
+                      connect_timeout=10, read_timeout=120, **cfg))
+
+
+def aws_env(key=CLIENT_KEY):
+    env = dict(os.environ)
+    env.update({"AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1], "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "", "AWS_MAX_ATTEMPTS": "1"})
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def aws(endpoint, *args, key=CLIENT_KEY, check=True, timeout=600):
+    """Runs the aws CLI against `endpoint`; returns CompletedProcess (text)."""
+    args = list(args)
+    if len(args) > 1 and args[0] == "s3" and args[1] in ("cp", "mv", "sync", "rm"):
+        args.insert(2, "--no-progress")
+    p = subprocess.run([AWS, "--endpoint-url", endpoint] + args, env=aws_env(key), capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("aws %s failed (%d):\n%s\n%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def error_code(exc):
+    """The S3 error code and HTTP status of a botocore ClientError."""
+    return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]

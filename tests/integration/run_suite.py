@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Runs one integration suite (tests/integration/test_<suite>.py) against a built granary.
+   run_suite.py SUITE --granary PATH --aws PATH [--source-dir DIR]"""
+import argparse
+import os
+import sys
+import unittest
+
+ap = argparse.ArgumentParser()
+ap.add_argument("suite")
+ap.add_argument("--granary", required=True)
+ap.add_argument("--aws", required=True)
+ap.add_argument("--source-dir", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+args = ap.parse_args()
+os.environ["GRANARY_BIN"] = args.granary
+os.environ["GRANARY_AWS"] = args.aws
+os.environ["GRANARY_SOURCE_DIR"] = args.source_dir
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import boto3  # noqa: E402
+
+print("suite %s: python %s, boto3 %s, aws %s" % (args.suite, sys.version.split()[0], boto3.__version__, args.aws),
+      flush=True)
+suite = unittest.defaultTestLoader.loadTestsFromName("test_" + args.suite)
+result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+failed = len(result.failures) + len(result.errors)
+print("%d passed, %d failed, %d skipped" % (result.testsRun - failed - len(result.skipped), failed,
+                                            len(result.skipped)))
+sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
