@@ -202,6 +202,10 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     if (!(auth.presigned && isPresignParam(kv.first))) ur.query.push_back(kv);
   for (const auto& [name, value] : x.headers) {
     if (dropTowardBackend(name, streaming)) continue;
+    if (name == "range") {
+      ByteRange ignored;
+      if (parseRange(value, ignored) == RangeParse::Ignore) continue;  // S3 ignores a malformed Range
+    }
     if (streaming && name == "content-encoding") {
       std::string rest = stripAwsChunked(value);
       if (!rest.empty()) ur.headers.emplace_back(name, std::move(rest));
@@ -213,9 +217,21 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   std::optional<VerifiedBody> verified;
   if (hasBody) {
     verified.emplace(x.body, auth, payloadLength);
-    ur.source = &*verified;
-    ur.contentLength = payloadLength;
     ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
+    if (payloadLength && *payloadLength <= opts_.verifyBeforeSend) {
+      // Small body: verify it whole first, so a refused body never reaches the backend at all.
+      const bool ok = co_await readWhole(*verified, static_cast<std::size_t>(*payloadLength), ur.bufferedBody);
+      x.bytesIn = verified->clientBytes();
+      if (!ok) {
+        x.out.closeAfterResponse();
+        const S3Failure failure = verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
+        co_return co_await sendError(x, failure);
+      }
+      ur.contentLength = ur.bufferedBody.size();
+    } else {
+      ur.source = &*verified;
+      ur.contentLength = payloadLength;
+    }
   } else {
     ur.contentLength = 0;
     ur.payloadHash = std::string(kEmptySha256Hex);
@@ -248,6 +264,21 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     }
   }
   co_await relay(x, **resp);
+}
+
+http::Awaitable<bool> ProxyHandler::readWhole(upstream::BodySource& body, std::size_t expected, std::string& out) {
+  constexpr std::size_t kSpare = 64 * 1024;  // room to notice a body longer than declared
+  out.resize(expected + kSpare);
+  std::size_t have = 0;
+  for (;;) {
+    auto n = co_await body.read(boost::asio::buffer(out.data() + have, out.size() - have));
+    if (!n) co_return false;
+    if (*n == 0) break;
+    have += *n;
+    if (have > expected) co_return false;
+  }
+  out.resize(have);
+  co_return have == expected;
 }
 
 RangeFix ProxyHandler::rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const {

@@ -20,6 +20,9 @@ struct ProxyOptions {
   std::size_t bufferSize = 256 * 1024;               // relay buffer per request
   std::uint64_t maxObjectSize = 5ull * 1024 * 1024 * 1024;  // S3's single-PUT limit
   bool accessLog = true;
+  /// Bodies up to this size are read and verified whole before anything goes upstream (and can then
+  /// be retried); larger ones stream, their last byte held back until every check has passed.
+  std::size_t verifyBeforeSend = 1 << 20;
 };
 
 /// Shared, replaceable key table (reloads swap the pointer; requests keep the one they started with).
@@ -51,6 +54,7 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
   RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
   http::Awaitable<void> relay(Exchange& x, upstream::UpstreamResponse& resp);
+  http::Awaitable<bool> readWhole(upstream::BodySource& body, std::size_t expected, std::string& out);
   std::string newRequestId();
   void logAccess(const Exchange& x);
   std::unique_ptr<char[]> takeBuffer();

@@ -27,7 +27,7 @@ RangeParse parseRange(std::string_view header, ByteRange& out) {
   constexpr std::string_view kPrefix = "bytes=";
   if (header.substr(0, kPrefix.size()) != kPrefix) return RangeParse::Ignore;
   std::string_view spec = trim(header.substr(kPrefix.size()));
-  if (spec.find(',') != std::string_view::npos) return RangeParse::Ignore;
+  if (spec.find(',') != std::string_view::npos) return RangeParse::MultiRange;
   auto dash = spec.find('-');
   if (dash == std::string_view::npos) return RangeParse::Ignore;
   std::string_view a = trim(spec.substr(0, dash)), b = trim(spec.substr(dash + 1));

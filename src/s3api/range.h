@@ -16,11 +16,11 @@ struct ByteRange {
 
 enum class RangeParse {
   Ok,
-  Ignore,  // malformed or multi-range: S3 ignores the header and returns the whole object
+  Ignore,      // malformed ("bytes=5-1", "items=0-1"): S3 ignores it and returns the whole object
+  MultiRange,  // "bytes=0-1,5-6": answered as the backend answers it
 };
 
-/// Parses a Range header. Multi-range and malformed headers come back as Ignore (S3 serves 200 with
-/// the whole object for those).
+/// Parses a Range header.
 RangeParse parseRange(std::string_view header, ByteRange& out);
 
 struct ResolvedRange {

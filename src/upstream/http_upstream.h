@@ -52,8 +52,12 @@ class HttpUpstream final : public Upstream {
   std::unique_ptr<asio::ssl::context> tls_;
   ConnectionPool pool_;
   sigv4::RequestSigner signer_;
+  std::unique_ptr<char[]> takeBuffer();
+  void giveBuffer(std::unique_ptr<char[]> b);
+
   std::mt19937_64 rng_;
-  std::vector<char> buffer_;
+  // Request-body buffers. Each request streaming on this thread holds its own: coroutines interleave.
+  std::vector<std::unique_ptr<char[]>> freeBuffers_;
 };
 
 }  // namespace granary::upstream

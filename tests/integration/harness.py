@@ -115,6 +115,15 @@ class Granary:
         with open(self.log, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def wait_for_log(self, text, count=1, timeout=5.0):
+        """Waits until `text` appears `count` times in the log; returns the count seen."""
+        deadline = time.time() + timeout
+        while True:
+            n = self.log_text().count(text)
+            if n >= count or time.time() > deadline:
+                return n
+            time.sleep(0.05)
+
     def stop(self, expect_clean=True):
         """SIGTERM and wait; returns the exit code (a crash or sanitizer report fails the caller)."""
         if self.proc.poll() is None:
