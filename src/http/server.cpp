@@ -44,8 +44,10 @@ void Shard::beginShutdown() {
   for (SessionState* s : sessions_) {
     if (s->idle) s->stream->socket().close(ec);  // wake the idle read; the session ends itself
   }
-  if (handler) handler->shutdown();
-  if (sessions_.empty()) return;
+  if (sessions_.empty()) {
+    lastSessionEnded();
+    return;
+  }
   // At the deadline, cut whatever is still in flight.
   deadline_ = std::make_unique<asio::steady_timer>(ioc, opts_.shutdownTimeout);
   deadline_->async_wait([this](error_code e) {
@@ -53,6 +55,15 @@ void Shard::beginShutdown() {
     error_code ignored;
     for (SessionState* s : sessions_) s->stream->socket().close(ignored);
   });
+}
+
+void Shard::lastSessionEnded() {
+  // In-flight requests may still have needed the handler's backend connections until now.
+  if (deadline_) deadline_->cancel();
+  if (handler && !handlerStopped_) {
+    handlerStopped_ = true;
+    handler->shutdown();
+  }
 }
 
 Server::Server(ServerOptions opts, HandlerFactory factory) : opts_(std::move(opts)), factory_(std::move(factory)) {

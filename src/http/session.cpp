@@ -187,7 +187,7 @@ Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
     ~Leave() {
       shard->sessions_.erase(state);
       --shard->open;
-      if (shard->stopping_ && shard->sessions_.empty() && shard->deadline_) shard->deadline_->cancel();
+      if (shard->stopping_ && shard->sessions_.empty()) shard->lastSessionEnded();
     }
   } leave{this, &state};
 

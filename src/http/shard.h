@@ -34,11 +34,14 @@ class Shard {
   Awaitable<void> session(asio::ip::tcp::socket socket, std::uint64_t id);
   /// Runs on this shard's thread.
   void beginShutdown();
+  /// After shutdown began and the last session ended: stop the deadline and the handler.
+  void lastSessionEnded();
 
  private:
   const ServerOptions& opts_;
   unsigned index_;
   bool stopping_ = false;
+  bool handlerStopped_ = false;
   std::uint64_t nextConnection_ = 0;
   std::unordered_set<SessionState*> sessions_;
   std::unique_ptr<asio::steady_timer> deadline_;
