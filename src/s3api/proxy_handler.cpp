@@ -103,23 +103,16 @@ struct ProxyHandler::Exchange {
 
 ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
                            std::unique_ptr<upstream::Upstream> upstream)
-    : opts_(std::move(opts)), keys_(std::move(keys)), upstream_(std::move(upstream)), rng_(std::random_device{}()) {}
+    : opts_(std::move(opts)),
+      keys_(std::move(keys)),
+      upstream_(std::move(upstream)),
+      rng_(std::random_device{}()),
+      buffers_(opts_.bufferSize, kMaxFreeBuffers) {}
 
 std::string ProxyHandler::newRequestId() {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llX", static_cast<unsigned long long>(rng_()));
   return buf;
-}
-
-std::unique_ptr<char[]> ProxyHandler::takeBuffer() {
-  if (freeBuffers_.empty()) return std::make_unique<char[]>(opts_.bufferSize);
-  auto b = std::move(freeBuffers_.back());
-  freeBuffers_.pop_back();
-  return b;
-}
-
-void ProxyHandler::giveBuffer(std::unique_ptr<char[]> b) {
-  if (b && freeBuffers_.size() < kMaxFreeBuffers) freeBuffers_.push_back(std::move(b));
 }
 
 std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status, std::string_view code,
@@ -329,20 +322,19 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
   if (!bodyless) {
     std::uint64_t skip = fix.kind == RangeFix::Kind::Trim ? fix.skip : 0;
     std::uint64_t left = fix.kind == RangeFix::Kind::Trim ? fix.length : UINT64_MAX;
-    auto buf = takeBuffer();
+    BufferPool::Lease buf(buffers_);
     while (left > 0) {
-      auto n = co_await resp.read(boost::asio::buffer(buf.get(), opts_.bufferSize));
+      auto n = co_await resp.read(boost::asio::buffer(buf.data(), buf.size()));
       if (!n) {
         // The backend failed mid-body. Bytes already went out, so no retry and no error document:
         // cutting the connection is the only honest signal (the client sees a short body).
         spdlog::warn("{} {} /{}/{}: backend body failed after {} bytes: {}", x.requestId, x.op, x.routed.bucket,
                      x.routed.key, x.bytesOut, n.error().message());
         x.errorCode = "BackendBodyFailed";
-        giveBuffer(std::move(buf));
         co_return;
       }
       if (*n == 0) break;
-      const char* p = buf.get();
+      const char* p = buf.data();
       std::size_t len = *n;
       const std::size_t dropped = static_cast<std::size_t>(std::min<std::uint64_t>(skip, len));
       skip -= dropped;
@@ -352,13 +344,11 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
       if (len == 0) continue;
       if (co_await x.out.writeBody(boost::asio::buffer(p, len))) {
         x.errorCode = "ClientGone";
-        giveBuffer(std::move(buf));
         co_return;
       }
       left -= len;
       x.bytesOut += len;
     }
-    giveBuffer(std::move(buf));
     if (fix.kind == RangeFix::Kind::Trim && left > 0) {
       x.errorCode = "BackendBodyShort";
       co_return;  // the backend body ended early: cut the connection rather than finish short

@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 
+#include "common/buffer_pool.h"
 #include "http/handler.h"
 #include "s3api/auth.h"
 #include "s3api/errors.h"
@@ -57,14 +58,12 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<bool> readWhole(upstream::BodySource& body, std::size_t expected, std::string& out);
   std::string newRequestId();
   void logAccess(const Exchange& x);
-  std::unique_ptr<char[]> takeBuffer();
-  void giveBuffer(std::unique_ptr<char[]> b);
 
   ProxyOptions opts_;
   std::shared_ptr<KeyStore> keys_;
   std::unique_ptr<upstream::Upstream> upstream_;
   std::mt19937_64 rng_;
-  std::vector<std::unique_ptr<char[]>> freeBuffers_;  // relay buffers, reused across requests
+  BufferPool buffers_;  // relay buffers: each request relaying a body holds its own
 };
 
 }  // namespace granary::s3api

@@ -96,18 +96,8 @@ HttpUpstream::HttpUpstream(asio::any_io_executor ex, HttpUpstreamOptions opts)
       tls_(makeTlsContext(opts_)),
       pool_(ex, opts_.endpoint, tls_.get(), opts_.pool),
       signer_(opts_.credentials, opts_.region),
-      rng_(std::random_device{}()) {}
-
-std::unique_ptr<char[]> HttpUpstream::takeBuffer() {
-  if (freeBuffers_.empty()) return std::make_unique<char[]>(opts_.bodyBufferSize);
-  auto b = std::move(freeBuffers_.back());
-  freeBuffers_.pop_back();
-  return b;
-}
-
-void HttpUpstream::giveBuffer(std::unique_ptr<char[]> b) {
-  if (freeBuffers_.size() < 16) freeBuffers_.push_back(std::move(b));
-}
+      rng_(std::random_device{}()),
+      buffers_(opts_.bodyBufferSize, 16) {}
 
 HttpUpstream::~HttpUpstream() = default;
 
@@ -155,25 +145,18 @@ Awaitable<boost::system::error_code> HttpUpstream::writeRequest(Connection& conn
   if (ec) co_return ec;
 
   std::uint64_t sent = 0;
-  std::unique_ptr<char[]> buffer;
-  if (streaming) buffer = takeBuffer();
-  struct Return {
-    HttpUpstream* self;
-    std::unique_ptr<char[]>& b;
-    ~Return() {
-      if (b) self->giveBuffer(std::move(b));
-    }
-  } giveBack{this, buffer};
+  std::optional<BufferPool::Lease> buffer;
+  if (streaming) buffer.emplace(buffers_);
   for (;;) {
     std::size_t chunk = 0;
     if (!streaming) {
       if (sent < req.bufferedBody.size()) chunk = req.bufferedBody.size();
       r.body().data = req.bufferedBody.data();
     } else {
-      auto got = co_await req.source->read(asio::buffer(buffer.get(), opts_.bodyBufferSize));
+      auto got = co_await req.source->read(asio::buffer(buffer->data(), buffer->size()));
       if (!got) co_return make_error_code(Error::BodySourceFailed);
       chunk = *got;
-      r.body().data = buffer.get();
+      r.body().data = buffer->data();
     }
     if (req.contentLength && streaming && sent + chunk > *req.contentLength)
       co_return make_error_code(Error::BodySourceFailed);

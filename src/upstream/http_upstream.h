@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "common/buffer_pool.h"
 #include "common/sigv4.h"
 #include "upstream/connection_pool.h"
 #include "upstream/endpoint.h"
@@ -52,12 +53,8 @@ class HttpUpstream final : public Upstream {
   std::unique_ptr<asio::ssl::context> tls_;
   ConnectionPool pool_;
   sigv4::RequestSigner signer_;
-  std::unique_ptr<char[]> takeBuffer();
-  void giveBuffer(std::unique_ptr<char[]> b);
-
   std::mt19937_64 rng_;
-  // Request-body buffers. Each request streaming on this thread holds its own: coroutines interleave.
-  std::vector<std::unique_ptr<char[]>> freeBuffers_;
+  BufferPool buffers_;  // request-body buffers: each streaming request holds its own
 };
 
 }  // namespace granary::upstream
