@@ -1,5 +1,6 @@
 #include "s3api/proxy_handler.h"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,8 @@ namespace granary::s3api {
 namespace {
 
 namespace bhttp = boost::beast::http;
+using namespace boost::asio::experimental::awaitable_operators;
+using boost::system::error_code;
 using upstream::UpstreamResponsePtr;
 constexpr std::size_t kMaxFreeBuffers = 32;
 
@@ -322,9 +325,13 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
   if (!bodyless) {
     std::uint64_t skip = fix.kind == RangeFix::Kind::Trim ? fix.skip : 0;
     std::uint64_t left = fix.kind == RangeFix::Kind::Trim ? fix.length : UINT64_MAX;
-    BufferPool::Lease buf(buffers_);
-    while (left > 0) {
-      auto n = co_await resp.read(boost::asio::buffer(buf.data(), buf.size()));
+    // Two buffers: the client is sent one while the next is read from the backend, so the backend's
+    // socket keeps draining (a ping-pong relay lets its window fill and throttles the backend).
+    BufferPool::Lease a(buffers_), b(buffers_);
+    char* cur = a.data();
+    char* next = b.data();
+    auto n = co_await resp.read(boost::asio::buffer(cur, a.size()));
+    for (;;) {
       if (!n) {
         // The backend failed mid-body. Bytes already went out, so no retry and no error document:
         // cutting the connection is the only honest signal (the client sees a short body).
@@ -334,20 +341,27 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
         co_return;
       }
       if (*n == 0) break;
-      const char* p = buf.data();
-      std::size_t len = *n;
-      const std::size_t dropped = static_cast<std::size_t>(std::min<std::uint64_t>(skip, len));
+      const std::size_t dropped = static_cast<std::size_t>(std::min<std::uint64_t>(skip, *n));
       skip -= dropped;
-      p += dropped;
-      len -= dropped;
-      len = static_cast<std::size_t>(std::min<std::uint64_t>(len, left));
-      if (len == 0) continue;
-      if (co_await x.out.writeBody(boost::asio::buffer(p, len))) {
+      const char* p = cur + dropped;
+      const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(*n - dropped, left));
+      left -= len;
+      error_code wec;
+      if (left == 0) {  // the last bytes wanted: nothing more to read
+        wec = co_await x.out.writeBody(boost::asio::buffer(p, len));
+      } else {
+        auto [w, r] = co_await (x.out.writeBody(boost::asio::buffer(p, len)) &&
+                                resp.read(boost::asio::buffer(next, b.size())));
+        wec = w;
+        n = std::move(r);
+        std::swap(cur, next);
+      }
+      if (wec) {
         x.errorCode = "ClientGone";
         co_return;
       }
-      left -= len;
       x.bytesOut += len;
+      if (left == 0) break;
     }
     if (fix.kind == RangeFix::Kind::Trim && left > 0) {
       x.errorCode = "BackendBodyShort";

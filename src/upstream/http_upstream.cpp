@@ -43,10 +43,17 @@ class HttpUpstreamResponse final : public UpstreamResponse {
  public:
   HttpUpstreamResponse(ConnectionPool& pool, ConnectionPtr conn, std::unique_ptr<ResponseParser> parser,
                        std::chrono::milliseconds readTimeout)
-      : pool_(pool), conn_(std::move(conn)), parser_(std::move(parser)), readTimeout_(readTimeout) {}
+      : pool_(pool), conn_(std::move(conn)), parser_(std::move(parser)), readTimeout_(readTimeout) {
+    // A Content-Length body (what S3 sends) is read straight from the socket into the caller's
+    // buffer: large reads, no copy through the parser. Chunked bodies go through the parser.
+    if (!parser_->is_done() && parser_->content_length()) {
+      direct_ = true;
+      remaining_ = *parser_->content_length();
+    }
+  }
 
   ~HttpUpstreamResponse() override {
-    if (conn_) pool_.release(std::move(conn_), parser_->is_done() && parser_->keep_alive());
+    if (conn_) pool_.release(std::move(conn_), done() && parser_->keep_alive());
   }
 
   const ResponseHeader& header() const override { return parser_->get().base(); }
@@ -55,9 +62,10 @@ class HttpUpstreamResponse final : public UpstreamResponse {
     if (cl) return *cl;
     return std::nullopt;
   }
-  bool done() const override { return parser_->is_done(); }
+  bool done() const override { return direct_ ? remaining_ == 0 : parser_->is_done(); }
 
   Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
+    if (direct_) co_return co_await readDirect(buf);
     for (;;) {
       if (parser_->is_done()) {
         if (conn_) pool_.release(std::move(conn_), parser_->keep_alive());
@@ -71,10 +79,7 @@ class HttpUpstreamResponse final : public UpstreamResponse {
         return bhttp::async_read(s, conn_->buffer, *parser_, kTuple);
       });
       if (ec == bhttp::error::need_buffer) ec = {};
-      if (ec) {
-        pool_.release(std::move(conn_), false);
-        co_return ec == beast::error::timeout ? make_error_code(Error::ResponseTimeout) : ec;
-      }
+      if (ec) co_return fail(ec);
       std::size_t got = buf.size() - parser_->get().body().size;
       if (parser_->is_done()) pool_.release(std::move(conn_), parser_->keep_alive());
       if (got > 0 || !conn_) co_return got;
@@ -82,10 +87,42 @@ class HttpUpstreamResponse final : public UpstreamResponse {
   }
 
  private:
+  boost::system::error_code fail(boost::system::error_code ec) {
+    if (conn_) pool_.release(std::move(conn_), false);
+    return ec == beast::error::timeout ? make_error_code(Error::ResponseTimeout) : ec;
+  }
+
+  Awaitable<boost::system::result<std::size_t>> readDirect(asio::mutable_buffer buf) {
+    if (remaining_ == 0) {
+      if (conn_) pool_.release(std::move(conn_), parser_->keep_alive());
+      co_return std::size_t{0};
+    }
+    if (!conn_) co_return make_error_code(asio::error::not_connected);
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
+    std::size_t got = 0;
+    if (conn_->buffer.size() > 0) {  // body bytes that arrived with the header
+      got = asio::buffer_copy(asio::buffer(buf.data(), want), conn_->buffer.data());
+      conn_->buffer.consume(got);
+    } else {
+      conn_->tcp().expires_after(readTimeout_);
+      auto [ec, n] = co_await onStream(*conn_, [&](auto& s) {
+        return s.async_read_some(asio::buffer(buf.data(), want), kTuple);
+      });
+      if (ec == asio::error::eof) ec = bhttp::error::partial_message;  // closed before the declared length
+      if (ec) co_return fail(ec);
+      got = n;
+    }
+    remaining_ -= got;
+    if (remaining_ == 0) pool_.release(std::move(conn_), parser_->keep_alive());
+    co_return got;
+  }
+
   ConnectionPool& pool_;
   ConnectionPtr conn_;
   std::unique_ptr<ResponseParser> parser_;
   std::chrono::milliseconds readTimeout_;
+  bool direct_ = false;
+  std::uint64_t remaining_ = 0;
 };
 
 }  // namespace
