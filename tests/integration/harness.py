@@ -87,6 +87,9 @@ class Origin:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+STARTED = []  # every Granary started in this process, for the failure report
+
+
 class Granary:
     def __init__(self, backend_url, extra=(), client_keys=(CLIENT_KEY,), backend_key=ORIGIN_KEY, threads=2):
         fd, self.log = tempfile.mkstemp(prefix="granary-", suffix=".log")
@@ -99,6 +102,7 @@ class Granary:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         m = _wait_for_line(self.proc, r"granary listening on http://127\.0\.0\.1:(\d+)", 30, self.log)
         self.port = int(m.group(1))
+        STARTED.append(self)
 
     @property
     def url(self):

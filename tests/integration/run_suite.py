@@ -24,6 +24,12 @@ print("suite %s: python %s, boto3 %s, aws %s" % (args.suite, sys.version.split()
 suite = unittest.defaultTestLoader.loadTestsFromName("test_" + args.suite)
 result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
 failed = len(result.failures) + len(result.errors)
+if failed:
+    import harness
+    for g in harness.STARTED:
+        tail = g.log_text().splitlines()[-40:]
+        print("---- granary on port %d: last %d log lines (%s)" % (g.port, len(tail), g.log))
+        print("\n".join(tail))
 print("%d passed, %d failed, %d skipped" % (result.testsRun - failed - len(result.skipped), failed,
                                             len(result.skipped)))
 sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)

@@ -3,6 +3,7 @@ everything A re-signs (paths, queries, odd keys, bodies) must verify at B."""
 import hashlib
 import os
 import subprocess
+import tempfile
 import unittest
 
 from botocore.exceptions import ClientError
@@ -50,8 +51,8 @@ class Chain(unittest.TestCase):
 
     def test_ranges_multipart_and_presigned(self):
         data = os.urandom(12 << 20)
-        src = "/tmp/granary-chain.bin"
-        with open(src, "wb") as f:
+        fd, src = tempfile.mkstemp(prefix="granary-chain-")  # suites run in parallel: never a fixed path
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
         harness.aws(front.url, "s3", "cp", src, "s3://%s/mp/big" % BUCKET)  # multipart: 8 MiB parts
         self.assertEqual(s3.get_object(Bucket=BUCKET, Key="mp/big", Range="bytes=100-199")["Body"].read(), data[100:200])
