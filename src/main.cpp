@@ -138,6 +138,41 @@ std::shared_ptr<const s3api::KeyTable> keyTable(const Config& cfg) {
   return t;
 }
 
+http::ServerOptions serverOptions(const Config& cfg, const asio::ip::tcp::endpoint& listen) {
+  http::ServerOptions so;
+  so.listen = listen;
+  so.threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+  so.idleTimeout = cfg.idleTimeout;
+  so.readTimeout = cfg.readTimeout;
+  so.writeTimeout = cfg.writeTimeout;
+  so.shutdownTimeout = cfg.shutdownTimeout;
+  return so;
+}
+
+upstream::HttpUpstreamOptions upstreamOptions(const Config& cfg, const upstream::Endpoint& backend) {
+  upstream::HttpUpstreamOptions uo;
+  uo.endpoint = backend;
+  uo.region = cfg.backend.region;
+  uo.credentials = {cfg.backend.accessKey, cfg.backend.secretKey, cfg.backend.sessionToken};
+  uo.caFile = cfg.backend.caFile;
+  uo.verifyTls = cfg.backend.verifyTls;
+  uo.pool.maxConnections = cfg.backend.maxConnections;
+  uo.pool.connectTimeout = cfg.backend.connectTimeout;
+  uo.pool.idleTimeout = cfg.backend.idleTimeout;
+  uo.readTimeout = cfg.backend.readTimeout;
+  uo.retry.maxAttempts = static_cast<int>(cfg.backend.maxRetries) + 1;
+  return uo;
+}
+
+s3api::ProxyOptions proxyOptions(const Config& cfg) {
+  s3api::ProxyOptions po;
+  po.domain = cfg.domain;
+  po.auth.allowAnonymous = cfg.anonymous;
+  po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
+  po.accessLog = cfg.accessLog;
+  return po;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,31 +208,9 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::flush_on(spdlog::level::info);  // access lines appear as requests finish
 
-  http::ServerOptions so;
-  so.listen = listen;
-  so.threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-  so.idleTimeout = cfg.idleTimeout;
-  so.readTimeout = cfg.readTimeout;
-  so.writeTimeout = cfg.writeTimeout;
-  so.shutdownTimeout = cfg.shutdownTimeout;
-
-  upstream::HttpUpstreamOptions uo;
-  uo.endpoint = backend;
-  uo.region = cfg.backend.region;
-  uo.credentials = {cfg.backend.accessKey, cfg.backend.secretKey, cfg.backend.sessionToken};
-  uo.caFile = cfg.backend.caFile;
-  uo.verifyTls = cfg.backend.verifyTls;
-  uo.pool.maxConnections = cfg.backend.maxConnections;
-  uo.pool.connectTimeout = cfg.backend.connectTimeout;
-  uo.pool.idleTimeout = cfg.backend.idleTimeout;
-  uo.readTimeout = cfg.backend.readTimeout;
-  uo.retry.maxAttempts = static_cast<int>(cfg.backend.maxRetries) + 1;
-
-  s3api::ProxyOptions po;
-  po.domain = cfg.domain;
-  po.auth.allowAnonymous = cfg.anonymous;
-  po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
-  po.accessLog = cfg.accessLog;
+  const http::ServerOptions so = serverOptions(cfg, listen);
+  const upstream::HttpUpstreamOptions uo = upstreamOptions(cfg, backend);
+  const s3api::ProxyOptions po = proxyOptions(cfg);
   auto keys = std::make_shared<s3api::KeyStore>(keyTable(cfg));
 
   std::unique_ptr<http::Server> server;

@@ -170,6 +170,36 @@ std::optional<std::pair<Status, std::string_view>> checkHeaderLimits(const Reque
   return std::nullopt;
 }
 
+/// Reads and discards a small unread request body so the connection can serve the next request.
+/// @return false when the connection must close instead: the body is too large, the client waits for a
+///         100 Continue it never got (it will not send the body), or reading failed.
+Awaitable<bool> drainUnread(SessionBodyReader& body, std::size_t limit) {
+  if (!body.continueSent()) co_return false;
+  std::vector<char> scratch(64 * 1024);
+  std::size_t drained = 0;
+  while (!body.done() && drained <= limit) {
+    auto r = co_await body.read(asio::buffer(scratch));
+    if (!r) co_return false;
+    drained += *r;
+  }
+  co_return body.done();
+}
+
+/// Answers a request header that could not be read, unless the client simply went away.
+Awaitable<void> answerReadError(beast::tcp_stream& stream, RequestHandler& handler, const ServerOptions& opts,
+                                error_code ec) {
+  if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == beast::error::timeout || ec == asio::error::operation_aborted)
+    co_return;
+  if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+    co_await sendProtocolError(stream, handler, opts, Status::request_header_fields_too_large,
+                               "RequestHeaderSectionTooLarge",
+                               "Your request header section exceeds the maximum allowed size.");
+  else
+    co_await sendProtocolError(stream, handler, opts, Status::bad_request, "BadRequest",
+                               "Malformed HTTP request: " + ec.message());
+}
+
 }  // namespace
 
 Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
@@ -209,16 +239,7 @@ Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
     stream.expires_after(opts_.readTimeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
     if (ec) {
-      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-          ec == beast::error::timeout || ec == asio::error::operation_aborted)
-        break;
-      if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
-        co_await sendProtocolError(stream, *handler, opts_, Status::request_header_fields_too_large,
-                                   "RequestHeaderSectionTooLarge",
-                                   "Your request header section exceeds the maximum allowed size.");
-      else
-        co_await sendProtocolError(stream, *handler, opts_, Status::bad_request, "BadRequest",
-                                   "Malformed HTTP request: " + ec.message());
+      co_await answerReadError(stream, *handler, opts_, ec);
       break;
     }
     const RequestHeader& req = parser.get().base();
@@ -245,20 +266,7 @@ Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
     }
     if (!writer.finished()) break;  // the handler gave up mid-response: the client sees a cut body
     if (!writer.keepAlive() || stopping_) break;
-    if (!body.done()) {
-      // Keep the connection only if the unread body is small enough to drain quickly. A client that
-      // sent Expect: 100-continue and got no 100 will not send it at all, so close instead.
-      if (!body.continueSent()) break;
-      std::vector<char> scratch(64 * 1024);
-      std::size_t drained = 0;
-      bool ok = true;
-      while (!body.done() && drained <= opts_.drainLimit) {
-        auto r = co_await body.read(asio::buffer(scratch));
-        if (!r) { ok = false; break; }
-        drained += *r;
-      }
-      if (!ok || !body.done()) break;
-    }
+    if (!body.done() && !co_await drainUnread(body, opts_.drainLimit)) break;
   }
   error_code ec;
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);

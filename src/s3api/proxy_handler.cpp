@@ -168,28 +168,8 @@ std::optional<S3Failure> ProxyHandler::planBody(const Exchange& x, const Verifie
   return std::nullopt;
 }
 
-http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
-  const auto keys = keys_->get();
-  AuthInput in;
-  in.method = x.req.method_string();
-  in.rawPath = x.routed.rawPath;
-  in.decodedPath = x.routed.decodedPath;
-  in.query = &x.routed.query;
-  in.headers = &x.headers;
-  in.now = std::chrono::system_clock::now();
-  in.bucket = x.routed.bucket;
-  in.virtualHosted = x.routed.virtualHosted;
-  AuthResult ar = verifyRequest(in, *keys, opts_.auth);
-  if (ar.failure) co_return co_await sendError(x, *ar.failure);
-  const VerifiedAuth& auth = ar.auth;
-  x.accessKey = auth.accessKey;
-
-  // What the body is and how long it will be once decoded.
+upstream::UpstreamRequest ProxyHandler::upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const {
   const bool streaming = isStreaming(auth.payload);
-  std::optional<std::uint64_t> payloadLength;
-  bool hasBody = false;
-  if (auto bad = planBody(x, auth, payloadLength, hasBody)) co_return co_await sendError(x, *bad);
-
   upstream::UpstreamRequest ur;
   ur.method = x.req.method();
   ur.bucket = x.routed.bucket;
@@ -209,6 +189,31 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     }
     ur.headers.emplace_back(name, value);
   }
+  return ur;
+}
+
+http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
+  const auto keys = keys_->get();
+  AuthInput in;
+  in.method = x.req.method_string();
+  in.rawPath = x.routed.rawPath;
+  in.decodedPath = x.routed.decodedPath;
+  in.query = &x.routed.query;
+  in.headers = &x.headers;
+  in.now = std::chrono::system_clock::now();
+  in.bucket = x.routed.bucket;
+  in.virtualHosted = x.routed.virtualHosted;
+  AuthResult ar = verifyRequest(in, *keys, opts_.auth);
+  if (ar.failure) co_return co_await sendError(x, *ar.failure);
+  const VerifiedAuth& auth = ar.auth;
+  x.accessKey = auth.accessKey;
+
+  // What the body is and how long it will be once decoded.
+  std::optional<std::uint64_t> payloadLength;
+  bool hasBody = false;
+  if (auto bad = planBody(x, auth, payloadLength, hasBody)) co_return co_await sendError(x, *bad);
+
+  upstream::UpstreamRequest ur = upstreamRequestFor(x, auth);
 
   std::optional<VerifiedBody> verified;
   if (hasBody) {
@@ -287,18 +292,8 @@ RangeFix ProxyHandler::rangeFixFor(const Exchange& x, const upstream::UpstreamRe
   return planRangeFix(wanted, h.result_int(), h[bhttp::field::content_range], resp.contentLength());
 }
 
-http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamResponse& resp) {
-  RangeFix fix = rangeFixFor(x, resp);
-  if (fix.kind == RangeFix::Kind::Refetch) {
-    // Even the absolute request came back without the bytes: refuse rather than serve wrong ones.
-    const S3Failure bad{S3Error::InternalError, "The backend did not return the requested range.", {}};
-    co_return co_await sendError(x, bad);
-  }
-  if (fix.kind == RangeFix::Kind::Unsatisfiable) {
-    const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", std::string(x.req[bhttp::field::range])},
-                                                    {"ActualObjectSize", std::to_string(fix.total)}}};
-    co_return co_await sendError(x, bad, "bytes */" + std::to_string(fix.total));
-  }
+http::ResponseHeader ProxyHandler::responseHeaderFor(Exchange& x, const upstream::UpstreamResponse& resp,
+                                                     const RangeFix& fix) const {
   const auto& in = resp.header();
   http::ResponseHeader h;
   h.result(in.result_int());
@@ -319,6 +314,24 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
   const bool bodyless = x.req.method() == bhttp::verb::head || status == 204 || status == 304 || status < 200;
   if (!bodyless && fix.kind != RangeFix::Kind::Trim && !resp.contentLength())
     h.set(bhttp::field::transfer_encoding, "chunked");
+  return h;
+}
+
+http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamResponse& resp) {
+  RangeFix fix = rangeFixFor(x, resp);
+  if (fix.kind == RangeFix::Kind::Refetch) {
+    // Even the absolute request came back without the bytes: refuse rather than serve wrong ones.
+    const S3Failure bad{S3Error::InternalError, "The backend did not return the requested range.", {}};
+    co_return co_await sendError(x, bad);
+  }
+  if (fix.kind == RangeFix::Kind::Unsatisfiable) {
+    const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", std::string(x.req[bhttp::field::range])},
+                                                    {"ActualObjectSize", std::to_string(fix.total)}}};
+    co_return co_await sendError(x, bad, "bytes */" + std::to_string(fix.total));
+  }
+  http::ResponseHeader h = responseHeaderFor(x, resp, fix);
+  const unsigned status = h.result_int();
+  const bool bodyless = x.req.method() == bhttp::verb::head || status == 204 || status == 304 || status < 200;
   x.status = status;
 
   if (co_await x.out.writeHeader(std::move(h))) co_return;

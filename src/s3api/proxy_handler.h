@@ -54,6 +54,8 @@ class ProxyHandler final : public http::RequestHandler {
                                     std::optional<std::uint64_t>& payloadLength, bool& hasBody) const;
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
   RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
+  upstream::UpstreamRequest upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const;
+  http::ResponseHeader responseHeaderFor(Exchange& x, const upstream::UpstreamResponse& resp, const RangeFix& fix) const;
   http::Awaitable<void> relay(Exchange& x, upstream::UpstreamResponse& resp);
   http::Awaitable<bool> readWhole(upstream::BodySource& body, std::size_t expected, std::string& out);
   std::string newRequestId();
