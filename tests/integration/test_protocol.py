@@ -161,6 +161,32 @@ class Connections(Base):
             self.assertNotEqual(r.getheader("Connection", "").lower(), "close")
         conn.close()
 
+    def test_sighup_reloads_client_keys(self):
+        import os
+        import signal
+        import tempfile
+        fd, path = tempfile.mkstemp(suffix=".toml")
+        os.close(fd)
+
+        def write(ak, sk):
+            with open(path, "w") as f:
+                f.write('[backend]\nendpoint = "%s"\naccess_key = "S3RVER"\nsecret_key = "S3RVER"\n'
+                        '[[client_keys]]\naccess_key = "%s"\nsecret_key = "%s"\n' % (origin.url, ak, sk))
+        write("OLDKEY", "old-secret")
+        g = harness.Granary(origin.url, extra=["--config", path], client_keys=())
+        try:
+            harness.boto3_client(g.url, key=("OLDKEY", "old-secret")).list_buckets()
+            write("NEWKEY", "new-secret")
+            g.proc.send_signal(signal.SIGHUP)
+            self.assertEqual(g.wait_for_log("reloaded 1 client keys"), 1)
+            harness.boto3_client(g.url, key=("NEWKEY", "new-secret")).list_buckets()
+            with self.assertRaises(ClientError) as e:
+                harness.boto3_client(g.url, key=("OLDKEY", "old-secret")).list_buckets()
+            self.assertEqual(harness.error_code(e.exception), ("InvalidAccessKeyId", 403))
+        finally:
+            g.stop()
+            os.unlink(path)
+
     def test_graceful_stop_finishes_in_flight_download(self):
         g = harness.Granary(origin.url)
         data = b"q" * (64 << 20)

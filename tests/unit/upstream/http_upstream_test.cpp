@@ -241,3 +241,43 @@ TEST_CASE("upstream: requests are path-style, re-signed, and empty key segments 
   CHECK(auth.rfind("AWS4-HMAC-SHA256 Credential=AK/", 0) == 0);
   CHECK(auth.find("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-meta-color") != std::string::npos);
 }
+
+TEST_CASE("upstream: the per-thread connection cap makes requests wait, not fail", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int i) { return reply(200, "r" + std::to_string(i)); });
+  asio::io_context ioc;
+  auto o = options(be.port());
+  o.pool.maxConnections = 1;
+  HttpUpstream up(ioc.get_executor(), o);
+  std::vector<UpstreamRequest> reqs(4, getRequest());
+  std::vector<Outcome> outs(4);
+  for (int i = 0; i < 4; ++i) asio::co_spawn(ioc, exchange(up, reqs[i], outs[i]), asio::detached);
+  ioc.run();
+  for (const auto& out : outs) {
+    CHECK(out.status == 200);
+    CHECK_FALSE(out.error);
+  }
+  CHECK(be.connections() == 1);  // four requests, one connection, taken in turn
+  CHECK(up.pool().total() == 1);
+}
+
+TEST_CASE("upstream: a cap held past the connect timeout reports PoolExhausted", "[net][upstream]") {
+  ScriptedBackend be([](const auto&, int) { return reply(200, std::string(1000, 'x')); });
+  asio::io_context ioc;
+  auto o = options(be.port());
+  o.pool.maxConnections = 1;
+  o.pool.connectTimeout = std::chrono::milliseconds(200);
+  o.retry.maxAttempts = 1;
+  HttpUpstream up(ioc.get_executor(), o);
+  auto first = getRequest(), second = getRequest();
+  UpstreamResponsePtr held;
+  boost::system::error_code secondError;
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    auto r = co_await up.send(first);  // header read, body left unread: the connection stays taken
+    if (r) held = std::move(*r);
+    auto r2 = co_await up.send(second);
+    if (!r2) secondError = r2.error();
+  }, asio::detached);
+  ioc.run();
+  REQUIRE(held);
+  CHECK(secondError == Error::PoolExhausted);
+}
