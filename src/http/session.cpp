@@ -31,10 +31,17 @@ class SessionBodyReader final : public BodyReader {
                     const ServerOptions& opts)
       : stream_(stream), buffer_(buffer), parser_(parser), opts_(opts) {
     expectContinue_ = beast::iequals(parser_.get()[bhttp::field::expect], "100-continue");
+    // A Content-Length body is read straight from the socket into the caller's buffer (large reads, no
+    // copy through the parser), never past its end, so pipelined requests behind it stay in `buffer`.
+    // Chunked bodies go through the parser.
+    if (!parser_.is_done() && parser_.content_length()) {
+      direct_ = true;
+      remaining_ = *parser_.content_length();
+    }
   }
 
   Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
-    if (parser_.is_done() || buf.size() == 0) co_return std::size_t{0};
+    if (done() || buf.size() == 0) co_return std::size_t{0};
     if (expectContinue_) {
       expectContinue_ = false;
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -42,6 +49,7 @@ class SessionBodyReader final : public BodyReader {
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
       if (ec) co_return ec;
     }
+    if (direct_) co_return co_await readDirect(buf);
     for (;;) {
       parser_.get().body().data = buf.data();
       parser_.get().body().size = buf.size();
@@ -60,15 +68,34 @@ class SessionBodyReader final : public BodyReader {
     if (parser_.chunked()) return std::nullopt;
     return std::uint64_t{0};
   }
-  bool done() const override { return parser_.is_done(); }
+  bool done() const override { return direct_ ? remaining_ == 0 : parser_.is_done(); }
   bool continueSent() const { return !expectContinue_; }
 
  private:
+  Awaitable<boost::system::result<std::size_t>> readDirect(asio::mutable_buffer buf) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
+    std::size_t got = 0;
+    if (buffer_.size() > 0) {  // body bytes that arrived with the header
+      got = asio::buffer_copy(asio::buffer(buf.data(), want), buffer_.data());
+      buffer_.consume(got);
+    } else {
+      stream_.expires_after(opts_.readTimeout);
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf.data(), want), kTuple);
+      if (ec == asio::error::eof) ec = bhttp::error::partial_message;  // closed before the declared length
+      if (ec) co_return ec;
+      got = n;
+    }
+    remaining_ -= got;
+    co_return got;
+  }
+
   beast::tcp_stream& stream_;
   beast::flat_buffer& buffer_;
   Parser& parser_;
   const ServerOptions& opts_;
   bool expectContinue_ = false;
+  bool direct_ = false;
+  std::uint64_t remaining_ = 0;
 };
 
 class SessionWriter final : public ResponseWriter {

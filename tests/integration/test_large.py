@@ -12,7 +12,9 @@ import harness
 origin = granary = None
 BUCKET = "large-bucket"
 SIZE = 200 << 20
-RSS_LIMIT_KIB = 150 * 1024
+# 150 MiB for the release binary. Under ASan, RSS also holds shadow memory and the quarantine of freed
+# blocks (scripts/test caps it at 32 MiB): 256 MiB still fails if a 200 MiB object were held whole.
+RSS_LIMIT_KIB = (256 if os.environ.get("GRANARY_SANITIZED") else 150) * 1024
 
 
 def setUpModule():
