@@ -118,11 +118,13 @@ std::string ProxyHandler::newRequestId() {
   return buf;
 }
 
-std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status, std::string_view code,
+std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
                                         std::string_view message) {
   auto id = newRequestId();
   res.set(bhttp::field::content_type, "application/xml");
   res.set("x-amz-request-id", id);
+  if (opts_.accessLog)  // refused before a request existed: no remote, operation or key to report
+    spdlog::info("access id={} op=- status={} error={} in=0 out=0", id, static_cast<unsigned>(status), code);
   return renderErrorXml(code, message, "", id);
 }
 

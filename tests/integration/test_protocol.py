@@ -57,7 +57,10 @@ class MalformedInput(Base):
         self.assertIn(b"x-amz-request-id", resp.lower())
 
     def test_garbage_request_line(self):
-        self.assertS3Error(send_raw(b"NOT HTTP AT ALL\r\n\r\n"), 400, b"BadRequest")
+        resp = send_raw(b"NOT HTTP AT ALL\r\n\r\n")
+        self.assertS3Error(resp, 400, b"BadRequest")
+        request_id = resp.split(b"<RequestId>")[1].split(b"</RequestId>")[0].decode()
+        self.assertEqual(granary.wait_for_log("access id=%s op=- status=400 error=BadRequest" % request_id), 1)
 
     def test_header_line_over_8_kib(self):
         req = b"GET /%s/k HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % (BUCKET.encode(), b"a" * 9000)
