@@ -12,7 +12,6 @@ class Category final : public boost::system::error_category {
       case Error::ResponseTimeout: return "timed out waiting for the backend";
       case Error::PoolExhausted: return "no backend connection became free in time";
       case Error::BodySourceFailed: return "the request body failed while streaming";
-      case Error::BadEndpoint: return "the backend endpoint is malformed";
       case Error::ShuttingDown: return "shutting down";
     }
     return "unknown upstream error";

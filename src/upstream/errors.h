@@ -11,7 +11,6 @@ enum class Error {
   ResponseTimeout,      // the backend stopped sending
   PoolExhausted,        // every pooled connection stayed busy past the connect timeout
   BodySourceFailed,     // the body source reported an error (the client side; see its own status)
-  BadEndpoint,          // the configured endpoint cannot be parsed
   ShuttingDown,
 };
 

@@ -44,7 +44,6 @@ class HttpUpstream final : public Upstream {
   static std::string encodedPath(const UpstreamRequest& req);
 
  private:
-  struct Attempt;
   Awaitable<boost::system::result<UpstreamResponsePtr>> attempt(UpstreamRequest& req, bool& mayRetry);
   Awaitable<boost::system::error_code> writeRequest(Connection& conn, UpstreamRequest& req);
 
