@@ -47,6 +47,16 @@ Req getObjectExample() {
   return r;
 }
 
+/// The query of AWS's presigned-URL example (X-Amz-Signature last, X-Amz-Expires fourth).
+QueryParams presignedQuery(std::string expires, std::string signature) {
+  return {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+          {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"},
+          {"X-Amz-Date", "20130524T000000Z"},
+          {"X-Amz-Expires", std::move(expires)},
+          {"X-Amz-SignedHeaders", "host"},
+          {"X-Amz-Signature", std::move(signature)}};
+}
+
 S3Error errorOf(const AuthResult& r) {
   REQUIRE(r.failure);
   return r.failure->error;
@@ -179,12 +189,7 @@ TEST_CASE("header auth: a path sent with a different but equivalent encoding sti
 TEST_CASE("presigned URL: AWS's example verifies within its validity and not after", "[unit][auth]") {
   Req r;
   r.headers = {{"host", "examplebucket.s3.amazonaws.com"}};
-  r.query = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
-             {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"},
-             {"X-Amz-Date", "20130524T000000Z"},
-             {"X-Amz-Expires", "86400"},
-             {"X-Amz-SignedHeaders", "host"},
-             {"X-Amz-Signature", "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"}};
+  r.query = presignedQuery("86400", "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
   r.now += std::chrono::hours(23);
   auto ok = r.verify(keys());
   REQUIRE_FALSE(ok.failure);
@@ -202,12 +207,7 @@ TEST_CASE("presigned URL: AWS's example verifies within its validity and not aft
 TEST_CASE("presigned URL: parameter errors", "[unit][auth]") {
   Req r;
   r.headers = {{"host", "h"}};
-  r.query = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
-             {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"},
-             {"X-Amz-Date", "20130524T000000Z"},
-             {"X-Amz-Expires", "604801"},
-             {"X-Amz-SignedHeaders", "host"},
-             {"X-Amz-Signature", "00"}};
+  r.query = presignedQuery("604801", "00");
   CHECK(errorOf(r.verify(keys())) == S3Error::AuthorizationQueryParametersError);
   r.query[3].second = "10";
   r.query.erase(r.query.begin() + 1);
