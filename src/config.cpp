@@ -56,7 +56,50 @@ std::chrono::milliseconds getDuration(const toml::table& t, const char* key, con
 
 std::string mask(const std::string& s) { return s.empty() ? "" : "********"; }
 
+std::uint64_t getSize(const toml::table& t, const char* key, const std::string& where, std::uint64_t def) {
+  auto node = t.get(key);
+  if (!node) return def;
+  if (node->is_integer() && node->value<std::int64_t>().value() >= 0)
+    return static_cast<std::uint64_t>(node->value<std::int64_t>().value());
+  if (!node->is_string()) throw ConfigError("'" + where + key + "' must be a size such as \"4MiB\"");
+  auto v = parseSize(node->value<std::string>().value());
+  if (!v) throw ConfigError("'" + where + key + "' is not a size (use e.g. \"64KiB\", \"4MiB\", \"500GiB\")");
+  return *v;
+}
+
+void loadCache(const toml::table& t, CacheConfig& c) {
+  const std::string where = "cache.";
+  checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "status_header", "parallel_fills", "max_fills",
+                "read_ahead"},
+            where);
+  if (auto* dirs = t.get("cache_dir")) {
+    auto* arr = dirs->as_array();
+    if (!arr) throw ConfigError("'cache.cache_dir' must be an array of \"PATH:SIZE\" strings");
+    c.dirs.clear();
+    for (auto& el : *arr) {
+      if (!el.is_string()) throw ConfigError("'cache.cache_dir' must be an array of \"PATH:SIZE\" strings");
+      c.dirs.push_back(parseCacheDir(el.value<std::string>().value()));
+    }
+  }
+  c.ramBytes = getSize(t, "ram_cache", where, c.ramBytes);
+  c.chunkSize = getSize(t, "chunk_size", where, c.chunkSize);
+  c.metadataTtl = getDuration(t, "metadata_ttl", where, c.metadataTtl);
+  c.statusHeader = getBool(t, "status_header", where, c.statusHeader);
+  c.parallelFills = getUint(t, "parallel_fills", where, c.parallelFills);
+  c.maxFills = getUint(t, "max_fills", where, c.maxFills);
+  c.readAhead = getUint(t, "read_ahead", where, c.readAhead);
+}
+
 }  // namespace
+
+CacheDirConfig parseCacheDir(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+    throw ConfigError("cache directory '" + s + "' must be PATH:SIZE, e.g. /nvme0/granary:500GiB");
+  auto size = parseSize(s.substr(colon + 1));
+  if (!size || *size == 0) throw ConfigError("cache directory '" + s + "': '" + s.substr(colon + 1) + "' is not a size");
+  return {s.substr(0, colon), *size};
+}
 
 std::pair<std::string, std::string> parseClientKey(const std::string& s) {
   auto colon = s.find(':');
@@ -75,7 +118,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     throw ConfigError(os.str());
   }
   checkKeys(root, {"listen", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
-                   "client_keys"},
+                   "client_keys", "cache"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
   cfg.threads = getUint(root, "threads", "", cfg.threads);
@@ -113,6 +156,10 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     b.readTimeout = getDuration(t, "read_timeout", "backend.", b.readTimeout);
     b.idleTimeout = getDuration(t, "idle_timeout", "backend.", b.idleTimeout);
     b.maxRetries = getUint(t, "max_retries", "backend.", b.maxRetries);
+  }
+  if (auto* c = root.get("cache")) {
+    if (!c->is_table()) throw ConfigError("'cache' must be a table");
+    loadCache(*c->as_table(), cfg.cache);
   }
   if (auto* keys = root.get("client_keys")) {
     auto* arr = keys->as_array();
@@ -158,6 +205,11 @@ void validate(const Config& cfg) {
   if (cfg.clientKeys.empty() && !cfg.anonymous)
     throw ConfigError("no client keys: add [[client_keys]] or --client-key AK:SK (or set anonymous = true)");
   if (cfg.backend.maxConnections == 0) throw ConfigError("'backend.max_connections' must be at least 1");
+  const auto& c = cfg.cache;
+  if (c.chunkSize < 64 * 1024 || c.chunkSize > (64u << 20) || c.chunkSize % 4096 != 0)
+    throw ConfigError("'cache.chunk_size' must be a multiple of 4KiB between 64KiB and 64MiB");
+  if (c.parallelFills == 0) throw ConfigError("'cache.parallel_fills' must be at least 1");
+  if (c.maxFills < c.parallelFills) throw ConfigError("'cache.max_fills' must be at least 'cache.parallel_fills'");
   if (cfg.logLevel != "trace" && cfg.logLevel != "debug" && cfg.logLevel != "info" && cfg.logLevel != "warn" &&
       cfg.logLevel != "error" && cfg.logLevel != "off")
     throw ConfigError("'log_level' must be one of trace, debug, info, warn, error, off");
@@ -191,6 +243,18 @@ std::string describe(const Config& cfg) {
      << "read_timeout = \"" << formatDuration(b.readTimeout) << "\"\n"
      << "idle_timeout = \"" << formatDuration(b.idleTimeout) << "\"\n"
      << "max_retries = " << b.maxRetries << "\n";
+  const auto& c = cfg.cache;
+  os << "\n[cache]\ncache_dir = [";
+  for (std::size_t i = 0; i < c.dirs.size(); ++i)
+    os << (i ? ", " : "") << "\"" << c.dirs[i].path << ":" << formatSize(c.dirs[i].size) << "\"";
+  os << "]\n"
+     << "ram_cache = \"" << formatSize(c.ramBytes) << "\"\n"
+     << "chunk_size = \"" << formatSize(c.chunkSize) << "\"\n"
+     << "metadata_ttl = \"" << formatDuration(c.metadataTtl) << "\"\n"
+     << "status_header = " << (c.statusHeader ? "true" : "false") << "\n"
+     << "parallel_fills = " << c.parallelFills << "\n"
+     << "max_fills = " << c.maxFills << "\n"
+     << "read_ahead = " << c.readAhead << "\n";
   for (const auto& [ak, sk] : cfg.clientKeys)
     os << "\n[[client_keys]]\naccess_key = \"" << ak << "\"\nsecret_key = \"" << mask(sk) << "\"\n";
   return os.str();

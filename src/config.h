@@ -30,6 +30,22 @@ struct BackendConfig {
   std::uint32_t maxRetries = 3;
 };
 
+struct CacheDirConfig {
+  std::string path;
+  std::uint64_t size = 0;
+};
+
+struct CacheConfig {
+  std::vector<CacheDirConfig> dirs;  // none: no disk tier
+  std::uint64_t ramBytes = 0;        // 0: no RAM tier
+  std::uint64_t chunkSize = 4ull << 20;
+  std::chrono::milliseconds metadataTtl{60'000};  // milliseconds::max() = forever
+  bool statusHeader = true;
+  std::uint32_t parallelFills = 4;
+  std::uint32_t maxFills = 64;
+  std::uint32_t readAhead = 2;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:9000";
   std::uint32_t threads = 0;  // 0 = one per core
@@ -39,6 +55,7 @@ struct Config {
   bool accessLog = true;
   std::vector<std::pair<std::string, std::string>> clientKeys;
   BackendConfig backend;
+  CacheConfig cache;
   std::chrono::milliseconds idleTimeout{60'000};
   std::chrono::milliseconds readTimeout{30'000};
   std::chrono::milliseconds writeTimeout{60'000};
@@ -59,6 +76,9 @@ void validate(const Config& cfg);
 
 /// "AK:SK" -> pair; throws ConfigError.
 std::pair<std::string, std::string> parseClientKey(const std::string& s);
+
+/// "PATH:SIZE" (e.g. "/nvme0/granary:500GiB") -> directory; throws ConfigError.
+CacheDirConfig parseCacheDir(const std::string& s);
 
 /// The effective configuration as TOML, secrets masked.
 std::string describe(const Config& cfg);

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cache/chunk_cache.h"
 #include "common/units.h"
 #include "config.h"
 #include "http/server.h"
@@ -32,7 +33,16 @@ struct Flags {
   std::uint32_t maxConnections = 0, maxRetries = 0;
   std::string connectTimeout, backendReadTimeout, backendIdleTimeout;
   std::string idleTimeout, readTimeout, writeTimeout, shutdownTimeout, maxSkew;
+  std::vector<std::string> cacheDirs;
+  std::string ramCache, chunkSize, metadataTtl;
+  bool cacheStatusHeader = true;
 };
+
+std::uint64_t sizeFlag(const std::string& name, const std::string& v) {
+  auto s = parseSize(v);
+  if (!s) throw ConfigError("--" + name + ": '" + v + "' is not a size (use e.g. \"4MiB\", \"1GiB\")");
+  return *s;
+}
 
 std::chrono::milliseconds durationFlag(const std::string& name, const std::string& v) {
   auto d = parseDuration(v);
@@ -68,6 +78,15 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   if (given("--write-timeout")) cfg.writeTimeout = durationFlag("write-timeout", f.writeTimeout);
   if (given("--shutdown-timeout")) cfg.shutdownTimeout = durationFlag("shutdown-timeout", f.shutdownTimeout);
   if (given("--max-clock-skew")) cfg.maxSkew = durationFlag("max-clock-skew", f.maxSkew);
+  auto& c = cfg.cache;
+  if (given("--cache-dir")) {
+    c.dirs.clear();
+    for (const auto& d : f.cacheDirs) c.dirs.push_back(parseCacheDir(d));
+  }
+  if (given("--ram-cache")) c.ramBytes = sizeFlag("ram-cache", f.ramCache);
+  if (given("--chunk-size")) c.chunkSize = sizeFlag("chunk-size", f.chunkSize);
+  if (given("--metadata-ttl")) c.metadataTtl = durationFlag("metadata-ttl", f.metadataTtl);
+  if (given("--cache-status-header")) c.statusHeader = f.cacheStatusHeader;
 }
 
 void defineFlags(CLI::App& app, Flags& f) {
@@ -97,6 +116,11 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--write-timeout", f.writeTimeout, "Client write timeout, e.g. 60s");
   app.add_option("--shutdown-timeout", f.shutdownTimeout, "Grace period for in-flight requests at shutdown");
   app.add_option("--max-clock-skew", f.maxSkew, "Largest accepted request-time skew (default 15m)");
+  app.add_option("--cache-dir", f.cacheDirs, "Disk cache PATH:SIZE, e.g. /nvme0/granary:500GiB (repeatable)");
+  app.add_option("--ram-cache", f.ramCache, "RAM tier size, e.g. 1GiB (default 0: none)");
+  app.add_option("--chunk-size", f.chunkSize, "Cache chunk size (default 4MiB)");
+  app.add_option("--metadata-ttl", f.metadataTtl, "Trust cached metadata this long: 60s (default), 0, forever");
+  app.add_option("--cache-status-header", f.cacheStatusHeader, "Send x-granary-cache on GET/HEAD (true/false)");
 }
 
 asio::ip::tcp::endpoint parseListen(const std::string& s) {
@@ -170,6 +194,13 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.auth.allowAnonymous = cfg.anonymous;
   po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
   po.accessLog = cfg.accessLog;
+  po.backendId = cfg.backend.endpoint;
+  po.metadataTtl = cfg.cache.metadataTtl;
+  po.cacheStatusHeader = cfg.cache.statusHeader;
+  po.parallelFills = cfg.cache.parallelFills;
+  po.maxFills = cfg.cache.maxFills;
+  po.readAhead = cfg.cache.readAhead;
+  po.fillTimeout = cfg.backend.readTimeout;
   return po;
 }
 
@@ -213,11 +244,20 @@ int main(int argc, char** argv) {
   const s3api::ProxyOptions po = proxyOptions(cfg);
   auto keys = std::make_shared<s3api::KeyStore>(keyTable(cfg));
 
+  std::unique_ptr<cache::ChunkCache> chunkCache;
   std::unique_ptr<http::Server> server;
   try {
+    cache::CacheOptions co;
+    for (const auto& d : cfg.cache.dirs) co.dirs.push_back({d.path, d.size});
+    co.ramBytes = cfg.cache.ramBytes;
+    co.chunkSize = cfg.cache.chunkSize;
+    chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
+    spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
     server = std::make_unique<http::Server>(so, [&](asio::io_context& ioc, unsigned) {
       auto up = std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo);
-      return std::make_unique<s3api::ProxyHandler>(po, keys, std::move(up));
+      std::unique_ptr<cache::CacheThread> ct;
+      if (chunkCache->enabled()) ct = std::make_unique<cache::CacheThread>(*chunkCache, ioc.get_executor());
+      return std::make_unique<s3api::ProxyHandler>(po, keys, std::move(up), std::move(ct));
     });
     server->bind();
   } catch (const std::exception& e) {
@@ -263,6 +303,8 @@ int main(int argc, char** argv) {
   });
   sigctx.run();
   io.join();
+  server.reset();       // handlers (and their cache threads) go before the cache
+  chunkCache->close();  // journals flushed and compacted: the next start is warm
   spdlog::info("stopped");
   return 0;
 }

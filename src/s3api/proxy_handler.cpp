@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/range.h"
 #include "s3api/routing.h"
@@ -87,28 +88,13 @@ S3Failure upstreamFailure(const boost::system::error_code& ec) {
 
 }  // namespace
 
-struct ProxyHandler::Exchange {
-  const http::RequestHeader& req;
-  const http::RequestContext& ctx;
-  http::BodyReader& body;
-  http::ResponseWriter& out;
-  std::string requestId;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  RoutedRequest routed;
-  std::string_view op = "Unknown";
-  sigv4::HeaderList headers;
-  std::string accessKey;
-  unsigned status = 0;
-  std::string errorCode;
-  std::uint64_t bytesIn = 0;
-  std::uint64_t bytesOut = 0;
-};
 
 ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
-                           std::unique_ptr<upstream::Upstream> upstream)
+                           std::unique_ptr<upstream::Upstream> upstream, std::unique_ptr<cache::CacheThread> cache)
     : opts_(std::move(opts)),
       keys_(std::move(keys)),
       upstream_(std::move(upstream)),
+      cache_(std::move(cache)),
       rng_(std::random_device{}()),
       buffers_(opts_.bufferSize, kMaxFreeBuffers) {}
 
@@ -130,7 +116,7 @@ std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status 
 
 http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                            http::BodyReader& body, http::ResponseWriter& out) {
-  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, 0, {}, 0, 0};
+  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, 0, {}, 0, 0, "bypass"};
   x.requestId = newRequestId();
   x.headers.reserve(16);
   for (const auto& f : req) x.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
@@ -215,6 +201,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   bool hasBody = false;
   if (auto bad = planBody(x, auth, payloadLength, hasBody)) co_return co_await sendError(x, *bad);
 
+  if (cache_ && cacheEligible(x) && co_await serveCached(x)) co_return;
+
   upstream::UpstreamRequest ur = upstreamRequestFor(x, auth);
 
   std::optional<VerifiedBody> verified;
@@ -240,7 +228,11 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     ur.payloadHash = std::string(kEmptySha256Hex);
   }
 
+  // A write makes what the cache holds for its key(s) unreachable: before it is sent (so no read starts
+  // from the old state meanwhile) and again once the backend answered (reads that raced it).
+  invalidateForWrite(x, ur);
   auto resp = co_await upstream_->send(ur);
+  invalidateForWrite(x, ur);
   if (verified) x.bytesIn = verified->clientBytes();
   if (verified && verified->failure()) {
     x.out.closeAfterResponse();  // the rest of the body may still be in flight
@@ -310,6 +302,8 @@ http::ResponseHeader ProxyHandler::responseHeaderFor(Exchange& x, const upstream
                                            std::to_string(fix.first + fix.length - 1) + "/" + std::to_string(fix.total));
     h.set(bhttp::field::content_length, std::to_string(fix.length));
   }
+  if (opts_.cacheStatusHeader && (x.req.method() == bhttp::verb::get || x.req.method() == bhttp::verb::head))
+    h.set("x-granary-cache", x.cacheStatus);
   if (h.find("x-amz-request-id") == h.end()) h.set("x-amz-request-id", x.requestId);
   else x.requestId = std::string(h["x-amz-request-id"]);
   const unsigned status = h.result_int();
@@ -408,10 +402,10 @@ http::Awaitable<void> ProxyHandler::sendError(Exchange& x, const S3Failure& f, s
 
 void ProxyHandler::logAccess(const Exchange& x) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - x.start);
-  spdlog::info("access id={} remote={} op={} method={} bucket={} key={} status={} error={} in={} out={} us={} ak={}",
+  spdlog::info("access id={} remote={} op={} method={} bucket={} key={} status={} error={} in={} out={} us={} ak={} cache={}",
                x.requestId, x.ctx.remote.address().to_string(), x.op, std::string(x.req.method_string()),
                x.routed.bucket, x.routed.key, x.status, x.errorCode.empty() ? "-" : x.errorCode, x.bytesIn,
-               x.bytesOut, us.count(), x.accessKey.empty() ? "-" : x.accessKey);
+               x.bytesOut, us.count(), x.accessKey.empty() ? "-" : x.accessKey, x.cacheStatus);
 }
 
 }  // namespace granary::s3api

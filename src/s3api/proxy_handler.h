@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 
+#include "cache/chunk_cache.h"
 #include "common/buffer_pool.h"
 #include "http/handler.h"
 #include "s3api/auth.h"
@@ -24,6 +25,17 @@ struct ProxyOptions {
   /// Bodies up to this size are read and verified whole before anything goes upstream (and can then
   /// be retried); larger ones stream, their last byte held back until every check has passed.
   std::size_t verifyBeforeSend = 1 << 20;
+
+  // The cache (used when the handler has a CacheThread).
+  std::string backendId;  // part of every cache key: the backend's endpoint
+  /// How long cached metadata is trusted before a conditional request revalidates it; 0 = always,
+  /// milliseconds::max() = forever (immutable data sets).
+  std::chrono::milliseconds metadataTtl{60'000};
+  bool cacheStatusHeader = true;        // x-granary-cache on GET/HEAD responses
+  std::size_t parallelFills = 4;        // chunks one request fetches at once
+  std::size_t maxFills = 64;            // chunks in flight across the process (each holds a chunk of RAM)
+  std::size_t readAhead = 2;            // chunks fetched past the end of a ranged read
+  std::chrono::milliseconds fillTimeout{60'000};  // longest wait for a fill without progress
 };
 
 /// Shared, replaceable key table (reloads swap the pointer; requests keep the one they started with).
@@ -39,13 +51,18 @@ class KeyStore {
 
 class ProxyHandler final : public http::RequestHandler {
  public:
-  ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys, std::unique_ptr<upstream::Upstream> upstream);
+  /// @param cache this thread's access to the cache; null = pass-through.
+  ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys, std::unique_ptr<upstream::Upstream> upstream,
+               std::unique_ptr<cache::CacheThread> cache = nullptr);
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                http::BodyReader& body, http::ResponseWriter& out) override;
   std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
                             std::string_view message) override;
-  void shutdown() override { upstream_->shutdown(); }
+  void shutdown() override {
+    stopping_ = true;
+    upstream_->shutdown();
+  }
 
  private:
   struct Exchange;
@@ -61,9 +78,34 @@ class ProxyHandler final : public http::RequestHandler {
   std::string newRequestId();
   void logAccess(const Exchange& x);
 
+  // The cached read path and write invalidation (proxy_cache.cpp).
+  struct CachedObject;
+  bool cacheEligible(const Exchange& x) const;
+  /// Serves a GET/HEAD from the cache, fetching what is missing. @return false when the request must
+  /// go to the backend as it is instead (nothing was sent to the client).
+  http::Awaitable<bool> serveCached(Exchange& x);
+  http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> freshMeta(Exchange& x, const std::string& metaKey,
+                                                                      bool& fromCache);
+  http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> fetchMeta(
+      const Exchange& x, const std::string& metaKey, std::shared_ptr<const cache::ObjectMeta> stale);
+  /// Streams [offset, offset+length) chunk by chunk; `header` goes out with the first byte.
+  /// @return false if nothing could be sent (the caller forwards instead).
+  http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,
+                                     std::uint64_t length, http::ResponseHeader header);
+  /// The chunk from the cache, or the fill that is (or now starts) fetching it.
+  http::Awaitable<std::pair<cache::ConstChunkPtr, cache::FillPtr>> obtainChunk(
+      const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
+  /// Starts fetching a chunk in the background unless it is cached, in flight, or the budget is spent.
+  void startFill(const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
+  http::Awaitable<void> downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
+                                      cache::FillPtr fill, std::string key);
+  void invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur);
+
   ProxyOptions opts_;
   std::shared_ptr<KeyStore> keys_;
   std::unique_ptr<upstream::Upstream> upstream_;
+  std::unique_ptr<cache::CacheThread> cache_;
+  bool stopping_ = false;
   std::mt19937_64 rng_;
   BufferPool buffers_;  // relay buffers: each request relaying a body holds its own
 };

@@ -1,0 +1,107 @@
+#include "cache/chunk.h"
+
+#include <xxhash.h>
+
+#include <cstdlib>
+#include <new>
+
+namespace granary::cache {
+namespace {
+
+constexpr std::uint32_t kMagic = 0x31435247;  // "GRC1"
+constexpr std::size_t kHeaderSumOffset = 56;
+
+template <class T>
+T load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+void store(char* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+void appendField(std::string& out, std::string_view s) {
+  const auto n = static_cast<std::uint32_t>(s.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(s);
+}
+
+std::uint64_t headerSum(const char* entry, std::string_view key) {
+  // Seeded with the key's hash: covers header and key without a streaming state.
+  return XXH3_64bits_withSeed(entry, kHeaderSumOffset, XXH3_64bits(key.data(), key.size()));
+}
+
+}  // namespace
+
+std::uint64_t hashBytes(const void* data, std::size_t size) { return XXH3_64bits(data, size); }
+
+std::string encodeKey(const ChunkKey& k) {
+  std::string out;
+  out.reserve(24 + k.backend.size() + k.bucket.size() + k.key.size() + k.etag.size());
+  out.append("K1", 2);
+  appendField(out, k.backend);
+  appendField(out, k.bucket);
+  appendField(out, k.key);
+  appendField(out, k.etag);
+  out.append(reinterpret_cast<const char*>(&k.index), sizeof k.index);
+  return out;
+}
+
+AlignedBuffer::AlignedBuffer(std::size_t size) : size_(alignUp(size)) {
+  data_ = static_cast<char*>(std::aligned_alloc(kBlockSize, size_ ? size_ : kBlockSize));
+  if (!data_) throw std::bad_alloc();
+}
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
+  if (this != &o) {
+    std::free(data_);
+    data_ = o.data_;
+    size_ = o.size_;
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+Chunk::Chunk(std::string_view encodedKey, std::uint64_t valueLen)
+    : buf_(cache::entrySize(encodedKey.size(), valueLen)), keyLen_(encodedKey.size()), valueLen_(valueLen) {
+  std::memset(buf_.data(), 0, kEntryHeaderSize);
+  std::memcpy(buf_.data() + kEntryHeaderSize, encodedKey.data(), keyLen_);
+  const std::size_t used = kEntryHeaderSize + keyLen_ + valueLen_;
+  std::memset(buf_.data() + used, 0, buf_.size() - used);  // padding: deterministic bytes on disk
+}
+
+Chunk::Chunk(AlignedBuffer entry) : buf_(std::move(entry)) {}
+
+void Chunk::seal(std::uint64_t sequence) {
+  char* h = buf_.data();
+  store<std::uint32_t>(h, kMagic);
+  store<std::uint32_t>(h + 4, static_cast<std::uint32_t>(keyLen_));
+  store<std::uint64_t>(h + 8, valueLen_);
+  store<std::uint64_t>(h + 16, keyHash());
+  store<std::uint64_t>(h + 24, hashBytes(value(), valueLen_));
+  store<std::uint64_t>(h + 32, sequence);
+  std::memset(h + 40, 0, 16);
+  store<std::uint64_t>(h + kHeaderSumOffset, headerSum(h, key()));
+}
+
+EntryStatus Chunk::verify(std::string_view expectedKey) {
+  const char* h = buf_.data();
+  if (buf_.size() < kEntryHeaderSize || load<std::uint32_t>(h) != kMagic) return EntryStatus::Corrupt;
+  const std::uint32_t keyLen = load<std::uint32_t>(h + 4);
+  const std::uint64_t valueLen = load<std::uint64_t>(h + 8);
+  if (keyLen > buf_.size() || valueLen > buf_.size() || cache::entrySize(keyLen, valueLen) != buf_.size())
+    return EntryStatus::Corrupt;
+  keyLen_ = keyLen;
+  valueLen_ = valueLen;
+  if (load<std::uint64_t>(h + kHeaderSumOffset) != headerSum(h, key())) return EntryStatus::Corrupt;
+  if (key() != expectedKey) return EntryStatus::KeyMismatch;
+  if (load<std::uint64_t>(h + 24) != hashBytes(value(), valueLen_)) return EntryStatus::Corrupt;
+  return EntryStatus::Ok;
+}
+
+}  // namespace granary::cache

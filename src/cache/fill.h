@@ -1,0 +1,85 @@
+#pragma once
+// One downloader per chunk (ClickHouse's FileSegment): the first request that misses a chunk creates its
+// Fill and downloads into it; concurrent requests for the same chunk, on any thread, find the Fill and
+// stream from it as bytes arrive instead of asking the backend again. State machine:
+// Downloading -> Done | Failed. Bytes below ready() never change, so readers need no lock to copy them.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/chunk.h"
+
+namespace granary::cache {
+
+class Fill {
+ public:
+  enum class State : std::uint8_t { Downloading, Done, Failed };
+
+  /// @param chunk the entry being filled (its value size is the chunk's length); null for a fill that
+  ///        only carries an outcome (metadata lookups).
+  explicit Fill(ChunkPtr chunk) : chunk_(std::move(chunk)) {}
+
+  /// Downloader only: the entry to write into (bytes at and above ready()).
+  Chunk& chunk() { return *chunk_; }
+  ConstChunkPtr sharedChunk() const { return chunk_; }
+  /// Downloader: `n` more bytes are in place. Wakes readers.
+  void advance(std::size_t n);
+  /// Downloader: the fill is over. Wakes readers.
+  void finish(bool ok);
+
+  std::size_t ready() const { return ready_.load(std::memory_order_acquire); }
+  State state() const { return state_.load(std::memory_order_acquire); }
+  const char* data() const { return chunk_->value(); }
+
+  /// Returns once ready() > pos, the fill is over, or `timeout` passed (check state() and ready()).
+  boost::asio::awaitable<void> waitPast(std::size_t pos, std::chrono::milliseconds timeout);
+
+ private:
+  struct Waiter {
+    boost::asio::any_io_executor executor;
+    std::shared_ptr<boost::asio::steady_timer> timer;
+  };
+  void wake();
+
+  ChunkPtr chunk_;
+  std::atomic<std::size_t> ready_{0};
+  std::atomic<State> state_{State::Downloading};
+  std::mutex m_;
+  std::vector<Waiter> waiters_;  // guarded by m_
+};
+using FillPtr = std::shared_ptr<Fill>;
+
+/// Fills in flight, by full key. Thread-safe.
+class FillTable {
+ public:
+  /// @return the fill in flight for `key`, or a new one whose caller is the downloader (second = true).
+  ///         `makeChunk` creates the entry of a new fill (may return null for outcome-only fills).
+  template <class MakeChunk>
+  std::pair<FillPtr, bool> acquire(const std::string& key, MakeChunk&& makeChunk) {
+    std::lock_guard lk(m_);
+    auto [it, inserted] = fills_.try_emplace(key);
+    if (!inserted) return {it->second, false};
+    it->second = std::make_shared<Fill>(makeChunk());
+    return {it->second, true};
+  }
+  FillPtr find(const std::string& key) const;
+  /// The downloader, once finished: later requests no longer find this fill.
+  void release(const std::string& key, const Fill* fill);
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex m_;
+  std::unordered_map<std::string, FillPtr> fills_;
+};
+
+}  // namespace granary::cache

@@ -1,0 +1,33 @@
+#pragma once
+// Internal to ProxyHandler (proxy_handler.cpp, proxy_cache.cpp): one request's state.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "common/sigv4.h"
+#include "http/handler.h"
+#include "s3api/proxy_handler.h"
+#include "s3api/routing.h"
+
+namespace granary::s3api {
+
+struct ProxyHandler::Exchange {
+  const http::RequestHeader& req;
+  const http::RequestContext& ctx;
+  http::BodyReader& body;
+  http::ResponseWriter& out;
+  std::string requestId;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  RoutedRequest routed;
+  std::string_view op = "Unknown";
+  sigv4::HeaderList headers;
+  std::string accessKey;
+  unsigned status = 0;
+  std::string errorCode;
+  std::uint64_t bytesIn = 0;
+  std::uint64_t bytesOut = 0;
+  std::string_view cacheStatus = "bypass";  // x-granary-cache of a GET/HEAD answered by the backend
+};
+
+}  // namespace granary::s3api

@@ -1,0 +1,463 @@
+// The cached read path of ProxyHandler: GET/HEAD of an object served from the cache, what is missing
+// fetched from the backend as chunk-aligned ranged GETs (one downloader per chunk, streamed to every
+// reader as it arrives), metadata revalidated after its TTL, and writes invalidating what they change.
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/beast/core/string.hpp>
+#include <pugixml.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "s3api/exchange.h"
+#include "upstream/errors.h"
+
+namespace granary::s3api {
+namespace {
+
+namespace bhttp = boost::beast::http;
+using cache::ConstChunkPtr;
+using cache::Fill;
+using cache::FillPtr;
+using cache::ObjectMeta;
+using MetaPtr = std::shared_ptr<const ObjectMeta>;
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Response headers that describe the object (replayed on hits); the rest describe one response.
+bool isObjectHeader(std::string_view n) {
+  static constexpr std::string_view kExact[] = {
+      "content-type",   "content-encoding", "content-disposition", "content-language", "cache-control",
+      "expires",        "etag",             "last-modified",       "x-amz-version-id", "x-amz-storage-class",
+      "x-amz-website-redirect-location",    "x-amz-tagging-count", "x-amz-restore",    "x-amz-replication-status",
+      "x-amz-expiration"};
+  if (std::find(std::begin(kExact), std::end(kExact), n) != std::end(kExact)) return true;
+  return n.starts_with("x-amz-meta-") || n.starts_with("x-amz-server-side-encryption") ||
+         n.starts_with("x-amz-object-lock-");
+}
+
+std::string lowerName(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<std::uint64_t> parseU64(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+/// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
+MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
+  auto size = parseU64(h[bhttp::field::content_length]);
+  auto etag = h[bhttp::field::etag];
+  if (!size || etag.empty()) return nullptr;
+  auto m = std::make_shared<ObjectMeta>();
+  m->size = *size;
+  m->etag = std::string(etag);
+  for (const auto& f : h) {
+    std::string name = lowerName(f.name_string());
+    if (isObjectHeader(name)) m->headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  m->validatedAtMs = nowMs();
+  return m;
+}
+
+/// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
+bool etagListMatches(std::string_view list, std::string_view etag) {
+  auto strip = [](std::string_view t) {
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (t.starts_with("W/")) t.remove_prefix(2);
+    if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
+    return t;
+  };
+  const std::string_view want = strip(etag);
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const std::string_view tok = strip(list.substr(0, comma));
+    if (tok == "*" || tok == want) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+/// Ends a fill exactly once, whatever path the downloader takes out of its coroutine.
+struct FillGuard {
+  cache::FillTable& table;
+  const std::string& key;
+  FillPtr fill;
+  bool ok = false;
+  ~FillGuard() {
+    if (fill->state() == Fill::State::Downloading) fill->finish(ok);
+    table.release(key, fill.get());
+  }
+};
+
+}  // namespace
+
+struct ProxyHandler::CachedObject {
+  std::string backendId;
+  std::string bucket;
+  std::string key;
+  std::string metaKey;
+  MetaPtr meta;
+  std::uint64_t chunkSize = 0;
+
+  std::uint32_t chunkCount() const { return static_cast<std::uint32_t>((meta->size + chunkSize - 1) / chunkSize); }
+  std::uint64_t chunkLength(std::uint32_t i) const {
+    return std::min<std::uint64_t>(chunkSize, meta->size - std::uint64_t{i} * chunkSize);
+  }
+  std::string chunkKey(std::uint32_t i) const { return cache::encodeKey({backendId, bucket, key, meta->etag, i}); }
+};
+
+bool ProxyHandler::cacheEligible(const Exchange& x) const {
+  const auto m = x.req.method();
+  if (m != bhttp::verb::get && m != bhttp::verb::head) return false;
+  if (x.routed.bucket.empty() || x.routed.key.empty()) return false;
+  // versionId, partNumber, response-* overrides, ?acl, ?tagging...: answered by the backend.
+  for (const auto& kv : x.routed.query)
+    if (!isPresignParam(kv.first)) return false;
+  for (const auto& [name, value] : x.headers) {
+    if (name == "if-modified-since" || name == "if-unmodified-since" ||
+        name.starts_with("x-amz-server-side-encryption-customer-"))
+      return false;
+    if (name == "range") {
+      ByteRange r;
+      if (parseRange(value, r) == RangeParse::MultiRange) return false;
+    }
+  }
+  return true;
+}
+
+http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::string& metaKey, MetaPtr stale) {
+  upstream::UpstreamRequest r;
+  r.method = bhttp::verb::head;
+  r.bucket = x.routed.bucket;
+  r.key = x.routed.key;
+  if (stale) r.headers.emplace_back("if-none-match", stale->etag);
+  cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
+  auto resp = co_await upstream_->send(r);
+  if (!resp) {
+    if (stale) {
+      // stale-if-error: the backend is unreachable; the bytes were the backend's when last validated.
+      spdlog::warn("{} revalidating /{}/{} failed ({}): serving the cached copy", x.requestId, r.bucket, r.key,
+                   resp.error().message());
+      co_return stale;
+    }
+    co_return nullptr;
+  }
+  const auto& h = (*resp)->header();
+  const unsigned status = h.result_int();
+  if (status == 304 && stale) {
+    auto m = std::make_shared<ObjectMeta>(*stale);
+    m->validatedAtMs = nowMs();
+    m->fromDisk = false;
+    co_return m;
+  }
+  if (status == 200) co_return metaFromHead(h);
+  if (status == 404 && stale) cache_->cache().invalidateMeta(metaKey);
+  co_return nullptr;  // 403, 404, 5xx...: the client's own request goes to the backend and gets its answer
+}
+
+http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache) {
+  const auto ttl = opts_.metadataTtl;
+  auto isFresh = [&](const ObjectMeta& m) {
+    return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMs() - m.validatedAtMs < ttl.count());
+  };
+  MetaPtr m = co_await cache_->lookupMeta(metaKey);
+  if (m && isFresh(*m)) {
+    fromCache = true;
+    co_return m;
+  }
+  cache::ChunkCache& c = cache_->cache();
+  const std::int64_t asked = nowMs();
+  auto [fill, leader] = c.metaFills().acquire(metaKey, [] { return cache::ChunkPtr{}; });
+  if (leader) {
+    FillGuard guard{c.metaFills(), metaKey, fill};
+    const std::uint64_t epoch = c.metaEpoch(metaKey);
+    MetaPtr fresh = co_await fetchMeta(x, metaKey, m);
+    if (fresh && fresh != m) co_await cache_->storeMeta(metaKey, fresh, epoch);
+    guard.ok = fresh != nullptr;
+    co_return fresh;
+  }
+  // Another request is asking the backend already: use its answer.
+  while (fill->state() == Fill::State::Downloading) {
+    co_await fill->waitPast(0, opts_.fillTimeout);
+    if (fill->state() == Fill::State::Downloading && nowMs() - asked > opts_.fillTimeout.count()) co_return nullptr;
+  }
+  MetaPtr now = c.metaInRam(metaKey);
+  if (fill->state() == Fill::State::Done && now && (isFresh(*now) || now->validatedAtMs >= asked)) co_return now;
+  co_return nullptr;
+}
+
+http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
+  cache::ChunkCache& c = cache_->cache();
+  auto obj = std::make_shared<CachedObject>();
+  obj->backendId = opts_.backendId;
+  obj->bucket = x.routed.bucket;
+  obj->key = x.routed.key;
+  obj->chunkSize = c.chunkSize();
+  obj->metaKey = cache::encodeKey({obj->backendId, obj->bucket, obj->key, {}, cache::kMetaIndex});
+  bool metaFromCache = false;
+  obj->meta = co_await freshMeta(x, obj->metaKey, metaFromCache);
+  if (!obj->meta) {
+    x.cacheStatus = "miss";
+    co_return false;
+  }
+  const ObjectMeta& meta = *obj->meta;
+  if (const auto* im = findHeader(x.headers, "if-match"); im && !etagListMatches(*im, meta.etag))
+    co_return false;  // the backend answers 412 (or the object changed: it knows best)
+
+  http::ResponseHeader h;
+  for (const auto& [name, value] : meta.headers) h.insert(name, value);
+  h.set("x-amz-request-id", x.requestId);
+  if (const auto* inm = findHeader(x.headers, "if-none-match"); inm && etagListMatches(*inm, meta.etag)) {
+    h.result(bhttp::status::not_modified);
+    if (opts_.cacheStatusHeader) h.set("x-granary-cache", metaFromCache ? "hit" : "miss");
+    x.status = 304;
+    if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
+    co_return true;
+  }
+
+  std::uint64_t offset = 0, length = meta.size;
+  bool ranged = false;
+  if (const auto* rh = findHeader(x.headers, "range")) {
+    ByteRange br;
+    if (parseRange(*rh, br) == RangeParse::Ok) {
+      const auto rr = resolveRange(br, meta.size);
+      if (!rr) {
+        const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(meta.size)}}};
+        co_await sendError(x, bad, "bytes */" + std::to_string(meta.size));
+        co_return true;
+      }
+      ranged = true;
+      offset = rr->offset;
+      length = rr->length;
+    }
+  }
+  const bool head = x.req.method() == bhttp::verb::head;
+  std::string_view status = metaFromCache ? "hit" : "miss";
+  if (!head && length > 0) {
+    std::uint32_t cached = 0;
+    const auto first = static_cast<std::uint32_t>(offset / obj->chunkSize);
+    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->chunkSize);
+    for (std::uint32_t i = first; i <= last; ++i) cached += c.couldExist(cache::hashBytes(obj->chunkKey(i))) ? 1 : 0;
+    status = cached == last - first + 1 ? "hit" : cached == 0 ? "miss" : "partial";
+  }
+  h.result(ranged ? bhttp::status::partial_content : bhttp::status::ok);
+  h.set(bhttp::field::accept_ranges, "bytes");
+  h.set(bhttp::field::content_length, std::to_string(length));
+  if (ranged)
+    h.set(bhttp::field::content_range, "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) +
+                                           "/" + std::to_string(meta.size));
+  if (opts_.cacheStatusHeader) h.set("x-granary-cache", status);
+  x.status = h.result_int();
+  x.cacheStatus = status;
+  if (head || length == 0) {
+    if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
+    co_return true;
+  }
+  const bool served = co_await streamChunks(x, obj, offset, length, std::move(h));
+  if (served && ranged) {
+    // A ranged reader (s3transfer, PyTorch loaders) usually asks for what follows next: fetch it now.
+    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->chunkSize);
+    for (std::uint32_t j = last + 1; j <= last + opts_.readAhead && j < obj->chunkCount(); ++j) startFill(obj, j);
+  }
+  co_return served;
+}
+
+http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj,
+                                                 std::uint64_t offset, std::uint64_t length,
+                                                 http::ResponseHeader header) {
+  cache::CacheStats& st = cache_->cache().stats();
+  const std::uint64_t C = obj->chunkSize;
+  const auto first = static_cast<std::uint32_t>(offset / C);
+  const auto last = static_cast<std::uint32_t>((offset + length - 1) / C);
+  const std::uint64_t end = offset + length;
+  bool headerSent = false;
+  // The header goes out with the first byte, so a fetch that fails before it can still be retried
+  // as a plain forward.
+  auto send = [&](const char* p, std::size_t n) -> http::Awaitable<bool> {
+    if (!headerSent) {
+      headerSent = true;
+      if (co_await x.out.writeHeader(std::move(header))) co_return false;
+    }
+    if (co_await x.out.writeBody(boost::asio::buffer(p, n))) co_return false;
+    x.bytesOut += n;
+    co_return true;
+  };
+  std::uint64_t pos = offset;
+  for (std::uint32_t i = first; i <= last; ++i) {
+    for (std::uint32_t j = i + 1; j < i + opts_.parallelFills && j <= last; ++j) startFill(obj, j);
+    auto [chunk, fill] = co_await obtainChunk(obj, i);
+    const std::uint64_t base = std::uint64_t{i} * C;
+    const std::uint64_t from = pos - base;
+    const std::uint64_t to = std::min(end, base + obj->chunkLength(i)) - base;
+    if (chunk) {
+      if (!co_await send(chunk->value() + from, static_cast<std::size_t>(to - from))) {
+        x.errorCode = "ClientGone";
+        co_return true;
+      }
+      st.bytesFromCache.fetch_add(to - from, std::memory_order_relaxed);
+    } else {
+      std::uint64_t at = from;
+      while (at < to) {
+        const std::size_t ready = fill->ready();
+        if (ready > at) {
+          const std::uint64_t n = std::min<std::uint64_t>(ready, to) - at;
+          if (!co_await send(fill->data() + at, static_cast<std::size_t>(n))) {
+            x.errorCode = "ClientGone";
+            co_return true;
+          }
+          at += n;
+          continue;
+        }
+        if (fill->state() != Fill::State::Downloading) break;
+        co_await fill->waitPast(at, opts_.fillTimeout);
+        if (fill->ready() == ready && fill->state() == Fill::State::Downloading) break;  // no progress: give up
+      }
+      if (at < to) {
+        if (!headerSent) co_return false;
+        // Bytes already went out: cutting the connection is the only honest signal left.
+        spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent", x.requestId, obj->bucket,
+                     obj->key, i, x.bytesOut);
+        x.errorCode = "CacheFillFailed";
+        co_return true;
+      }
+    }
+    pos = base + to;
+  }
+  co_await x.out.finish();
+  co_return true;
+}
+
+http::Awaitable<std::pair<ConstChunkPtr, FillPtr>> ProxyHandler::obtainChunk(
+    const std::shared_ptr<const CachedObject>& obj, std::uint32_t index) {
+  std::string key = obj->chunkKey(index);
+  if (auto c = co_await cache_->lookup(key, cache::hashBytes(key))) co_return std::pair{std::move(c), FillPtr{}};
+  cache::ChunkCache& c = cache_->cache();
+  auto [fill, leader] =
+      c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });
+  if (leader) {
+    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, fill, std::move(key)), boost::asio::detached);
+  } else {
+    c.stats().fillWaits.fetch_add(1, std::memory_order_relaxed);
+  }
+  co_return std::pair{ConstChunkPtr{}, std::move(fill)};
+}
+
+void ProxyHandler::startFill(const std::shared_ptr<const CachedObject>& obj, std::uint32_t index) {
+  cache::ChunkCache& c = cache_->cache();
+  if (stopping_ || c.fills().size() >= opts_.maxFills) return;
+  std::string key = obj->chunkKey(index);
+  if (c.couldExist(cache::hashBytes(key))) return;
+  auto [fill, leader] =
+      c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });
+  if (leader)
+    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, std::move(fill), std::move(key)),
+                          boost::asio::detached);
+}
+
+http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
+                                                  FillPtr fill, std::string key) {
+  cache::ChunkCache& c = cache_->cache();
+  FillGuard guard{c.fills(), key, fill};
+  c.stats().fillsStarted.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t first = std::uint64_t{index} * obj->chunkSize;
+  const std::uint64_t len = obj->chunkLength(index);
+  upstream::UpstreamRequest r;
+  r.method = bhttp::verb::get;
+  r.bucket = obj->bucket;
+  r.key = obj->key;
+  r.headers.emplace_back("range", "bytes=" + std::to_string(first) + "-" + std::to_string(first + len - 1));
+  r.headers.emplace_back("if-match", obj->meta->etag);  // never mix bytes of two versions
+  auto resp = co_await upstream_->send(r);
+  if (!resp) {
+    spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, obj->bucket, obj->key, resp.error().message());
+    co_return;
+  }
+  upstream::UpstreamResponse& body = **resp;
+  const auto& h = body.header();
+  std::uint64_t skip = 0;
+  switch (h.result_int()) {
+    case 206: {
+      const auto cr = parseContentRange(h[bhttp::field::content_range]);
+      if (!cr || cr->first != first || cr->last != first + len - 1 || cr->total != obj->meta->size) {
+        spdlog::warn("chunk {} of /{}/{}: the backend answered {} for bytes {}-{}", index, obj->bucket, obj->key,
+                     std::string(h[bhttp::field::content_range]), first, first + len - 1);
+        co_return;
+      }
+      break;
+    }
+    case 200:  // the Range was ignored: the whole object follows
+      if (body.contentLength() != obj->meta->size) co_return;
+      skip = first;
+      break;
+    case 412:
+    case 416:
+      // The object changed at the backend: its old metadata (and with it the old chunks) must go.
+      spdlog::info("/{}/{} changed at the backend (ETag {} gone): revalidating", obj->bucket, obj->key, obj->meta->etag);
+      c.invalidateMeta(obj->metaKey);
+      co_return;
+    default:
+      spdlog::warn("chunk {} of /{}/{}: the backend answered {}", index, obj->bucket, obj->key, h.result_int());
+      co_return;
+  }
+  char* dst = fill->chunk().value();
+  while (skip > 0) {  // bytes before the chunk land in its buffer and are overwritten: readers see only ready()
+    auto n = co_await body.read(boost::asio::buffer(dst, static_cast<std::size_t>(std::min(skip, len))));
+    if (!n || *n == 0) co_return;
+    skip -= *n;
+  }
+  std::uint64_t got = 0;
+  while (got < len) {
+    auto n = co_await body.read(boost::asio::buffer(dst + got, static_cast<std::size_t>(len - got)));
+    if (!n || *n == 0) {
+      spdlog::warn("chunk {} of /{}/{}: the backend body ended after {} of {} bytes", index, obj->bucket, obj->key,
+                   got, len);
+      co_return;
+    }
+    got += *n;
+    fill->advance(*n);
+  }
+  c.stats().bytesFromBackend.fetch_add(len, std::memory_order_relaxed);
+  fill->chunk().seal();
+  guard.ok = true;
+  fill->finish(true);
+  // Readers already have the bytes; the fill stays findable until the cache holds the chunk.
+  co_await cache_->insert(fill->sharedChunk());
+}
+
+void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur) {
+  if (!cache_) return;
+  const auto m = x.req.method();
+  if (m != bhttp::verb::put && m != bhttp::verb::post && m != bhttp::verb::delete_) return;
+  cache::ChunkCache& c = cache_->cache();
+  auto invalidate = [&](const std::string& key) {
+    c.invalidateMeta(cache::encodeKey({opts_.backendId, x.routed.bucket, key, {}, cache::kMetaIndex}));
+  };
+  if (!x.routed.key.empty()) {
+    invalidate(x.routed.key);
+    return;
+  }
+  if (m == bhttp::verb::post && findParam(x.routed.query, "delete") && !ur.bufferedBody.empty()) {
+    // DeleteObjects: every key it names.
+    pugi::xml_document doc;
+    if (!doc.load_buffer(ur.bufferedBody.data(), ur.bufferedBody.size())) return;
+    for (const auto& obj : doc.child("Delete").children("Object"))
+      if (const char* k = obj.child_value("Key"); k && *k) invalidate(k);
+  }
+}
+
+}  // namespace granary::s3api
