@@ -9,10 +9,12 @@
 // and a directory can never exceed its size). A region can be reclaimed only when no write into it is
 // in flight.
 //
-// Admission (TinyLFU over region FIFO): while free space remains everything is admitted. Once the ring
-// is full, a newcomer may reclaim the oldest region only if a count-min sketch says it is accessed more
-// often than that region's entries are, on average. Ties keep the incumbents: a training epoch larger
-// than the cache (a cyclic scan) keeps a stable part resident instead of churning to 0% like LRU/FIFO.
+// Eviction and admission (TinyLFU over a clock of regions): while free space remains everything is
+// admitted. Once the ring is full, the next region to reuse is the coldest of the next few in ring order
+// (by the mean count-min-sketch frequency of its entries; hot regions are skipped and live another round),
+// and a newcomer may reclaim it only if it is itself accessed more often than that. Ties keep the
+// incumbents: a training epoch larger than the cache (a cyclic scan) keeps a stable part resident
+// instead of churning to 0% like LRU/FIFO.
 //
 // Index: 64 lock stripes of flat hash maps, key hash -> 8-byte location. Hashes only: the full key is in
 // the entry on disk and is compared on every read. Lock order: directory, then stripe, then sketch.
@@ -119,6 +121,8 @@ class DiskIndex {
     std::uint64_t regionsReclaimed = 0;
   };
   Stats stats() const;
+  /// Bytes of RAM the index holds (maps, region entry lists, sketch), for the bytes-per-chunk figure.
+  std::size_t memoryBytes() const;
   std::size_t dirCount() const { return dirs_.size(); }
   const DirGeometry& geometry(std::uint8_t dir) const { return dirs_[dir]->geo; }
 
@@ -133,6 +137,9 @@ class DiskIndex {
     std::uint32_t pending = 0;
     std::uint64_t used = 0;
     std::vector<std::uint64_t> hashes;  // entries written into this generation (some may be gone)
+    double score = 0;                   // mean access frequency of its entries (cached)
+    std::uint32_t scoreGen = 0;
+    unsigned scoreUses = 0;
   };
   struct Dir {
     explicit Dir(DirGeometry g) : geo(g), regions(g.regions) {}
@@ -142,10 +149,6 @@ class DiskIndex {
     std::uint32_t active = 0;
     bool opened = false;  // an active region exists
     std::uint32_t nextGen = 1;
-    std::uint32_t victimScoreRegion = UINT32_MAX;
-    std::uint32_t victimScoreGen = 0;
-    unsigned victimScoreUses = 0;
-    double victimScore = 0;
     std::atomic<bool> failed{false};
   };
 
@@ -153,6 +156,8 @@ class DiskIndex {
   /// Opens region `r` of `d` (dropping what it held). Needs d.m.
   void openRegionLocked(std::uint8_t dirIdx, Dir& d, std::uint32_t r);
   double victimScoreLocked(Dir& d, std::uint32_t r);
+  /// The region to reclaim next: the coldest of the next few in ring order without writes in flight.
+  std::optional<std::uint32_t> chooseVictimLocked(Dir& d);
   std::uint32_t regionOf(const Dir& d, const Location& loc) const {
     return static_cast<std::uint32_t>(std::uint64_t{loc.block} * 4096 / d.geo.regionSize);
   }

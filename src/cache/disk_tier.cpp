@@ -1,6 +1,7 @@
 #include "cache/disk_tier.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,6 +129,9 @@ bool DiskTier::openDir(std::uint8_t i, DirState& d, std::string& why) {
   index_->snapshotDir(i, gens, live);
   if (!Journal::writeSnapshot(d.journalPath, d.geo, gens, live, why)) return false;
   d.loadedEntries = live.size();
+  loaded = Journal::Loaded{};
+  live = {};
+  ::malloc_trim(0);  // the journal's temporaries (tens of MB for millions of entries) go back
   d.loadSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   d.journal = std::make_unique<Journal>(
       d.journalPath, d.geo, d.journalBudget,

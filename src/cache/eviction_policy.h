@@ -23,6 +23,7 @@ class FrequencySketch {
   void increment(std::uint64_t hash);
   /// Estimated recent access count, 0..15.
   unsigned frequency(std::uint64_t hash) const;
+  std::size_t memoryBytes() const { return counters_.capacity(); }
 
  private:
   std::size_t index(std::uint64_t hash, int row) const;
