@@ -390,7 +390,15 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   upstream::UpstreamResponse& body = **resp;
   const auto& h = body.header();
   std::uint64_t skip = 0;
-  switch (h.result_int()) {
+  const unsigned status = h.result_int();
+  if ((status == 200 || status == 206) && !h[bhttp::field::etag].empty() && h[bhttp::field::etag] != obj->meta->etag) {
+    // A backend that ignores If-Match (s3rver does) sent another version: its bytes must not join ours.
+    spdlog::info("/{}/{} changed at the backend (ETag {} -> {}): revalidating", obj->bucket, obj->key,
+                 obj->meta->etag, std::string(h[bhttp::field::etag]));
+    c.invalidateMeta(obj->metaKey);
+    co_return;
+  }
+  switch (status) {
     case 206: {
       const auto cr = parseContentRange(h[bhttp::field::content_range]);
       if (!cr || cr->first != first || cr->last != first + len - 1 || cr->total != obj->meta->size) {

@@ -179,3 +179,108 @@ def aws(endpoint, *args, key=CLIENT_KEY, check=True, timeout=600):
 def error_code(exc):
     """The S3 error code and HTTP status of a botocore ClientError."""
     return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+class CountingProxy:
+    """A TCP relay in front of the origin that records every request line (method, path, Range header)
+    Granary sends it: how the tests count what reached the origin. Request bodies with Content-Length are
+    relayed; responses are relayed untouched."""
+
+    def __init__(self, origin_port):
+        import socket
+        self.origin_port = origin_port
+        self.requests = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def reset(self):
+        with self.lock:
+            self.requests = []
+
+    def count(self, method=None, path=None):
+        with self.lock:
+            return sum(1 for m, p, r in self.requests if (method is None or m == method) and (path is None or p == path))
+
+    def ranges(self, path):
+        with self.lock:
+            return [r for m, p, r in self.requests if m == "GET" and p == path]
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                o = socket.create_connection(("127.0.0.1", self.origin_port))
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=self._upstream, args=(c, o), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(o, c), daemon=True).start()
+
+    @staticmethod
+    def _close(*socks):
+        import socket
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _downstream(self, o, c):
+        try:
+            while True:
+                b = o.recv(1 << 16)
+                if not b:
+                    break
+                c.sendall(b)
+        except OSError:
+            pass
+        self._close(o, c)
+
+    def _upstream(self, c, o):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = c.recv(1 << 16)
+                    if not b:
+                        raise EOFError
+                    buf += b
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, target = lines[0].split(" ")[:2]
+                headers = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                with self.lock:
+                    self.requests.append((method, target.split("?")[0], headers.get("range")))
+                o.sendall(head + b"\r\n\r\n")
+                left = int(headers.get("content-length", "0"))
+                while left > 0:
+                    if not buf:
+                        buf = c.recv(min(left, 1 << 16))
+                        if not buf:
+                            raise EOFError
+                    part, buf = buf[:left], buf[left:]
+                    o.sendall(part)
+                    left -= len(part)
+        except (EOFError, OSError, ValueError):
+            pass
+        self._close(c, o)
+
+    def stop(self):
+        self.sock.close()

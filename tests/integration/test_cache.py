@@ -1,0 +1,273 @@
+"""The chunk cache with a real s3rver origin and real clients: hits survive the origin going away, an
+object overwritten behind Granary's back is served new after the metadata TTL (never a mix), 32 cold
+readers of one object make the origin send each chunk once, kill -9 mid-fill and a flipped byte on disk
+never serve wrong bytes, the cache directory stays within its size, and writes through Granary
+invalidate at once. Requests reaching the origin are counted by harness.CountingProxy."""
+import concurrent.futures
+import hashlib
+import os
+import signal
+import shutil
+import tempfile
+import time
+import unittest
+
+import harness
+
+CHUNK = 1 << 20
+SANITIZED = bool(os.environ.get("GRANARY_SANITIZED"))
+origin = proxy = direct = None
+
+
+def setUpModule():
+    global origin, proxy, direct
+    origin = harness.Origin()
+    proxy = harness.CountingProxy(origin.port)
+    direct = harness.boto3_client(origin.url, key=harness.ORIGIN_KEY)
+
+
+def tearDownModule():
+    proxy.stop()
+    origin.stop()
+
+
+def payload(size, seed):
+    """Deterministic bytes that differ per seed at every position."""
+    block = hashlib.sha256(b"%d" % seed).digest() * 2048  # 64 KiB
+    return (block * (size // len(block) + 1))[:size]
+
+
+def md5(b):
+    return hashlib.md5(b).hexdigest()
+
+
+class CacheCase(unittest.TestCase):
+    bucket = None
+
+    def setUp(self):
+        origin.ensure_alive()
+        self.cache_dir = tempfile.mkdtemp(prefix="granary-cache-")
+        self.started = []
+        if self.bucket is None:
+            type(self).bucket = "cache-%s" % self.__class__.__name__.lower()
+            direct.create_bucket(Bucket=self.bucket)
+
+    def tearDown(self):
+        for g in self.started:
+            if g.proc.poll() is None:
+                g.stop()
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+    def granary(self, *extra, size="256MiB", ttl="60s"):
+        g = harness.Granary(proxy.url, extra=["--cache-dir", "%s:%s" % (self.cache_dir, size), "--chunk-size", "1MiB",
+                                             "--metadata-ttl", ttl] + list(extra))
+        self.started.append(g)
+        return g
+
+    def get(self, g, key, **kw):
+        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key=key, **kw)
+        return r["Body"].read(), r["ResponseMetadata"]["HTTPHeaders"]
+
+    def key_path(self, key):
+        return "/%s/%s" % (self.bucket, key)
+
+
+class HitsTest(CacheCase):
+    def test_second_read_is_a_hit_and_survives_the_origin_going_away(self):
+        data = payload(5 * CHUNK + 123, 1)
+        direct.put_object(Bucket=self.bucket, Key="a.bin", Body=data)
+        g = self.granary()
+        proxy.reset()
+        body, h = self.get(g, "a.bin")
+        self.assertEqual(md5(body), md5(data))
+        self.assertEqual(h["x-granary-cache"], "miss")
+        self.assertEqual(proxy.count("HEAD", self.key_path("a.bin")), 1)
+        self.assertEqual(sorted(proxy.ranges(self.key_path("a.bin"))),
+                         sorted("bytes=%d-%d" % (i * CHUNK, min((i + 1) * CHUNK, len(data)) - 1) for i in range(6)))
+        proxy.reset()
+        body, h = self.get(g, "a.bin")
+        self.assertEqual(md5(body), md5(data))
+        self.assertEqual(h["x-granary-cache"], "hit")
+        self.assertEqual(proxy.count(), 0, "a hit within the TTL must not contact the origin")
+        origin.kill()
+        try:
+            body, h = self.get(g, "a.bin")
+            self.assertEqual(md5(body), md5(data))
+            self.assertEqual(h["x-granary-cache"], "hit")
+            part, h = self.get(g, "a.bin", Range="bytes=1048570-2097160")
+            self.assertEqual(part, data[1048570:2097161])
+            self.assertEqual(h["content-range"], "bytes 1048570-2097160/%d" % len(data))
+            head = harness.boto3_client(g.url).head_object(Bucket=self.bucket, Key="a.bin")
+            self.assertEqual(head["ContentLength"], len(data))
+            self.assertEqual(head["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "hit")
+        finally:
+            origin.start()
+
+    def test_aws_cli_download_twice_and_range_reads_fetch_only_missing_chunks(self):
+        data = payload(6 * CHUNK, 2)
+        direct.put_object(Bucket=self.bucket, Key="r.bin", Body=data, ContentType="application/x-test",
+                          Metadata={"dataset": "imagenet"})
+        g = self.granary("--cache-status-header", "true")
+        proxy.reset()
+        part, h = self.get(g, "r.bin", Range="bytes=%d-%d" % (2 * CHUNK + 5, 2 * CHUNK + 10))
+        self.assertEqual(part, data[2 * CHUNK + 5:2 * CHUNK + 11])
+        got = proxy.ranges(self.key_path("r.bin"))
+        self.assertIn("bytes=%d-%d" % (2 * CHUNK, 3 * CHUNK - 1), got)
+        self.assertNotIn("bytes=0-%d" % (CHUNK - 1), got, "a range read fetches only the chunks it needs (+ read-ahead)")
+        time.sleep(0.5)  # read-ahead of chunks 3 and 4 lands
+        body, h = self.get(g, "r.bin")
+        self.assertEqual(h["x-granary-cache"], "partial")
+        self.assertEqual(h["content-type"], "application/x-test")
+        self.assertEqual(h["x-amz-meta-dataset"], "imagenet")
+        self.assertEqual(md5(body), md5(data))
+        out = os.path.join(self.cache_dir, "out.bin")
+        harness.aws(g.url, "s3", "cp", "s3://%s/r.bin" % self.bucket, out)
+        with open(out, "rb") as f:
+            self.assertEqual(md5(f.read()), md5(data))
+        self.assertEqual(len(proxy.ranges(self.key_path("r.bin"))), 6, "each chunk fetched once in all")
+
+    def test_concurrent_cold_readers_fetch_each_chunk_from_the_origin_once(self):
+        size = (64 if SANITIZED else 256) << 20
+        readers = 32
+        data = payload(size, 3)
+        direct.put_object(Bucket=self.bucket, Key="big.bin", Body=data)
+        want = md5(data)
+        del data
+        g = self.granary(size="1GiB")
+        proxy.reset()
+        s3 = harness.boto3_client(g.url, max_pool_connections=readers)
+
+        def read(_):
+            h = hashlib.md5()
+            body = s3.get_object(Bucket=self.bucket, Key="big.bin")["Body"]
+            for piece in iter(lambda: body.read(1 << 20), b""):
+                h.update(piece)
+            return h.hexdigest()
+
+        with concurrent.futures.ThreadPoolExecutor(readers) as ex:
+            digests = list(ex.map(read, range(readers)))
+        self.assertEqual(digests, [want] * readers)
+        ranges = proxy.ranges(self.key_path("big.bin"))
+        self.assertEqual(len(ranges), size // CHUNK, "each chunk exactly once at the origin")
+        self.assertEqual(len(set(ranges)), size // CHUNK)
+        self.assertEqual(proxy.count("HEAD", self.key_path("big.bin")), 1)
+
+
+class ConsistencyTest(CacheCase):
+    def test_overwrite_behind_granarys_back_is_served_after_the_ttl_never_mixed(self):
+        v1, v2 = payload(3 * CHUNK + 7, 10), payload(3 * CHUNK + 7, 11)
+        direct.put_object(Bucket=self.bucket, Key="o.bin", Body=v1)
+        g = self.granary(ttl="1s")
+        self.assertEqual(self.get(g, "o.bin")[0], v1)
+        direct.put_object(Bucket=self.bucket, Key="o.bin", Body=v2)
+        time.sleep(1.2)
+        body, h = self.get(g, "o.bin")
+        self.assertEqual(md5(body), md5(v2))
+        self.assertEqual(h["etag"], '"%s"' % md5(v2))
+        part, _ = self.get(g, "o.bin", Range="bytes=%d-%d" % (CHUNK - 3, CHUNK + 3))
+        self.assertEqual(part, v2[CHUNK - 3:CHUNK + 4])
+
+    def test_ranged_fetch_carries_if_match_so_a_change_mid_read_is_never_mixed(self):
+        v1, v2 = payload(4 * CHUNK, 20), payload(4 * CHUNK, 21)
+        direct.put_object(Bucket=self.bucket, Key="m.bin", Body=v1)
+        g = self.granary("--ram-cache", "0", ttl="forever")
+        part, _ = self.get(g, "m.bin", Range="bytes=0-10")  # metadata and chunk 0 (+ read-ahead) cached
+        self.assertEqual(part, v1[:11])
+        time.sleep(0.3)
+        direct.put_object(Bucket=self.bucket, Key="m.bin", Body=v2)
+        # Chunk 3 is not cached; fetching it with If-Match of the old ETag fails: Granary must not
+        # serve old chunks glued to new ones. It answers with the new object (or refuses), never a mix.
+        try:
+            body, _ = self.get(g, "m.bin")
+            self.assertIn(md5(body), (md5(v1), md5(v2)))
+        except Exception:  # a cut connection is an honest answer too
+            pass
+        body, _ = self.get(g, "m.bin")
+        self.assertEqual(md5(body), md5(v2), "after the failed If-Match the old version is gone")
+
+    def test_writes_through_granary_invalidate_at_once(self):
+        g = self.granary(ttl="forever")
+        s3 = harness.boto3_client(g.url)
+        s3.put_object(Bucket=self.bucket, Key="w.bin", Body=b"one" * 1000)
+        self.assertEqual(self.get(g, "w.bin")[0], b"one" * 1000)
+        s3.put_object(Bucket=self.bucket, Key="w.bin", Body=b"two" * 1000)
+        self.assertEqual(self.get(g, "w.bin")[0], b"two" * 1000)
+        s3.delete_object(Bucket=self.bucket, Key="w.bin")
+        with self.assertRaises(Exception) as ctx:
+            self.get(g, "w.bin")
+        self.assertEqual(harness.error_code(ctx.exception), ("NoSuchKey", 404))
+        s3.put_object(Bucket=self.bucket, Key="d1", Body=b"x")
+        self.assertEqual(self.get(g, "d1")[0], b"x")
+        s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": "d1"}]})
+        with self.assertRaises(Exception) as ctx:
+            self.get(g, "d1")
+        self.assertEqual(harness.error_code(ctx.exception)[1], 404)
+
+    def test_uncacheable_requests_say_bypass(self):
+        direct.put_object(Bucket=self.bucket, Key="b.bin", Body=b"hello")
+        g = self.granary()
+        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", ResponseContentType="text/x")
+        self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "bypass")
+        g.stop()
+        g2 = self.granary("--cache-status-header", "false")
+        _, h = self.get(g2, "b.bin")
+        self.assertNotIn("x-granary-cache", h)
+
+
+class DurabilityTest(CacheCase):
+    def test_kill_9_during_a_fill_then_restart_serves_only_origin_bytes(self):
+        objs = {"k%d" % i: payload((i + 1) * CHUNK + i, 30 + i) for i in range(4)}
+        big = payload(48 * CHUNK, 40)
+        for k, v in objs.items():
+            direct.put_object(Bucket=self.bucket, Key=k, Body=v)
+        direct.put_object(Bucket=self.bucket, Key="big", Body=big)
+        g = self.granary()
+        for k in objs:
+            self.get(g, k)
+        s3 = harness.boto3_client(g.url)
+        body = s3.get_object(Bucket=self.bucket, Key="big")["Body"]
+        body.read(5 * CHUNK)  # mid-fill
+        g.proc.send_signal(signal.SIGKILL)
+        g.proc.wait()
+        g2 = self.granary()
+        for k, v in objs.items():
+            got, h = self.get(g2, k)
+            self.assertEqual(md5(got), md5(v), k)
+            self.assertEqual(h["x-granary-cache"], "hit", "%s: warm after kill -9" % k)
+        got, _ = self.get(g2, "big")
+        self.assertEqual(md5(got), md5(big))
+
+    def test_flipped_bytes_in_the_cache_file_are_caught(self):
+        data = payload(4 * CHUNK, 50)
+        direct.put_object(Bucket=self.bucket, Key="f.bin", Body=data)
+        g = self.granary("--ram-cache", "0")
+        self.get(g, "f.bin")
+        time.sleep(0.3)
+        path = os.path.join(self.cache_dir, "granary-cache.data")
+        with open(path, "r+b") as f:  # one byte in every 256 KiB of what was written
+            for off in range(4096 * 20, 6 * CHUNK, 256 << 10):
+                f.seek(off)
+                b = f.read(1)
+                f.seek(off)
+                f.write(bytes([b[0] ^ 0x5A]))
+        body, _ = self.get(g, "f.bin")
+        self.assertEqual(md5(body), md5(data))
+        self.assertGreaterEqual(g.wait_for_log("checksum mismatch"), 1)
+        body, _ = self.get(g, "f.bin")
+        self.assertEqual(md5(body), md5(data))
+
+    def test_filling_past_capacity_keeps_the_directory_within_its_size(self):
+        g = self.granary(size="72MiB")
+        objs = {}
+        for i in range(12):  # 96 MiB of objects through a 72 MiB cache
+            objs["c%d" % i] = payload(8 * CHUNK, 60 + i)
+            direct.put_object(Bucket=self.bucket, Key="c%d" % i, Body=objs["c%d" % i])
+        for _ in range(2):
+            for k, v in objs.items():
+                self.assertEqual(md5(self.get(g, k)[0]), md5(v))
+        used = sum(os.stat(os.path.join(self.cache_dir, n)).st_blocks * 512 for n in os.listdir(self.cache_dir))
+        self.assertLessEqual(used, 72 << 20)
+
+
+if __name__ == "__main__":
+    unittest.main()
