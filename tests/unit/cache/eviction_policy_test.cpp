@@ -11,34 +11,13 @@
 #include <unordered_map>
 
 #include "cache/eviction_policy.h"
+#include "support/cache_traces.h"
 
 using granary::cache::TinyLfuPolicy;
+using granary::testing::Lru;
 
 namespace {
 
-class Lru {
- public:
-  explicit Lru(std::size_t cap) : cap_(cap) {}
-  bool access(std::uint64_t k) {
-    auto it = map_.find(k);
-    if (it != map_.end()) {
-      order_.splice(order_.begin(), order_, it->second);
-      return true;
-    }
-    order_.push_front(k);
-    map_[k] = order_.begin();
-    if (order_.size() > cap_) {
-      map_.erase(order_.back());
-      order_.pop_back();
-    }
-    return false;
-  }
-
- private:
-  std::size_t cap_;
-  std::list<std::uint64_t> order_;
-  std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> map_;
-};
 
 /// Plays one access the way the cache will: count it, hit or fill.
 bool play(TinyLfuPolicy& p, std::uint64_t key) {
@@ -49,8 +28,7 @@ bool play(TinyLfuPolicy& p, std::uint64_t key) {
   return false;
 }
 
-/// Keys look like the cache's: 64-bit hashes, not small integers.
-std::uint64_t keyOf(std::uint64_t i) { return i * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull; }
+std::uint64_t keyOf(std::uint64_t i) { return granary::testing::traceKey(i); }
 
 struct ScanResult {
   double tinyLfu = 0, lru = 0;
