@@ -2,6 +2,8 @@
 // Internal to ProxyHandler (proxy_handler.cpp, proxy_cache.cpp): one request's state.
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,5 +31,16 @@ struct ProxyHandler::Exchange {
   std::uint64_t bytesOut = 0;
   std::string_view cacheStatus = "bypass";  // x-granary-cache of a GET/HEAD answered by the backend
 };
+
+/// A decimal length header (Content-Length, x-amz-decoded-content-length): digits only, at most 19.
+inline std::optional<std::uint64_t> parseLength(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
 
 }  // namespace granary::s3api

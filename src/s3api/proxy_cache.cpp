@@ -46,19 +46,9 @@ std::string lowerName(std::string_view s) {
   return out;
 }
 
-std::optional<std::uint64_t> parseU64(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return v;
-}
-
 /// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
 MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
-  auto size = parseU64(h[bhttp::field::content_length]);
+  auto size = parseLength(h[bhttp::field::content_length]);
   auto etag = h[bhttp::field::etag];
   if (!size || etag.empty()) return nullptr;
   auto m = std::make_shared<ObjectMeta>();

@@ -67,16 +67,6 @@ bool isStreaming(PayloadMode m) {
          m == PayloadMode::StreamingUnsignedTrailer;
 }
 
-std::optional<std::uint64_t> parseLength(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return v;
-}
-
 S3Failure upstreamFailure(const boost::system::error_code& ec) {
   using upstream::Error;
   if (ec == Error::ResponseTimeout || ec == Error::ConnectTimeout)
