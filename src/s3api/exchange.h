@@ -1,6 +1,7 @@
 #pragma once
 // Internal to ProxyHandler (proxy_handler.cpp, proxy_cache.cpp): one request's state.
 
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -31,6 +32,13 @@ struct ProxyHandler::Exchange {
   std::uint64_t bytesOut = 0;
   std::string_view cacheStatus = "bypass";  // x-granary-cache of a GET/HEAD answered by the backend
 };
+
+/// ASCII lower case (header names).
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
 /// A decimal length header (Content-Length, x-amz-decoded-content-length): digits only, at most 19.
 inline std::optional<std::uint64_t> parseLength(std::string_view s) {

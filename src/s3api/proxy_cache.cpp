@@ -40,12 +40,6 @@ bool isObjectHeader(std::string_view n) {
          n.starts_with("x-amz-object-lock-");
 }
 
-std::string lowerName(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 /// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
 MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   auto size = parseLength(h[bhttp::field::content_length]);
@@ -55,7 +49,7 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   m->size = *size;
   m->etag = std::string(etag);
   for (const auto& f : h) {
-    std::string name = lowerName(f.name_string());
+    std::string name = lower(f.name_string());
     if (isObjectHeader(name)) m->headers.emplace_back(std::move(name), std::string(f.value()));
   }
   m->validatedAtMs = nowMs();

@@ -23,12 +23,6 @@ using boost::system::error_code;
 using upstream::UpstreamResponsePtr;
 constexpr std::size_t kMaxFreeBuffers = 32;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool isHopByHop(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "proxy-authenticate" ||
          n == "proxy-authorization" || n == "te" || n == "trailer" || n == "transfer-encoding" || n == "upgrade";
