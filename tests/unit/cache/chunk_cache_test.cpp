@@ -61,7 +61,7 @@ auto run(F&& f) {
 
 }  // namespace
 
-TEST_CASE("entry format: seal and verify; any flipped byte or another key is refused", "[unit][cache]") {
+TEST_CASE("entry format: seal and verify, any flipped byte or another key is refused", "[unit][cache]") {
   const std::string key = keyOf(1);
   auto c = makeChunk(key, 10000, 1);
   CHECK(c->entrySize() % kBlockSize == 0);
@@ -130,7 +130,7 @@ TEST_CASE("disk tier: a flipped byte on disk is a counted miss, never bad bytes"
   CHECK_FALSE(cache.disk()->index().find(hashBytes(keyOf(1))));  // dropped
 }
 
-TEST_CASE("disk tier: a failing device takes its directory out of service; callers see misses", "[unit][cache]") {
+TEST_CASE("disk tier: a failing device takes its directory out of service, callers see misses", "[unit][cache]") {
   TempDir dir;
   CacheOptions o = diskOptions(dir);
   // Writes to /dev/full fail with ENOSPC, as a full or dying disk would.
@@ -192,7 +192,7 @@ TEST_CASE("disk tier: entries survive a restart, clean or after a crash", "[unit
   CHECK(readAll(cache) == n);
 }
 
-TEST_CASE("RAM tier: bounded in bytes; a cold newcomer cannot flush hot chunks", "[unit][cache]") {
+TEST_CASE("RAM tier: bounded in bytes, a cold newcomer cannot flush hot chunks", "[unit][cache]") {
   RamTier ram(4 * (64 << 10) + 4 * kBlockSize, 64 << 10);
   for (int i = 0; i < 4; ++i) {
     const auto c = makeChunk(keyOf(i), 64 << 10, i);
@@ -207,7 +207,7 @@ TEST_CASE("RAM tier: bounded in bytes; a cold newcomer cannot flush hot chunks",
   CHECK_FALSE(ram.get(hashBytes(keyOf(0)), keyOf(1)));  // full key compared, not only the hash
 }
 
-TEST_CASE("fills: one downloader; readers on other threads see bytes as they arrive", "[unit][cache]") {
+TEST_CASE("fills: one downloader, readers on other threads see bytes as they arrive", "[unit][cache]") {
   FillTable table;
   const std::string key = keyOf(1);
   auto [fill, leader] = table.acquire(key, [&] { return std::make_shared<Chunk>(key, 1000); });

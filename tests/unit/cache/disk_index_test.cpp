@@ -53,7 +53,7 @@ Ratios replay(const std::vector<std::uint64_t>& trace, std::uint32_t regions, st
 
 }  // namespace
 
-TEST_CASE("disk index: reserve, commit, find; space never exceeds the regions", "[unit][cache]") {
+TEST_CASE("disk index: reserve, commit, find, and space never exceeds the regions", "[unit][cache]") {
   DiskIndex idx = makeIndex(4);
   std::vector<IndexEvent> events;
   idx.setEventSink([&](const IndexEvent& e) { events.push_back(e); });
@@ -125,7 +125,7 @@ TEST_CASE("disk index: a region with a write in flight is not reclaimed", "[unit
   CHECK(idx.find(traceKey(200)));
 }
 
-TEST_CASE("disk index: removeIfAt leaves a newer copy alone; failed directories read as misses", "[unit][cache]") {
+TEST_CASE("disk index: removeIfAt leaves a newer copy alone, failed directories read as misses", "[unit][cache]") {
   DiskIndex idx = makeIndex(4);
   play(idx, traceKey(1));
   const Location old = *idx.find(traceKey(1));
@@ -142,7 +142,7 @@ TEST_CASE("disk index: removeIfAt leaves a newer copy alone; failed directories 
   CHECK_FALSE(idx.reserve(traceKey(3), kEntry));
 }
 
-TEST_CASE("disk tier policy: cyclic scan over twice the cache keeps >= 40% hits; LRU keeps none",
+TEST_CASE("disk tier policy: cyclic scan over twice the cache keeps >= 40% hits, while LRU keeps none",
           "[unit][cache][trace]") {
   const std::uint32_t regions = 64;
   const std::size_t cacheEntries = regions * (kRegion / kEntry), objects = 2 * cacheEntries;

@@ -90,7 +90,7 @@ TEST_CASE("insert reports what the cache must drop, the rejected newcomer includ
   CHECK(p.size() == 10);
 }
 
-TEST_CASE("cyclic scan over twice the cache keeps >= 40% hits; LRU keeps none", "[unit][cache][trace]") {
+TEST_CASE("cyclic scan over twice the cache keeps >= 40% hits, while LRU keeps none", "[unit][cache][trace]") {
   auto same = cyclicScan(2000, 1000, 10, false);
   INFO("same order: W-TinyLFU " << same.tinyLfu << ", LRU " << same.lru);
   CHECK(same.tinyLfu >= 0.40);

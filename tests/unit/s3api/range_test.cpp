@@ -37,7 +37,7 @@ TEST_CASE("Unsatisfiable ranges", "[unit][range]") {
   CHECK_FALSE(resolve("bytes=-5", 0));
 }
 
-TEST_CASE("Malformed headers are ignored, as S3 does; multi-range is told apart", "[unit][range]") {
+TEST_CASE("Malformed headers are ignored, as S3 does, and multi-range is told apart", "[unit][range]") {
   ByteRange r;
   CHECK(parseRange("bytes=0-1,3-4", r) == RangeParse::MultiRange);
   for (auto h : {"bytes=5-1", "bytes=a-b", "items=0-1", "bytes=", "bytes=-", "bytes 0-1",
