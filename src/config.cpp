@@ -67,6 +67,50 @@ std::uint64_t getSize(const toml::table& t, const char* key, const std::string& 
   return *v;
 }
 
+void loadBackend(const toml::table& t, const std::string& where, BackendConfig& b) {
+  checkKeys(t, {"name", "default", "endpoint", "region", "access_key", "secret_key", "session_token", "ca_file",
+                "verify_tls", "max_connections", "connect_timeout", "read_timeout", "idle_timeout", "max_retries",
+                "addressing"},
+            where);
+  b.name = getString(t, "name", where, b.name);
+  b.endpoint = getString(t, "endpoint", where, b.endpoint);
+  b.region = getString(t, "region", where, b.region);
+  b.accessKey = getString(t, "access_key", where, b.accessKey);
+  b.secretKey = getString(t, "secret_key", where, b.secretKey);
+  b.sessionToken = getString(t, "session_token", where, b.sessionToken);
+  b.caFile = getString(t, "ca_file", where, b.caFile);
+  b.verifyTls = getBool(t, "verify_tls", where, b.verifyTls);
+  b.maxConnections = getUint(t, "max_connections", where, b.maxConnections);
+  b.connectTimeout = getDuration(t, "connect_timeout", where, b.connectTimeout);
+  b.readTimeout = getDuration(t, "read_timeout", where, b.readTimeout);
+  b.idleTimeout = getDuration(t, "idle_timeout", where, b.idleTimeout);
+  b.maxRetries = getUint(t, "max_retries", where, b.maxRetries);
+  const std::string addressing = getString(t, "addressing", where, b.virtualHosted ? "virtual" : "path");
+  if (addressing != "path" && addressing != "virtual")
+    throw ConfigError("'" + where + "addressing' must be \"path\" or \"virtual\"");
+  b.virtualHosted = addressing == "virtual";
+}
+
+WriteMode parseWriteMode(const std::string& v, const std::string& where) {
+  if (v == "write-through") return WriteMode::Through;
+  if (v == "write-around") return WriteMode::Around;
+  if (v == "write-back") return WriteMode::Back;
+  throw ConfigError("'" + where + "write_mode' must be \"write-through\", \"write-around\" or \"write-back\"");
+}
+
+BucketConfig loadBucket(const toml::table& t, const std::string& where) {
+  checkKeys(t, {"name", "backend", "backend_bucket", "write_mode", "metadata_ttl", "cache"}, where);
+  BucketConfig b;
+  b.name = getString(t, "name", where, "");
+  if (b.name.empty()) throw ConfigError("'" + where + "name' is required in [[bucket]] blocks");
+  b.backend = getString(t, "backend", where, "");
+  b.backendBucket = getString(t, "backend_bucket", where, "");
+  b.writeMode = parseWriteMode(getString(t, "write_mode", where, "write-through"), where);
+  if (t.get("metadata_ttl")) b.metadataTtl = getDuration(t, "metadata_ttl", where, {});
+  b.cache = getBool(t, "cache", where, true);
+  return b;
+}
+
 void loadCache(const toml::table& t, CacheConfig& c) {
   const std::string where = "cache.";
   checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "status_header", "parallel_fills", "max_fills",
@@ -118,7 +162,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     throw ConfigError(os.str());
   }
   checkKeys(root, {"listen", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
-                   "client_keys", "cache"},
+                   "bucket", "client_keys", "cache"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
   cfg.threads = getUint(root, "threads", "", cfg.threads);
@@ -138,24 +182,46 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     cfg.maxSkew = getDuration(t, "max_clock_skew", "server.", cfg.maxSkew);
   }
   if (auto* backend = root.get("backend")) {
-    if (!backend->is_table()) throw ConfigError("'backend' must be a table");
-    const auto& t = *backend->as_table();
-    auto& b = cfg.backend;
-    checkKeys(t, {"endpoint", "region", "access_key", "secret_key", "session_token", "ca_file", "verify_tls",
-                  "max_connections", "connect_timeout", "read_timeout", "idle_timeout", "max_retries"},
-              "backend.");
-    b.endpoint = getString(t, "endpoint", "backend.", b.endpoint);
-    b.region = getString(t, "region", "backend.", b.region);
-    b.accessKey = getString(t, "access_key", "backend.", b.accessKey);
-    b.secretKey = getString(t, "secret_key", "backend.", b.secretKey);
-    b.sessionToken = getString(t, "session_token", "backend.", b.sessionToken);
-    b.caFile = getString(t, "ca_file", "backend.", b.caFile);
-    b.verifyTls = getBool(t, "verify_tls", "backend.", b.verifyTls);
-    b.maxConnections = getUint(t, "max_connections", "backend.", b.maxConnections);
-    b.connectTimeout = getDuration(t, "connect_timeout", "backend.", b.connectTimeout);
-    b.readTimeout = getDuration(t, "read_timeout", "backend.", b.readTimeout);
-    b.idleTimeout = getDuration(t, "idle_timeout", "backend.", b.idleTimeout);
-    b.maxRetries = getUint(t, "max_retries", "backend.", b.maxRetries);
+    if (const auto* t = backend->as_table()) {
+      loadBackend(*t, "backend.", cfg.backend);
+    } else if (const auto* arr = backend->as_array()) {
+      // [[backend]] blocks: the one marked default = true (else the first) covers unlisted buckets.
+      std::vector<BackendConfig> all;
+      std::size_t defaultAt = 0, defaults = 0;
+      for (std::size_t i = 0; i < arr->size(); ++i) {
+        const std::string where = "backend[" + std::to_string(i) + "].";
+        const auto* bt = arr->get(i)->as_table();
+        if (!bt) throw ConfigError("'" + where.substr(0, where.size() - 1) + "' must be a table");
+        BackendConfig b;
+        b.name.clear();
+        if (getBool(*bt, "default", where, false)) {
+          defaultAt = i;
+          ++defaults;
+        }
+        loadBackend(*bt, where, b);
+        if (b.name.empty()) throw ConfigError("'" + where + "name' is required in [[backend]] blocks");
+        all.push_back(std::move(b));
+      }
+      if (all.empty()) throw ConfigError("'backend' must hold at least one [[backend]] block");
+      if (defaults > 1) throw ConfigError("only one [[backend]] block may say default = true");
+      cfg.backend = std::move(all[defaultAt]);
+      cfg.otherBackends.clear();
+      for (std::size_t i = 0; i < all.size(); ++i)
+        if (i != defaultAt) cfg.otherBackends.push_back(std::move(all[i]));
+    } else {
+      throw ConfigError("'backend' must be a table ([backend]) or an array of tables ([[backend]])");
+    }
+  }
+  if (auto* buckets = root.get("bucket")) {
+    const auto* arr = buckets->as_array();
+    if (!arr) throw ConfigError("'bucket' must be an array of tables: [[bucket]]");
+    cfg.buckets.clear();
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string where = "bucket[" + std::to_string(i) + "].";
+      const auto* bt = arr->get(i)->as_table();
+      if (!bt) throw ConfigError("'" + where.substr(0, where.size() - 1) + "' must be a table");
+      cfg.buckets.push_back(loadBucket(*bt, where));
+    }
   }
   if (auto* c = root.get("cache")) {
     if (!c->is_table()) throw ConfigError("'cache' must be a table");
@@ -189,22 +255,45 @@ void applyEnvironment(Config& cfg) {
     b.secretKey = env("AWS_SECRET_ACCESS_KEY");
     if (b.sessionToken.empty()) b.sessionToken = env("AWS_SESSION_TOKEN");
   }
-  if (b.region.empty()) b.region = env("AWS_REGION");
-  if (b.region.empty()) b.region = env("AWS_DEFAULT_REGION");
-  if (b.region.empty()) b.region = "us-east-1";
+  std::string region = env("AWS_REGION");
+  if (region.empty()) region = env("AWS_DEFAULT_REGION");
+  if (region.empty()) region = "us-east-1";
+  if (b.region.empty()) b.region = region;
+  for (auto& o : cfg.otherBackends)
+    if (o.region.empty()) o.region = region;
+}
+
+void validateBackend(const BackendConfig& b, const std::string& where) {
+  if (!upstream::parseEndpoint(b.endpoint))
+    throw ConfigError("'" + where + "endpoint' must be http(s)://host[:port] (got '" + b.endpoint + "')");
+  if (b.accessKey.empty() != b.secretKey.empty())
+    throw ConfigError("'" + where + "access_key' and '" + where + "secret_key' must be set together");
+  if (b.maxConnections == 0) throw ConfigError("'" + where + "max_connections' must be at least 1");
 }
 
 void validate(const Config& cfg) {
-  if (!upstream::parseEndpoint(cfg.backend.endpoint))
-    throw ConfigError("'backend.endpoint' must be http(s)://host[:port] (got '" + cfg.backend.endpoint + "')");
-  if (cfg.backend.accessKey.empty() != cfg.backend.secretKey.empty())
-    throw ConfigError("'backend.access_key' and 'backend.secret_key' must be set together");
+  validateBackend(cfg.backend, "backend.");
   if (cfg.backend.accessKey.empty())
     throw ConfigError("no backend credentials: set backend.access_key/secret_key, --backend-access-key/"
                       "--backend-secret-key, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY");
+  std::set<std::string> names{cfg.backend.name};
+  for (const auto& o : cfg.otherBackends) {
+    const std::string where = "backend '" + o.name + "' ";
+    validateBackend(o, "backend(" + o.name + ").");
+    if (o.accessKey.empty()) throw ConfigError("backend '" + o.name + "' has no access_key/secret_key");
+    if (!names.insert(o.name).second) throw ConfigError("two [[backend]] blocks are named '" + o.name + "'");
+  }
+  std::set<std::string> bucketNames;
+  for (const auto& b : cfg.buckets) {
+    if (!bucketNames.insert(b.name).second) throw ConfigError("two [[bucket]] blocks are named '" + b.name + "'");
+    if (!b.backend.empty() && !names.count(b.backend))
+      throw ConfigError("bucket '" + b.name + "': no [[backend]] is named '" + b.backend + "'");
+    if (b.writeMode == WriteMode::Back)
+      throw ConfigError("bucket '" + b.name + "': write_mode = \"write-back\" is not implemented yet; "
+                        "use \"write-through\" or \"write-around\"");
+  }
   if (cfg.clientKeys.empty() && !cfg.anonymous)
     throw ConfigError("no client keys: add [[client_keys]] or --client-key AK:SK (or set anonymous = true)");
-  if (cfg.backend.maxConnections == 0) throw ConfigError("'backend.max_connections' must be at least 1");
   const auto& c = cfg.cache;
   if (c.chunkSize < 64 * 1024 || c.chunkSize > (64u << 20) || c.chunkSize % 4096 != 0)
     throw ConfigError("'cache.chunk_size' must be a multiple of 4KiB between 64KiB and 64MiB");
@@ -215,9 +304,36 @@ void validate(const Config& cfg) {
     throw ConfigError("'log_level' must be one of trace, debug, info, warn, error, off");
 }
 
+std::string_view writeModeName(WriteMode m) {
+  switch (m) {
+    case WriteMode::Through: return "write-through";
+    case WriteMode::Around: return "write-around";
+    case WriteMode::Back: return "write-back";
+  }
+  return "?";
+}
+
+namespace {
+void describeBackend(std::ostringstream& os, const BackendConfig& b) {
+  os << "name = \"" << b.name << "\"\n"
+     << "endpoint = \"" << b.endpoint << "\"\n"
+     << "addressing = \"" << (b.virtualHosted ? "virtual" : "path") << "\"\n"
+     << "region = \"" << b.region << "\"\n"
+     << "access_key = \"" << b.accessKey << "\"\n"
+     << "secret_key = \"" << mask(b.secretKey) << "\"\n"
+     << "session_token = \"" << mask(b.sessionToken) << "\"\n"
+     << "ca_file = \"" << b.caFile << "\"\n"
+     << "verify_tls = " << (b.verifyTls ? "true" : "false") << "\n"
+     << "max_connections = " << b.maxConnections << "\n"
+     << "connect_timeout = \"" << formatDuration(b.connectTimeout) << "\"\n"
+     << "read_timeout = \"" << formatDuration(b.readTimeout) << "\"\n"
+     << "idle_timeout = \"" << formatDuration(b.idleTimeout) << "\"\n"
+     << "max_retries = " << b.maxRetries << "\n";
+}
+}  // namespace
+
 std::string describe(const Config& cfg) {
   std::ostringstream os;
-  const auto& b = cfg.backend;
   os << "listen = \"" << cfg.listen << "\"\n"
      << "threads = " << cfg.threads << "\n"
      << "domain = \"" << cfg.domain << "\"\n"
@@ -230,19 +346,21 @@ std::string describe(const Config& cfg) {
      << "write_timeout = \"" << formatDuration(cfg.writeTimeout) << "\"\n"
      << "shutdown_timeout = \"" << formatDuration(cfg.shutdownTimeout) << "\"\n"
      << "max_clock_skew = \"" << formatDuration(cfg.maxSkew) << "\"\n\n"
-     << "[backend]\n"
-     << "endpoint = \"" << b.endpoint << "\"\n"
-     << "region = \"" << b.region << "\"\n"
-     << "access_key = \"" << b.accessKey << "\"\n"
-     << "secret_key = \"" << mask(b.secretKey) << "\"\n"
-     << "session_token = \"" << mask(b.sessionToken) << "\"\n"
-     << "ca_file = \"" << b.caFile << "\"\n"
-     << "verify_tls = " << (b.verifyTls ? "true" : "false") << "\n"
-     << "max_connections = " << b.maxConnections << "\n"
-     << "connect_timeout = \"" << formatDuration(b.connectTimeout) << "\"\n"
-     << "read_timeout = \"" << formatDuration(b.readTimeout) << "\"\n"
-     << "idle_timeout = \"" << formatDuration(b.idleTimeout) << "\"\n"
-     << "max_retries = " << b.maxRetries << "\n";
+     << "[[backend]]  # the default\n"
+     << "default = true\n";
+  describeBackend(os, cfg.backend);
+  for (const auto& o : cfg.otherBackends) {
+    os << "\n[[backend]]\n";
+    describeBackend(os, o);
+  }
+  for (const auto& bk : cfg.buckets) {
+    os << "\n[[bucket]]\nname = \"" << bk.name << "\"\n"
+       << "backend = \"" << (bk.backend.empty() ? cfg.backend.name : bk.backend) << "\"\n"
+       << "backend_bucket = \"" << (bk.backendBucket.empty() ? bk.name : bk.backendBucket) << "\"\n"
+       << "write_mode = \"" << writeModeName(bk.writeMode) << "\"\n"
+       << "metadata_ttl = \"" << formatDuration(bk.metadataTtl.value_or(cfg.cache.metadataTtl)) << "\"\n"
+       << "cache = " << (bk.cache ? "true" : "false") << "\n";
+  }
   const auto& c = cfg.cache;
   os << "\n[cache]\ncache_dir = [";
   for (std::size_t i = 0; i < c.dirs.size(); ++i)

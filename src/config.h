@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace granary {
@@ -16,6 +18,7 @@ struct ConfigError : std::runtime_error {
 };
 
 struct BackendConfig {
+  std::string name = "default";  // what [[bucket]] blocks refer to
   std::string endpoint = "http://127.0.0.1:4568";
   std::string region;  // default: $AWS_REGION, $AWS_DEFAULT_REGION, then us-east-1
   std::string accessKey;
@@ -28,6 +31,25 @@ struct BackendConfig {
   std::chrono::milliseconds readTimeout{60'000};
   std::chrono::milliseconds idleTimeout{4'000};
   std::uint32_t maxRetries = 3;
+  bool virtualHosted = false;  // addressing = "virtual": bucket.host/key instead of host/bucket/key
+};
+
+/// How writes through Granary treat the cache.
+enum class WriteMode {
+  Through,  // to the backend; once it succeeded, the bytes written also fill the cache
+  Around,   // to the backend; the cache only invalidates
+  Back,     // acknowledged once durable locally, uploaded in the background (not implemented yet)
+};
+std::string_view writeModeName(WriteMode m);
+
+/// A client-visible bucket mapped onto a backend.
+struct BucketConfig {
+  std::string name;           // what clients call it
+  std::string backend;        // a BackendConfig::name; "" = the default backend
+  std::string backendBucket;  // its name at the backend; "" = the same as `name`
+  WriteMode writeMode = WriteMode::Through;
+  std::optional<std::chrono::milliseconds> metadataTtl;  // nullopt = cache.metadata_ttl
+  bool cache = true;
 };
 
 struct CacheDirConfig {
@@ -54,7 +76,9 @@ struct Config {
   std::string logLevel = "info";
   bool accessLog = true;
   std::vector<std::pair<std::string, std::string>> clientKeys;
-  BackendConfig backend;
+  BackendConfig backend;                     // the default backend: buckets no [[bucket]] names go here
+  std::vector<BackendConfig> otherBackends;  // further [[backend]] blocks, by name
+  std::vector<BucketConfig> buckets;         // [[bucket]] blocks
   CacheConfig cache;
   std::chrono::milliseconds idleTimeout{60'000};
   std::chrono::milliseconds readTimeout{30'000};

@@ -173,19 +173,46 @@ http::ServerOptions serverOptions(const Config& cfg, const asio::ip::tcp::endpoi
   return so;
 }
 
-upstream::HttpUpstreamOptions upstreamOptions(const Config& cfg, const upstream::Endpoint& backend) {
+upstream::HttpUpstreamOptions upstreamOptions(const BackendConfig& b) {
   upstream::HttpUpstreamOptions uo;
-  uo.endpoint = backend;
-  uo.region = cfg.backend.region;
-  uo.credentials = {cfg.backend.accessKey, cfg.backend.secretKey, cfg.backend.sessionToken};
-  uo.caFile = cfg.backend.caFile;
-  uo.verifyTls = cfg.backend.verifyTls;
-  uo.pool.maxConnections = cfg.backend.maxConnections;
-  uo.pool.connectTimeout = cfg.backend.connectTimeout;
-  uo.pool.idleTimeout = cfg.backend.idleTimeout;
-  uo.readTimeout = cfg.backend.readTimeout;
-  uo.retry.maxAttempts = static_cast<int>(cfg.backend.maxRetries) + 1;
+  uo.endpoint = *upstream::parseEndpoint(b.endpoint);  // validate() checked it
+  uo.region = b.region;
+  uo.credentials = {b.accessKey, b.secretKey, b.sessionToken};
+  uo.caFile = b.caFile;
+  uo.verifyTls = b.verifyTls;
+  uo.virtualHosted = b.virtualHosted;
+  uo.pool.maxConnections = b.maxConnections;
+  uo.pool.connectTimeout = b.connectTimeout;
+  uo.pool.idleTimeout = b.idleTimeout;
+  uo.readTimeout = b.readTimeout;
+  uo.retry.maxAttempts = static_cast<int>(b.maxRetries) + 1;
   return uo;
+}
+
+/// Every backend in BucketMap order: the default first.
+std::vector<const BackendConfig*> allBackends(const Config& cfg) {
+  std::vector<const BackendConfig*> all{&cfg.backend};
+  for (const auto& o : cfg.otherBackends) all.push_back(&o);
+  return all;
+}
+
+std::shared_ptr<const s3api::BucketMap> bucketMap(const Config& cfg) {
+  const auto backends = allBackends(cfg);
+  std::vector<std::string> ids;
+  for (const auto* b : backends) ids.push_back(b->endpoint);  // cache keys: one namespace per object store
+  s3api::BucketPolicy fallback;
+  auto map = std::make_shared<s3api::BucketMap>(std::move(ids), fallback);
+  for (const auto& bk : cfg.buckets) {
+    s3api::BucketPolicy p;
+    for (std::size_t i = 0; i < backends.size(); ++i)
+      if (backends[i]->name == bk.backend) p.backend = i;
+    p.backendBucket = bk.backendBucket;
+    p.metadataTtl = bk.metadataTtl;
+    p.cache = bk.cache;
+    p.writeMode = bk.writeMode == WriteMode::Around ? s3api::WriteMode::Around : s3api::WriteMode::Through;
+    map->add(bk.name, std::move(p));
+  }
+  return map;
 }
 
 s3api::ProxyOptions proxyOptions(const Config& cfg) {
@@ -194,7 +221,7 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.auth.allowAnonymous = cfg.anonymous;
   po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
   po.accessLog = cfg.accessLog;
-  po.backendId = cfg.backend.endpoint;
+  po.buckets = bucketMap(cfg);
   po.metadataTtl = cfg.cache.metadataTtl;
   po.cacheStatusHeader = cfg.cache.statusHeader;
   po.parallelFills = cfg.cache.parallelFills;
@@ -226,11 +253,9 @@ int main(int argc, char** argv) {
 
   Config cfg;
   asio::ip::tcp::endpoint listen;
-  upstream::Endpoint backend;
   try {
     cfg = buildConfig(app, f, f.config);
     listen = parseListen(cfg.listen);
-    backend = *upstream::parseEndpoint(cfg.backend.endpoint);
   } catch (const std::exception& e) {
     std::cerr << "granary: configuration error: " << e.what() << "\n";
     return 2;
@@ -240,7 +265,8 @@ int main(int argc, char** argv) {
   spdlog::flush_on(spdlog::level::info);  // access lines appear as requests finish
 
   const http::ServerOptions so = serverOptions(cfg, listen);
-  const upstream::HttpUpstreamOptions uo = upstreamOptions(cfg, backend);
+  std::vector<upstream::HttpUpstreamOptions> uos;
+  for (const auto* b : allBackends(cfg)) uos.push_back(upstreamOptions(*b));
   const s3api::ProxyOptions po = proxyOptions(cfg);
   auto keys = std::make_shared<s3api::KeyStore>(keyTable(cfg));
 
@@ -254,10 +280,11 @@ int main(int argc, char** argv) {
     chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
     spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
     server = std::make_unique<http::Server>(so, [&](asio::io_context& ioc, unsigned) {
-      auto up = std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo);
+      std::vector<std::unique_ptr<upstream::Upstream>> ups;
+      for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo));
       std::unique_ptr<cache::CacheThread> ct;
       if (chunkCache->enabled()) ct = std::make_unique<cache::CacheThread>(*chunkCache, ioc.get_executor());
-      return std::make_unique<s3api::ProxyHandler>(po, keys, std::move(up), std::move(ct));
+      return std::make_unique<s3api::ProxyHandler>(po, keys, std::move(ups), std::move(ct));
     });
     server->bind();
   } catch (const std::exception& e) {
@@ -267,7 +294,8 @@ int main(int argc, char** argv) {
   const auto ep = server->localEndpoint();
   const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
   std::cout << "granary listening on http://" << host << ":" << ep.port() << " (backend " << cfg.backend.endpoint
-            << ", " << so.threads << " threads)" << std::endl;
+            << (cfg.otherBackends.empty() ? "" : " and " + std::to_string(cfg.otherBackends.size()) + " more") << ", "
+            << so.threads << " threads)" << std::endl;
 
   // Signals are taken on the main thread; the I/O threads run the server.
   asio::io_context sigctx(1);

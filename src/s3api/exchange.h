@@ -31,6 +31,11 @@ struct ProxyHandler::Exchange {
   std::uint64_t bytesIn = 0;
   std::uint64_t bytesOut = 0;
   std::string_view cacheStatus = "bypass";  // x-granary-cache of a GET/HEAD answered by the backend
+  // Where the bucket lives (set once routed).
+  const BucketPolicy* policy = nullptr;
+  upstream::Upstream* upstream = nullptr;
+  std::string backendBucket;  // the bucket's name at its backend
+  const std::string* backendId = nullptr;
 };
 
 /// ASCII lower case (header names).

@@ -92,7 +92,8 @@ struct FillGuard {
 
 struct ProxyHandler::CachedObject {
   std::string backendId;
-  std::string bucket;
+  upstream::Upstream* upstream = nullptr;  // the handler's, which outlives every fill it starts
+  std::string bucket;  // at the backend
   std::string key;
   std::string metaKey;
   MetaPtr meta;
@@ -108,7 +109,7 @@ struct ProxyHandler::CachedObject {
 bool ProxyHandler::cacheEligible(const Exchange& x) const {
   const auto m = x.req.method();
   if (m != bhttp::verb::get && m != bhttp::verb::head) return false;
-  if (x.routed.bucket.empty() || x.routed.key.empty()) return false;
+  if (x.routed.bucket.empty() || x.routed.key.empty() || !x.policy->cache) return false;
   // versionId, partNumber, response-* overrides, ?acl, ?tagging...: answered by the backend.
   for (const auto& kv : x.routed.query)
     if (!isPresignParam(kv.first)) return false;
@@ -127,11 +128,11 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
 http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::string& metaKey, MetaPtr stale) {
   upstream::UpstreamRequest r;
   r.method = bhttp::verb::head;
-  r.bucket = x.routed.bucket;
+  r.bucket = x.backendBucket;
   r.key = x.routed.key;
   if (stale) r.headers.emplace_back("if-none-match", stale->etag);
   cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
-  auto resp = co_await upstream_->send(r);
+  auto resp = co_await x.upstream->send(r);
   if (!resp) {
     if (stale) {
       // stale-if-error: the backend is unreachable; the bytes were the backend's when last validated.
@@ -155,7 +156,7 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
 }
 
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache) {
-  const auto ttl = opts_.metadataTtl;
+  const auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
   auto isFresh = [&](const ObjectMeta& m) {
     return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMs() - m.validatedAtMs < ttl.count());
   };
@@ -188,8 +189,9 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
 http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   cache::ChunkCache& c = cache_->cache();
   auto obj = std::make_shared<CachedObject>();
-  obj->backendId = opts_.backendId;
-  obj->bucket = x.routed.bucket;
+  obj->backendId = *x.backendId;
+  obj->upstream = x.upstream;
+  obj->bucket = x.backendBucket;
   obj->key = x.routed.key;
   obj->chunkSize = c.chunkSize();
   obj->metaKey = cache::encodeKey({obj->backendId, obj->bucket, obj->key, {}, cache::kMetaIndex});
@@ -366,7 +368,7 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   r.key = obj->key;
   r.headers.emplace_back("range", "bytes=" + std::to_string(first) + "-" + std::to_string(first + len - 1));
   r.headers.emplace_back("if-match", obj->meta->etag);  // never mix bytes of two versions
-  auto resp = co_await upstream_->send(r);
+  auto resp = co_await obj->upstream->send(r);
   if (!resp) {
     spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, obj->bucket, obj->key, resp.error().message());
     co_return;
@@ -437,7 +439,7 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
   if (m != bhttp::verb::put && m != bhttp::verb::post && m != bhttp::verb::delete_) return;
   cache::ChunkCache& c = cache_->cache();
   auto invalidate = [&](const std::string& key) {
-    c.invalidateMeta(cache::encodeKey({opts_.backendId, x.routed.bucket, key, {}, cache::kMetaIndex}));
+    c.invalidateMeta(cache::encodeKey({*x.backendId, x.backendBucket, key, {}, cache::kMetaIndex}));
   };
   if (!x.routed.key.empty()) {
     invalidate(x.routed.key);

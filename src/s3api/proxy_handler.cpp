@@ -3,9 +3,11 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
+#include <pugixml.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <sstream>
 
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
@@ -70,14 +72,27 @@ S3Failure upstreamFailure(const boost::system::error_code& ec) {
   return {S3Error::ServiceUnavailable, "The backend could not be reached: " + ec.message(), {}};
 }
 
+/// Reads a (small) backend body whole; false past `limit` or on a read error.
+http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limit, std::string& out) {
+  char buf[16 * 1024];
+  for (;;) {
+    auto n = co_await resp.read(boost::asio::buffer(buf));
+    if (!n) co_return false;
+    if (*n == 0) co_return true;
+    if (out.size() + *n > limit) co_return false;
+    out.append(buf, *n);
+  }
+}
+
 }  // namespace
 
 
 ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
-                           std::unique_ptr<upstream::Upstream> upstream, std::unique_ptr<cache::CacheThread> cache)
+                           std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
+                           std::unique_ptr<cache::CacheThread> cache)
     : opts_(std::move(opts)),
       keys_(std::move(keys)),
-      upstream_(std::move(upstream)),
+      upstreams_(std::move(upstreams)),
       cache_(std::move(cache)),
       rng_(std::random_device{}()),
       buffers_(opts_.bufferSize, kMaxFreeBuffers) {}
@@ -100,7 +115,8 @@ std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status 
 
 http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                            http::BodyReader& body, http::ResponseWriter& out) {
-  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, 0, {}, 0, 0, "bypass"};
+  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, 0, {}, 0, 0, "bypass",
+             nullptr, nullptr, {}, nullptr};
   x.requestId = newRequestId();
   x.headers.reserve(16);
   for (const auto& f : req) x.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
@@ -111,6 +127,11 @@ http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const
   } else {
     x.routed = std::move(*routed);
     x.op = operationName(req.method_string(), !x.routed.bucket.empty(), !x.routed.key.empty(), x.routed.query);
+    const BucketMap& buckets = *opts_.buckets;
+    x.policy = &buckets.lookup(x.routed.bucket);
+    x.upstream = upstreams_.at(x.policy->backend).get();
+    x.backendId = &buckets.backendId(x.policy->backend);
+    x.backendBucket = std::string(buckets.backendBucket(x.routed.bucket));
     co_await forward(x);
   }
   if (opts_.accessLog) logAccess(x);
@@ -144,7 +165,7 @@ upstream::UpstreamRequest ProxyHandler::upstreamRequestFor(const Exchange& x, co
   const bool streaming = isStreaming(auth.payload);
   upstream::UpstreamRequest ur;
   ur.method = x.req.method();
-  ur.bucket = x.routed.bucket;
+  ur.bucket = x.backendBucket;
   ur.key = x.routed.key;
   for (const auto& kv : x.routed.query)
     if (!(auth.presigned && isPresignParam(kv.first))) ur.query.push_back(kv);
@@ -186,6 +207,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (auto bad = planBody(x, auth, payloadLength, hasBody)) co_return co_await sendError(x, *bad);
 
   if (cache_ && cacheEligible(x) && co_await serveCached(x)) co_return;
+  if (x.op == "ListBuckets" && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
 
   upstream::UpstreamRequest ur = upstreamRequestFor(x, auth);
 
@@ -215,7 +237,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   // A write makes what the cache holds for its key(s) unreachable: before it is sent (so no read starts
   // from the old state meanwhile) and again once the backend answered (reads that raced it).
   invalidateForWrite(x, ur);
-  auto resp = co_await upstream_->send(ur);
+  auto resp = co_await x.upstream->send(ur);
   invalidateForWrite(x, ur);
   if (verified) x.bytesIn = verified->clientBytes();
   if (verified && verified->failure()) {
@@ -236,13 +258,79 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       if (name == "range")
         value = "bytes=" + std::to_string(fix.first) + "-" + std::to_string(fix.first + fix.length - 1);
     resp = UpstreamResponsePtr{};
-    resp = co_await upstream_->send(ur);
+    resp = co_await x.upstream->send(ur);
     if (!resp) {
       const S3Failure failure = upstreamFailure(resp.error());
       co_return co_await sendError(x, failure);
     }
   }
   co_await relay(x, **resp);
+}
+
+http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
+  constexpr std::size_t kMaxListing = 16 << 20;
+  const BucketMap& map = *opts_.buckets;
+  std::vector<std::pair<std::string, std::string>> found;  // client name, creation date
+  std::string ownerId, ownerName;
+  for (const std::size_t b : map.listingBackends()) {
+    upstream::UpstreamRequest r;
+    r.method = bhttp::verb::get;
+    auto resp = co_await upstreams_.at(b)->send(r);
+    if (!resp) co_return co_await sendError(x, upstreamFailure(resp.error()));
+    if ((*resp)->header().result_int() != 200) {
+      // A backend refused (credentials, say): its answer is the client's, since a listing that silently
+      // lacks that backend's buckets would be wrong.
+      x.upstream = upstreams_.at(b).get();
+      co_return co_await relay(x, **resp);
+    }
+    std::string body;
+    pugi::xml_document doc;
+    const bool complete = co_await readAll(**resp, kMaxListing, body);  // (not inside ||: GCC 12 coroutines)
+    if (!complete || !doc.load_buffer(body.data(), body.size())) {
+      const S3Failure bad{S3Error::InternalError, "A backend's bucket listing could not be read.", {}};
+      co_return co_await sendError(x, bad);
+    }
+    const auto root = doc.child("ListAllMyBucketsResult");
+    if (b == 0) {
+      ownerId = root.child("Owner").child_value("ID");
+      ownerName = root.child("Owner").child_value("DisplayName");
+    }
+    for (const auto& bucket : root.child("Buckets").children("Bucket"))
+      for (auto& name : map.visibleNames(b, bucket.child_value("Name")))
+        found.emplace_back(std::move(name), bucket.child_value("CreationDate"));
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+              found.end());
+
+  pugi::xml_document out;
+  auto decl = out.append_child(pugi::node_declaration);
+  decl.append_attribute("version") = "1.0";
+  decl.append_attribute("encoding") = "UTF-8";
+  auto root = out.append_child("ListAllMyBucketsResult");
+  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  auto owner = root.append_child("Owner");
+  owner.append_child("ID").text() = ownerId.c_str();
+  owner.append_child("DisplayName").text() = ownerName.c_str();
+  auto list = root.append_child("Buckets");
+  for (const auto& [name, created] : found) {
+    auto e = list.append_child("Bucket");
+    e.append_child("Name").text() = name.c_str();
+    e.append_child("CreationDate").text() = created.c_str();
+  }
+  std::ostringstream os;
+  out.save(os, "", pugi::format_raw);
+  const std::string xml = os.str();
+  http::ResponseHeader h;
+  h.result(bhttp::status::ok);
+  h.set(bhttp::field::content_type, "application/xml");
+  h.set("x-amz-request-id", x.requestId);
+  h.set(bhttp::field::content_length, std::to_string(xml.size()));
+  x.status = 200;
+  if (co_await x.out.writeHeader(std::move(h))) co_return;
+  if (co_await x.out.writeBody(boost::asio::buffer(xml))) co_return;
+  x.bytesOut = xml.size();
+  co_await x.out.finish();
 }
 
 http::Awaitable<bool> ProxyHandler::readWhole(upstream::BodySource& body, std::size_t expected, std::string& out) {

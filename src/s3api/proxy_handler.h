@@ -10,6 +10,7 @@
 #include "common/buffer_pool.h"
 #include "http/handler.h"
 #include "s3api/auth.h"
+#include "s3api/bucket_map.h"
 #include "s3api/errors.h"
 #include "s3api/range.h"
 #include "upstream/upstream.h"
@@ -26,8 +27,10 @@ struct ProxyOptions {
   /// be retried); larger ones stream, their last byte held back until every check has passed.
   std::size_t verifyBeforeSend = 1 << 20;
 
+  /// Client buckets -> backends (index into the handler's upstreams) and their cache policy.
+  std::shared_ptr<const BucketMap> buckets = std::make_shared<BucketMap>(std::vector<std::string>{""});
+
   // The cache (used when the handler has a CacheThread).
-  std::string backendId;  // part of every cache key: the backend's endpoint
   /// How long cached metadata is trusted before a conditional request revalidates it; 0 = always,
   /// milliseconds::max() = forever (immutable data sets).
   std::chrono::milliseconds metadataTtl{60'000};
@@ -51,8 +54,10 @@ class KeyStore {
 
 class ProxyHandler final : public http::RequestHandler {
  public:
+  /// @param upstreams one per backend of opts.buckets, in its order (index 0: the default backend).
   /// @param cache this thread's access to the cache; null = pass-through.
-  ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys, std::unique_ptr<upstream::Upstream> upstream,
+  ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
+               std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
                std::unique_ptr<cache::CacheThread> cache = nullptr);
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
@@ -61,12 +66,14 @@ class ProxyHandler final : public http::RequestHandler {
                             std::string_view message) override;
   void shutdown() override {
     stopping_ = true;
-    upstream_->shutdown();
+    for (auto& u : upstreams_) u->shutdown();
   }
 
  private:
   struct Exchange;
   http::Awaitable<void> forward(Exchange& x);
+  /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
+  http::Awaitable<void> listBucketsMerged(Exchange& x);
   std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,
                                     std::optional<std::uint64_t>& payloadLength, bool& hasBody) const;
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
@@ -103,7 +110,7 @@ class ProxyHandler final : public http::RequestHandler {
 
   ProxyOptions opts_;
   std::shared_ptr<KeyStore> keys_;
-  std::unique_ptr<upstream::Upstream> upstream_;
+  std::vector<std::unique_ptr<upstream::Upstream>> upstreams_;
   std::unique_ptr<cache::CacheThread> cache_;
   bool stopping_ = false;
   std::mt19937_64 rng_;

@@ -140,9 +140,20 @@ HttpUpstream::~HttpUpstream() = default;
 
 void HttpUpstream::shutdown() { pool_.shutdown(); }
 
-std::string HttpUpstream::encodedPath(const UpstreamRequest& req) {
+bool HttpUpstream::hostCompatible(std::string_view bucket, bool tls) {
+  if (bucket.size() < 3 || bucket.size() > 63 || bucket.front() == '-' || bucket.back() == '-') return false;
+  for (char c : bucket) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (c == '.' && !tls);
+    if (!ok) return false;
+  }
+  return bucket.find("..") == std::string_view::npos && bucket.front() != '.' && bucket.back() != '.';
+}
+
+std::string HttpUpstream::encodedPath(const UpstreamRequest& req, bool bucketInHost) {
   std::string path = "/";
-  if (!req.bucket.empty()) {
+  if (bucketInHost) {
+    path += req.key;
+  } else if (!req.bucket.empty()) {
     path += req.bucket;
     if (!req.key.empty()) path += "/" + req.key;
   }
@@ -160,10 +171,12 @@ std::string HttpUpstream::encodedPath(const UpstreamRequest& req) {
 }
 
 Awaitable<boost::system::error_code> HttpUpstream::writeRequest(Connection& conn, UpstreamRequest& req) {
-  const std::string path = encodedPath(req);
+  const bool bucketInHost =
+      opts_.virtualHosted && !req.bucket.empty() && hostCompatible(req.bucket, opts_.endpoint.tls);
+  const std::string path = encodedPath(req, bucketInHost);
   const std::string query = canonicalQueryString(req.query);
   sigv4::HeaderList headers = req.headers;
-  headers.emplace_back("host", opts_.endpoint.hostHeader());
+  headers.emplace_back("host", bucketInHost ? req.bucket + "." + opts_.endpoint.hostHeader() : opts_.endpoint.hostHeader());
   signer_.sign(bhttp::to_string(req.method), path, req.query, headers, req.payloadHash,
                std::chrono::system_clock::now());
 

@@ -1,6 +1,6 @@
 #pragma once
 // The real backend client: Beast over TCP or TLS, SigV4 re-signing with the backend's credentials,
-// path-style addressing, a per-thread connection pool and retries with jittered backoff.
+// path-style or virtual-hosted addressing, a per-thread connection pool and retries with jittered backoff.
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -25,6 +25,8 @@ struct HttpUpstreamOptions {
   std::chrono::milliseconds readTimeout{60'000};
   RetryPolicy retry;
   std::size_t bodyBufferSize = 256 * 1024;
+  /// Virtual-hosted addressing (bucket.host/key), for buckets whose names allow it; else path style.
+  bool virtualHosted = false;
 };
 
 class HttpUpstream final : public Upstream {
@@ -40,8 +42,12 @@ class HttpUpstream final : public Upstream {
   void setCredentials(sigv4::Credentials creds) { signer_.setCredentials(std::move(creds)); }
   ConnectionPool& pool() { return pool_; }
 
-  /// The wire path of a request: "/bucket/encoded/key" (empty segments as "%2F").
-  static std::string encodedPath(const UpstreamRequest& req);
+  /// The wire path of a request: "/bucket/encoded/key" (empty segments as "%2F"); "/encoded/key" when
+  /// the bucket goes in the host name.
+  static std::string encodedPath(const UpstreamRequest& req, bool bucketInHost = false);
+  /// Whether a bucket can be addressed as a host name label (lower-case letters, digits, '-'; no dots
+  /// over TLS, where they would break certificate matching).
+  static bool hostCompatible(std::string_view bucket, bool tls);
 
  private:
   Awaitable<boost::system::result<UpstreamResponsePtr>> attempt(UpstreamRequest& req, bool& mayRetry);

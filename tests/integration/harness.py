@@ -50,8 +50,11 @@ class Origin:
     """s3rver on 127.0.0.1:<ephemeral>, restarted on the same port and data directory if it dies
     (it exits on some malformed requests)."""
 
-    def __init__(self):
+    def __init__(self, key=None):
+        """key: (access key, secret) the origin accepts instead of ORIGIN_KEY (tests/integration/origin.js)."""
         self.dir = tempfile.mkdtemp(prefix="granary-origin-")
+        self.key = key or ORIGIN_KEY
+        self.custom_key = key is not None
         self.port = 0
         self.proc = None
         self.log = os.path.join(self.dir, "s3rver.log")
@@ -59,8 +62,11 @@ class Origin:
 
     def start(self):
         js = os.path.join(SOURCE_DIR, "node_modules", "s3rver", "bin", "s3rver.js")
+        pre = [js]
+        if self.custom_key:
+            pre = [os.path.join(SOURCE_DIR, "tests", "integration", "origin.js"), self.key[0], self.key[1]]
         self.proc = subprocess.Popen(
-            ["node", "--openssl-legacy-provider", js, "-d", os.path.join(self.dir, "data"), "-a", "127.0.0.1",
+            ["node", "--openssl-legacy-provider"] + pre + ["-d", os.path.join(self.dir, "data"), "-a", "127.0.0.1",
              "-p", str(self.port), "--no-vhost-buckets", "--silent"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         m = _wait_for_line(self.proc, r"listening on 127\.0\.0\.1:(\d+)", 30, self.log)
@@ -91,11 +97,21 @@ STARTED = []  # every Granary started in this process, for the failure report
 
 
 class Granary:
-    def __init__(self, backend_url, extra=(), client_keys=(CLIENT_KEY,), backend_key=ORIGIN_KEY, threads=2):
+    def __init__(self, backend_url=None, extra=(), client_keys=(CLIENT_KEY,), backend_key=ORIGIN_KEY, threads=2,
+                 config=None):
+        """backend_url: the default backend (flags); config: TOML text written to a file for --config
+        (backends and buckets), flags still applied over it."""
         fd, self.log = tempfile.mkstemp(prefix="granary-", suffix=".log")
         os.close(fd)
-        args = [GRANARY, "--listen", "127.0.0.1:0", "--threads", str(threads), "--backend-endpoint", backend_url,
-                "--backend-access-key", backend_key[0], "--backend-secret-key", backend_key[1]]
+        args = [GRANARY, "--listen", "127.0.0.1:0", "--threads", str(threads)]
+        if config is not None:
+            fd, self.config = tempfile.mkstemp(prefix="granary-", suffix=".toml")
+            with os.fdopen(fd, "w") as f:
+                f.write(config)
+            args += ["--config", self.config]
+        if backend_url is not None:
+            args += ["--backend-endpoint", backend_url, "--backend-access-key", backend_key[0],
+                     "--backend-secret-key", backend_key[1]]
         for ak, sk in client_keys:
             args += ["--client-key", "%s:%s" % (ak, sk)]
         args += list(extra)

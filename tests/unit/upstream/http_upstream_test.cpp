@@ -242,6 +242,32 @@ TEST_CASE("upstream: requests are path-style, re-signed, and empty key segments 
   CHECK(auth.find("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-meta-color") != std::string::npos);
 }
 
+TEST_CASE("upstream: addressing = virtual puts host-safe buckets in the Host header", "[net][upstream]") {
+  std::vector<std::pair<std::string, std::string>> seen;  // target, host
+  ScriptedBackend be([&](const bhttp::request<bhttp::string_body>& r, int) {
+    seen.emplace_back(std::string(r.target()), std::string(r[bhttp::field::host]));
+    return reply(200, "");
+  });
+  asio::io_context ioc;
+  auto o = options(be.port());
+  o.virtualHosted = true;
+  HttpUpstream up(ioc.get_executor(), o);
+  auto req = getRequest("dir/a b//c");
+  run(up, ioc, req);
+  req.bucket = "Not_Host_Safe";  // legacy bucket names fall back to path style, as the SDKs do
+  run(up, ioc, req);
+  UpstreamRequest list;  // ListBuckets: no bucket, plain host
+  run(up, ioc, list);
+  const std::string port = std::to_string(be.port());
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0] == std::pair<std::string, std::string>{"/dir/a%20b/%2Fc", "bucket.127.0.0.1:" + port});
+  CHECK(seen[1] == std::pair<std::string, std::string>{"/Not_Host_Safe/dir/a%20b/%2Fc", "127.0.0.1:" + port});
+  CHECK(seen[2] == std::pair<std::string, std::string>{"/", "127.0.0.1:" + port});
+  CHECK(HttpUpstream::hostCompatible("my.bucket", false));
+  CHECK_FALSE(HttpUpstream::hostCompatible("my.bucket", true));
+  CHECK_FALSE(HttpUpstream::hostCompatible("ab", false));
+}
+
 TEST_CASE("upstream: the per-thread connection cap makes requests wait, not fail", "[net][upstream]") {
   ScriptedBackend be([](const auto&, int i) { return reply(200, "r" + std::to_string(i)); });
   asio::io_context ioc;
