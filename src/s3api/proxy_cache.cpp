@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "s3api/exchange.h"
 #include "upstream/errors.h"
@@ -431,6 +432,59 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   fill->finish(true);
   // Readers already have the bytes; the fill stays findable until the cache holds the chunk.
   co_await cache_->insert(fill->sharedChunk());
+}
+
+bool ProxyHandler::fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const {
+  if (!cache_ || stopping_ || x.op != "PutObject" || !x.policy->cache || x.policy->writeMode != WriteMode::Through)
+    return false;
+  if (!payloadLength || *payloadLength > opts_.writeFillMax) return false;
+  for (const auto& [name, value] : x.headers)  // copies, SSE-C (the backend stores other bytes than sent)
+    if (name == "x-amz-copy-source" || name.starts_with("x-amz-server-side-encryption-customer-")) return false;
+  return true;
+}
+
+struct ProxyHandler::WrittenObject {
+  upstream::Upstream* upstream = nullptr;
+  std::string backendId, bucket, key, etag, data;
+  std::uint64_t epoch = 0;
+};
+
+void ProxyHandler::startFillAfterWrite(const Exchange& x, std::string etag, std::string data) {
+  if (etag.empty()) return;
+  auto w = std::make_shared<WrittenObject>();
+  w->upstream = x.upstream;
+  w->backendId = *x.backendId;
+  w->bucket = x.backendBucket;
+  w->key = x.routed.key;
+  w->etag = std::move(etag);
+  w->data = std::move(data);
+  // Taken after the write's own invalidation: any later write or invalidation makes the fill a no-op.
+  w->epoch = cache_->cache().metaEpoch(cache::encodeKey({w->backendId, w->bucket, w->key, {}, cache::kMetaIndex}));
+  boost::asio::co_spawn(cache_->executor(), fillAfterWrite(std::move(w)), boost::asio::detached);
+}
+
+http::Awaitable<void> ProxyHandler::fillAfterWrite(std::shared_ptr<WrittenObject> w) {
+  upstream::UpstreamRequest r;
+  r.method = bhttp::verb::head;
+  r.bucket = w->bucket;
+  r.key = w->key;
+  auto resp = co_await w->upstream->send(r);
+  if (!resp || (*resp)->header().result_int() != 200) co_return;
+  MetaPtr meta = metaFromHead((*resp)->header());
+  // Another write may have landed between the PUT and this HEAD: then these bytes are not the object's.
+  if (!meta || meta->etag != w->etag || meta->size != w->data.size()) co_return;
+  const std::string metaKey = cache::encodeKey({w->backendId, w->bucket, w->key, {}, cache::kMetaIndex});
+  if (cache_->cache().metaEpoch(metaKey) != w->epoch) co_return;
+  const std::uint64_t chunkSize = cache_->cache().chunkSize();
+  for (std::uint64_t off = 0, i = 0; off < w->data.size(); off += chunkSize, ++i) {
+    const std::uint64_t len = std::min<std::uint64_t>(chunkSize, w->data.size() - off);
+    auto chunk = std::make_shared<cache::Chunk>(
+        cache::encodeKey({w->backendId, w->bucket, w->key, w->etag, static_cast<std::uint32_t>(i)}), len);
+    std::memcpy(chunk->value(), w->data.data() + off, static_cast<std::size_t>(len));
+    chunk->seal();
+    co_await cache_->insert(std::move(chunk));
+  }
+  co_await cache_->storeMeta(metaKey, std::move(meta), w->epoch);  // chunks first: the metadata finds them
 }
 
 void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur) {

@@ -212,6 +212,9 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   upstream::UpstreamRequest ur = upstreamRequestFor(x, auth);
 
   std::optional<VerifiedBody> verified;
+  const bool fillOnWrite = fillsOnWrite(x, payloadLength);
+  std::string written;  // fillOnWrite: the bytes the backend is sent
+  std::optional<CapturingBody> capture;
   if (hasBody) {
     verified.emplace(x.body, auth, payloadLength);
     ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
@@ -225,6 +228,12 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
         co_return co_await sendError(x, failure);
       }
       ur.contentLength = ur.bufferedBody.size();
+      if (fillOnWrite) written = ur.bufferedBody;
+    } else if (fillOnWrite) {
+      written.reserve(static_cast<std::size_t>(*payloadLength));
+      capture.emplace(*verified, written, static_cast<std::size_t>(*payloadLength));
+      ur.source = &*capture;
+      ur.contentLength = payloadLength;
     } else {
       ur.source = &*verified;
       ur.contentLength = payloadLength;
@@ -264,6 +273,9 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       co_return co_await sendError(x, failure);
     }
   }
+  if (fillOnWrite && (*resp)->header().result_int() == 200 && written.size() == payloadLength.value_or(0) &&
+      (!capture || capture->complete()))
+    startFillAfterWrite(x, std::string((*resp)->header()[bhttp::field::etag]), std::move(written));
   co_await relay(x, **resp);
 }
 

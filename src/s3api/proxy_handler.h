@@ -39,6 +39,9 @@ struct ProxyOptions {
   std::size_t maxFills = 64;            // chunks in flight across the process (each holds a chunk of RAM)
   std::size_t readAhead = 2;            // chunks fetched past the end of a ranged read
   std::chrono::milliseconds fillTimeout{60'000};  // longest wait for a fill without progress
+  /// write-through: PUTs up to this size keep their bytes until the backend took them, then fill the
+  /// cache (larger ones, and multipart uploads, fill on their first read).
+  std::uint64_t writeFillMax = 64ull << 20;
 };
 
 /// Shared, replaceable key table (reloads swap the pointer; requests keep the one they started with).
@@ -107,6 +110,13 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
                                       cache::FillPtr fill, std::string key);
   void invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur);
+  /// Whether this request is a PUT whose bytes fill the cache once the backend has them (write-through).
+  bool fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const;
+  struct WrittenObject;
+  /// After a write-through PUT: the backend's metadata (HEAD, which must show the ETag the PUT got), then
+  /// the written bytes as chunks, then the metadata; dropped if another write invalidated meanwhile.
+  http::Awaitable<void> fillAfterWrite(std::shared_ptr<WrittenObject> w);
+  void startFillAfterWrite(const Exchange& x, std::string etag, std::string data);
 
   ProxyOptions opts_;
   std::shared_ptr<KeyStore> keys_;

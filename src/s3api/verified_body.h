@@ -53,4 +53,28 @@ class VerifiedBody final : public upstream::BodySource {
   std::optional<S3Failure> failure_;
 };
 
+/// Passes another body source through and keeps a copy of every byte (write-through PUTs: the bytes
+/// fill the cache once the backend has acknowledged them). Stops copying past `limit`.
+class CapturingBody final : public upstream::BodySource {
+ public:
+  CapturingBody(upstream::BodySource& inner, std::string& copy, std::size_t limit)
+      : inner_(inner), copy_(copy), limit_(limit) {}
+  upstream::Awaitable<boost::system::result<std::size_t>> read(upstream::asio::mutable_buffer buf) override {
+    auto r = co_await inner_.read(buf);
+    if (r && *r > 0) {
+      if (copy_.size() + *r <= limit_) copy_.append(static_cast<const char*>(buf.data()), *r);
+      else overflowed_ = true;
+    }
+    co_return r;
+  }
+  bool started() const override { return inner_.started(); }
+  bool complete() const { return !overflowed_; }
+
+ private:
+  upstream::BodySource& inner_;
+  std::string& copy_;
+  std::size_t limit_;
+  bool overflowed_ = false;
+};
+
 }  // namespace granary::s3api

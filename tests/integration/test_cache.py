@@ -214,6 +214,49 @@ class ConsistencyTest(CacheCase):
         self.assertNotIn("x-granary-cache", h)
 
 
+class WriteModesTest(CacheCase):
+    def wait_for_fill(self, key):
+        """The write-through fill asks the origin for the new metadata (one HEAD), then stores."""
+        deadline = time.time() + 10
+        while proxy.count("HEAD", self.key_path(key)) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0 if SANITIZED else 0.3)
+
+    def test_write_through_puts_are_read_back_from_the_cache(self):
+        g = self.granary()
+        s3 = harness.boto3_client(g.url)
+        small, large = payload(10_000, 7), payload(3 * CHUNK + 5, 8)  # buffered, and streamed, bodies
+        proxy.reset()
+        s3.put_object(Bucket=self.bucket, Key="wt-small", Body=small)
+        s3.put_object(Bucket=self.bucket, Key="wt-large", Body=large)
+        src = tempfile.NamedTemporaryFile(delete=False)
+        src.write(payload(2 * CHUNK, 9))
+        src.close()
+        harness.aws(g.url, "s3", "cp", src.name, "s3://%s/wt-cli" % self.bucket)  # the CLI's own payload mode
+        for key in ("wt-small", "wt-large", "wt-cli"):
+            self.wait_for_fill(key)
+        proxy.reset()
+        for key, data in (("wt-small", small), ("wt-large", large), ("wt-cli", payload(2 * CHUNK, 9))):
+            body, h = self.get(g, key)
+            self.assertEqual(md5(body), md5(data), key)
+            self.assertEqual(h["x-granary-cache"], "hit", key)
+        self.assertEqual(proxy.count(), 0, "reads of what was just written through Granary must not reach the origin")
+        os.unlink(src.name)
+
+    def test_write_around_bucket_only_invalidates(self):
+        cfg = '[[bucket]]\nname = "%s"\nwrite_mode = "write-around"\n' % self.bucket
+        g = harness.Granary(proxy.url, config=cfg, extra=["--cache-dir", "%s:256MiB" % self.cache_dir,
+                                                          "--chunk-size", "1MiB"])
+        self.started.append(g)
+        data = payload(CHUNK + 10, 10)
+        harness.boto3_client(g.url).put_object(Bucket=self.bucket, Key="wa", Body=data)
+        time.sleep(0.3)
+        self.assertEqual(proxy.count("HEAD", self.key_path("wa")), 0, "write-around does not fill")
+        body, h = self.get(g, "wa")
+        self.assertEqual(md5(body), md5(data))
+        self.assertEqual(h["x-granary-cache"], "miss")
+
+
 class DurabilityTest(CacheCase):
     def test_kill_9_during_a_fill_then_restart_serves_only_origin_bytes(self):
         objs = {"k%d" % i: payload((i + 1) * CHUNK + i, 30 + i) for i in range(4)}
