@@ -16,12 +16,14 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 namespace granary::cache {
 namespace {
 
 namespace asio = boost::asio;
 constexpr std::uint64_t kMiB = 1 << 20;
+constexpr auto kLockWait = std::chrono::seconds(5);  // see open(): a killed owner's ring lets go late
 
 std::uint64_t regionSizeFor(std::uint64_t chunkSize) {
   // Room for four full chunks (entry header and key included) and some small objects; at least 16 MiB.
@@ -98,9 +100,16 @@ bool DiskTier::openDir(std::uint8_t i, DirState& d, std::string& why) {
     why = "cannot open " + d.dataPath + ": " + std::strerror(errno);
     return false;
   }
-  if (::flock(d.fd, LOCK_EX | LOCK_NB) != 0) {
-    why = d.dataPath + " is in use by another process";
-    return false;
+  // A process killed with -9 while io_uring requests on this file were in flight keeps its open file
+  // (and with it the lock) until the kernel has torn its ring down, shortly after it exited: wait a
+  // little before deciding the directory belongs to someone else.
+  const auto lockDeadline = std::chrono::steady_clock::now() + kLockWait;
+  while (::flock(d.fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= lockDeadline) {
+      why = d.dataPath + " is in use by another process";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const auto t0 = std::chrono::steady_clock::now();
   Journal::Loaded loaded = Journal::load(d.journalPath, d.geo, i);
