@@ -57,9 +57,19 @@ struct Digest::Impl {
   ~Impl() { EVP_MD_CTX_free(ctx); }
 };
 
+namespace {
+const EVP_MD* mdOf(Digest::Kind k) {
+  switch (k) {
+    case Digest::Kind::Sha256: return EVP_sha256();
+    case Digest::Kind::Sha1: return EVP_sha1();
+    case Digest::Kind::Md5: return EVP_md5();
+  }
+  return EVP_sha256();
+}
+}  // namespace
+
 Digest::Digest(Kind kind) : impl_(std::make_unique<Impl>()), kind_(kind) {
-  if (impl_->ctx == nullptr ||
-      EVP_DigestInit_ex(impl_->ctx, kind == Kind::Sha256 ? EVP_sha256() : EVP_md5(), nullptr) != 1) {
+  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, mdOf(kind), nullptr) != 1) {
     throw std::runtime_error("EVP_DigestInit_ex failed");
   }
 }
@@ -73,7 +83,7 @@ std::string Digest::finish() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(impl_->ctx, md, &len);
-  EVP_DigestInit_ex(impl_->ctx, kind_ == Kind::Sha256 ? EVP_sha256() : EVP_md5(), nullptr);
+  EVP_DigestInit_ex(impl_->ctx, mdOf(kind_), nullptr);
   return std::string(reinterpret_cast<char*>(md), len);
 }
 

@@ -35,10 +35,10 @@ std::string hmacSha1Base64(std::string_view key, std::string_view data);
 inline constexpr std::string_view kEmptySha256Hex =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Incremental digest (SHA-256 or MD5) for bodies that stream through.
+/// Incremental digest (SHA-256, SHA-1 or MD5) for bodies that stream through.
 class Digest {
  public:
-  enum class Kind { Sha256, Md5 };
+  enum class Kind { Sha256, Sha1, Md5 };
   explicit Digest(Kind kind = Kind::Sha256);
   ~Digest();
   Digest(Digest&&) noexcept;

@@ -18,6 +18,7 @@ const ErrorInfo& errorInfo(S3Error e) {
       {S::internal_server_error, "InternalError", "We encountered an internal error. Please try again."},
       {S::forbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."},
       {S::bad_request, "InvalidArgument", "Invalid Argument"},
+      {S::bad_request, "InvalidDigest", "The Content-MD5 you specified was invalid."},
       {S::range_not_satisfiable, "InvalidRange", "The requested range is not satisfiable"},
       {S::bad_request, "InvalidRequest", "Invalid Request"},
       {S::bad_request, "InvalidURI", "Couldn't parse the specified URI."},

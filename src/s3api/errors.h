@@ -20,6 +20,7 @@ enum class S3Error {
   InternalError,
   InvalidAccessKeyId,
   InvalidArgument,
+  InvalidDigest,
   InvalidRange,
   InvalidRequest,
   InvalidURI,

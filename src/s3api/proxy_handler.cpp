@@ -72,6 +72,10 @@ S3Failure upstreamFailure(const boost::system::error_code& ec) {
   return {S3Error::ServiceUnavailable, "The backend could not be reached: " + ec.message(), {}};
 }
 
+void dropHeader(sigv4::HeaderList& headers, std::string_view name) {
+  std::erase_if(headers, [&](const auto& h) { return h.first == name; });
+}
+
 /// Reads a (small) backend body whole; false past `limit` or on a read error.
 http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limit, std::string& out) {
   char buf[16 * 1024];
@@ -138,7 +142,8 @@ http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const
 }
 
 std::optional<S3Failure> ProxyHandler::planBody(const Exchange& x, const VerifiedAuth& auth,
-                                                std::optional<std::uint64_t>& payloadLength, bool& hasBody) const {
+                                                std::optional<std::uint64_t>& payloadLength, bool& hasBody,
+                                                BodyChecks& checks) const {
   if (x.req.method() == bhttp::verb::unknown) return S3Failure{S3Error::NotImplemented, "Method not implemented.", {}};
   const std::optional<std::uint64_t> wireLength = x.body.contentLength();  // nullopt: chunked transfer
   payloadLength = wireLength;
@@ -158,6 +163,13 @@ std::optional<S3Failure> ProxyHandler::planBody(const Exchange& x, const Verifie
   hasBody = !x.body.done() && (!wireLength || *wireLength > 0);
   if (!hasBody && auth.payload == PayloadMode::Sha256 && auth.payloadHash != kEmptySha256Hex)
     return S3Failure{S3Error::XAmzContentSHA256Mismatch, {}, {}};
+  // CompleteMultipartUpload's x-amz-checksum-* describe the whole object, not its XML body.
+  const bool trailerAllowed =
+      auth.payload == PayloadMode::StreamingSignedTrailer || auth.payload == PayloadMode::StreamingUnsignedTrailer;
+  auto parsed = bodyChecksFor(x.headers, x.op != "CompleteMultipartUpload", trailerAllowed);
+  if (auto* bad = std::get_if<S3Failure>(&parsed)) return *bad;
+  checks = std::get<BodyChecks>(std::move(parsed));
+  if (!hasBody) return checkEmptyBody(checks);
   return std::nullopt;
 }
 
@@ -204,7 +216,9 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   // What the body is and how long it will be once decoded.
   std::optional<std::uint64_t> payloadLength;
   bool hasBody = false;
-  if (auto bad = planBody(x, auth, payloadLength, hasBody)) co_return co_await sendError(x, *bad);
+  BodyChecks checks;
+  if (auto bad = planBody(x, auth, payloadLength, hasBody, checks)) co_return co_await sendError(x, *bad);
+  const bool trailerChecksum = checks.checksum && !checks.expected;
 
   if (cache_ && cacheEligible(x) && co_await serveCached(x)) co_return;
   if (x.op == "ListBuckets" && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
@@ -216,7 +230,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   std::string written;  // fillOnWrite: the bytes the backend is sent
   std::optional<CapturingBody> capture;
   if (hasBody) {
-    verified.emplace(x.body, auth, payloadLength);
+    verified.emplace(x.body, auth, payloadLength, std::move(checks));
     ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
     if (payloadLength && *payloadLength <= opts_.verifyBeforeSend) {
       // Small body: verify it whole first, so a refused body never reaches the backend at all.
@@ -229,12 +243,20 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       }
       ur.contentLength = ur.bufferedBody.size();
       if (fillOnWrite) written = ur.bufferedBody;
+      // The trailer's checksums (verified) become headers: the backend stores them with the object.
+      if (const auto* trailers = verified->trailers())
+        for (const auto& [name, value] : *trailers)
+          if (checksumFromHeader(name)) ur.headers.emplace_back(name, value);
     } else if (fillOnWrite) {
+      if (trailerChecksum) dropHeader(ur.headers, "x-amz-sdk-checksum-algorithm");
       written.reserve(static_cast<std::size_t>(*payloadLength));
       capture.emplace(*verified, written, static_cast<std::size_t>(*payloadLength));
       ur.source = &*capture;
       ur.contentLength = payloadLength;
     } else {
+      // A streamed body's trailer arrives after the request went out: its checksum is verified here but
+      // cannot be passed on, so the backend must not be told one is coming.
+      if (trailerChecksum) dropHeader(ur.headers, "x-amz-sdk-checksum-algorithm");
       ur.source = &*verified;
       ur.contentLength = payloadLength;
     }

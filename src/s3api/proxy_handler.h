@@ -13,6 +13,7 @@
 #include "s3api/bucket_map.h"
 #include "s3api/errors.h"
 #include "s3api/range.h"
+#include "s3api/verified_body.h"
 #include "upstream/upstream.h"
 
 namespace granary::s3api {
@@ -78,7 +79,8 @@ class ProxyHandler final : public http::RequestHandler {
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
   http::Awaitable<void> listBucketsMerged(Exchange& x);
   std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,
-                                    std::optional<std::uint64_t>& payloadLength, bool& hasBody) const;
+                                    std::optional<std::uint64_t>& payloadLength, bool& hasBody,
+                                    BodyChecks& checks) const;
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
   RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
   upstream::UpstreamRequest upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const;

@@ -5,8 +5,10 @@
 // stores nothing).
 
 #include <optional>
+#include <variant>
 #include <vector>
 
+#include "common/checksum.h"
 #include "http/handler.h"
 #include "s3api/auth.h"
 #include "s3api/aws_chunked.h"
@@ -15,10 +17,29 @@
 
 namespace granary::s3api {
 
+/// The integrity checks a request asks for on its payload: Content-MD5, and one flexible checksum
+/// (x-amz-checksum-* in the headers, or named by x-amz-trailer and sent in the aws-chunked trailer).
+struct BodyChecks {
+  std::optional<std::string> contentMd5;  // base64
+  std::optional<ChecksumAlgorithm> checksum;
+  std::string checksumHeader;  // "x-amz-checksum-crc32"...
+  std::optional<std::string> expected;  // the header's value; nullopt = in the trailer
+  bool any() const { return contentMd5 || checksum; }
+};
+
+/// The checks a request's headers ask for. @param objectData whether the body is object data
+/// (PutObject, UploadPart): flexible checksums describe object data, Content-MD5 any body.
+/// @return the checks, or the error for malformed ones (InvalidDigest, InvalidRequest).
+std::variant<BodyChecks, S3Failure> bodyChecksFor(const sigv4::HeaderList& headers, bool objectData, bool trailerAllowed);
+
+/// The checks of a request without a body, against the empty payload (nullopt: they pass).
+std::optional<S3Failure> checkEmptyBody(const BodyChecks& checks);
+
 class VerifiedBody final : public upstream::BodySource {
  public:
   /// @param declaredLength the payload length (decoded length for aws-chunked); nullopt = unknown.
-  VerifiedBody(http::BodyReader& client, const VerifiedAuth& auth, std::optional<std::uint64_t> declaredLength);
+  VerifiedBody(http::BodyReader& client, const VerifiedAuth& auth, std::optional<std::uint64_t> declaredLength,
+               BodyChecks checks = {});
 
   upstream::Awaitable<boost::system::result<std::size_t>> read(upstream::asio::mutable_buffer buf) override;
   bool started() const override { return started_; }
@@ -32,6 +53,9 @@ class VerifiedBody final : public upstream::BodySource {
  private:
   upstream::Awaitable<boost::system::result<std::size_t>> readSome(char* out, std::size_t cap);
   upstream::Awaitable<boost::system::result<std::size_t>> readChunked(char* out, std::size_t cap);
+  void digestPayload(const char* p, std::size_t n);
+  /// At the end of the payload: Content-MD5 and the checksum; false (and failure_ set) on a mismatch.
+  bool checksMatch();
   boost::system::error_code refuse(S3Error e, std::string message = {});
 
   http::BodyReader& client_;
@@ -39,6 +63,9 @@ class VerifiedBody final : public upstream::BodySource {
   std::string expectedHash_;
   std::optional<std::uint64_t> declared_;
   Digest digest_;
+  BodyChecks checks_;
+  std::optional<Checksum> md5_;
+  std::optional<Checksum> checksum_;
   std::optional<AwsChunkedDecoder> chunked_;
   std::vector<char> raw_;
   std::size_t rawPos_ = 0;
