@@ -25,6 +25,7 @@ const ErrorInfo& errorInfo(S3Error e) {
       {S::length_required, "MissingContentLength", "You must provide the Content-Length HTTP header."},
       {S::bad_request, "MissingSecurityHeader", "Your request is missing a required header."},
       {S::not_implemented, "NotImplemented", "A header you provided implies functionality that is not implemented."},
+      {S::precondition_failed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"},
       {S::bad_request, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."},
       {S::forbidden, "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large."},
       {S::service_unavailable, "ServiceUnavailable", "Reduce your request rate."},

@@ -27,6 +27,7 @@ enum class S3Error {
   MissingContentLength,
   MissingSecurityHeader,
   NotImplemented,
+  PreconditionFailed,
   RequestTimeout,
   RequestTimeTooSkewed,
   ServiceUnavailable,

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/timeutil.h"
 #include "s3api/exchange.h"
 #include "upstream/errors.h"
 
@@ -77,6 +78,31 @@ bool etagListMatches(std::string_view list, std::string_view etag) {
   return false;
 }
 
+enum class Precondition { Proceed, NotModified, Failed };
+
+/// RFC 7232's order, as S3 applies it: If-Match (else If-Unmodified-Since) can fail the request with 412;
+/// then If-None-Match (else If-Modified-Since) can answer 304. Malformed dates are ignored.
+Precondition evaluatePreconditions(const sigv4::HeaderList& headers, const ObjectMeta& meta) {
+  std::optional<std::chrono::system_clock::time_point> lastModified;
+  for (const auto& [name, value] : meta.headers)
+    if (name == "last-modified") lastModified = parseHttpDate(value);
+  auto date = [&](std::string_view name) -> std::optional<std::chrono::system_clock::time_point> {
+    const auto* v = findHeader(headers, name);
+    return v ? parseHttpDate(*v) : std::nullopt;
+  };
+  if (const auto* im = findHeader(headers, "if-match")) {
+    if (!etagListMatches(*im, meta.etag)) return Precondition::Failed;
+  } else if (auto ius = date("if-unmodified-since"); ius && lastModified && *lastModified > *ius) {
+    return Precondition::Failed;
+  }
+  if (const auto* inm = findHeader(headers, "if-none-match")) {
+    if (etagListMatches(*inm, meta.etag)) return Precondition::NotModified;
+  } else if (auto ims = date("if-modified-since"); ims && lastModified && *lastModified <= *ims) {
+    return Precondition::NotModified;
+  }
+  return Precondition::Proceed;
+}
+
 /// Ends a fill exactly once, whatever path the downloader takes out of its coroutine.
 struct FillGuard {
   cache::FillTable& table;
@@ -115,9 +141,7 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
   for (const auto& kv : x.routed.query)
     if (!isPresignParam(kv.first)) return false;
   for (const auto& [name, value] : x.headers) {
-    if (name == "if-modified-since" || name == "if-unmodified-since" ||
-        name.starts_with("x-amz-server-side-encryption-customer-"))
-      return false;
+    if (name.starts_with("x-amz-server-side-encryption-customer-")) return false;
     if (name == "range") {
       ByteRange r;
       if (parseRange(value, r) == RangeParse::MultiRange) return false;
@@ -203,13 +227,18 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     co_return false;
   }
   const ObjectMeta& meta = *obj->meta;
-  if (const auto* im = findHeader(x.headers, "if-match"); im && !etagListMatches(*im, meta.etag))
-    co_return false;  // the backend answers 412 (or the object changed: it knows best)
+  const Precondition pre = evaluatePreconditions(x.headers, meta);
+  if (pre == Precondition::Failed) {
+    const auto* im = findHeader(x.headers, "if-match");
+    const S3Failure failed{S3Error::PreconditionFailed, {}, {{"Condition", im ? "If-Match" : "If-Unmodified-Since"}}};
+    co_await sendError(x, failed);
+    co_return true;
+  }
 
   http::ResponseHeader h;
   for (const auto& [name, value] : meta.headers) h.insert(name, value);
   h.set("x-amz-request-id", x.requestId);
-  if (const auto* inm = findHeader(x.headers, "if-none-match"); inm && etagListMatches(*inm, meta.etag)) {
+  if (pre == Precondition::NotModified) {
     h.result(bhttp::status::not_modified);
     if (opts_.cacheStatusHeader) h.set("x-granary-cache", metaFromCache ? "hit" : "miss");
     x.status = 304;
