@@ -38,6 +38,21 @@ struct ProxyHandler::Exchange {
   const std::string* backendId = nullptr;
 };
 
+/// The S3 error for a backend that could not be reached or did not answer.
+S3Failure upstreamFailure(const boost::system::error_code& ec);
+
+/// Reads a (small) backend body whole; false past `limit` or on a read error.
+http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limit, std::string& out);
+
+/// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
+bool etagListMatches(std::string_view list, std::string_view etag);
+
+enum class Precondition { Proceed, NotModified, Failed };
+/// RFC 7232's order, as S3 applies it: If-Match (else If-Unmodified-Since) can fail the request with 412;
+/// then If-None-Match (else If-Modified-Since) can answer 304. Malformed dates are ignored.
+Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string_view etag,
+                                   std::optional<std::chrono::system_clock::time_point> lastModified);
+
 /// ASCII lower case (header names).
 inline std::string lower(std::string_view s) {
   std::string out(s);

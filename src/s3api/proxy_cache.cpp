@@ -58,6 +58,20 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   return m;
 }
 
+/// Ends a fill exactly once, whatever path the downloader takes out of its coroutine.
+struct FillGuard {
+  cache::FillTable& table;
+  const std::string& key;
+  FillPtr fill;
+  bool ok = false;
+  ~FillGuard() {
+    if (fill->state() == Fill::State::Downloading) fill->finish(ok);
+    table.release(key, fill.get());
+  }
+};
+
+}  // namespace
+
 /// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
 bool etagListMatches(std::string_view list, std::string_view etag) {
   auto strip = [](std::string_view t) {
@@ -78,44 +92,24 @@ bool etagListMatches(std::string_view list, std::string_view etag) {
   return false;
 }
 
-enum class Precondition { Proceed, NotModified, Failed };
-
-/// RFC 7232's order, as S3 applies it: If-Match (else If-Unmodified-Since) can fail the request with 412;
-/// then If-None-Match (else If-Modified-Since) can answer 304. Malformed dates are ignored.
-Precondition evaluatePreconditions(const sigv4::HeaderList& headers, const ObjectMeta& meta) {
-  std::optional<std::chrono::system_clock::time_point> lastModified;
-  for (const auto& [name, value] : meta.headers)
-    if (name == "last-modified") lastModified = parseHttpDate(value);
+Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string_view etag,
+                                   std::optional<std::chrono::system_clock::time_point> lastModified) {
   auto date = [&](std::string_view name) -> std::optional<std::chrono::system_clock::time_point> {
     const auto* v = findHeader(headers, name);
     return v ? parseHttpDate(*v) : std::nullopt;
   };
   if (const auto* im = findHeader(headers, "if-match")) {
-    if (!etagListMatches(*im, meta.etag)) return Precondition::Failed;
+    if (!etagListMatches(*im, etag)) return Precondition::Failed;
   } else if (auto ius = date("if-unmodified-since"); ius && lastModified && *lastModified > *ius) {
     return Precondition::Failed;
   }
   if (const auto* inm = findHeader(headers, "if-none-match")) {
-    if (etagListMatches(*inm, meta.etag)) return Precondition::NotModified;
+    if (etagListMatches(*inm, etag)) return Precondition::NotModified;
   } else if (auto ims = date("if-modified-since"); ims && lastModified && *lastModified <= *ims) {
     return Precondition::NotModified;
   }
   return Precondition::Proceed;
 }
-
-/// Ends a fill exactly once, whatever path the downloader takes out of its coroutine.
-struct FillGuard {
-  cache::FillTable& table;
-  const std::string& key;
-  FillPtr fill;
-  bool ok = false;
-  ~FillGuard() {
-    if (fill->state() == Fill::State::Downloading) fill->finish(ok);
-    table.release(key, fill.get());
-  }
-};
-
-}  // namespace
 
 struct ProxyHandler::CachedObject {
   std::string backendId;
@@ -227,7 +221,10 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     co_return false;
   }
   const ObjectMeta& meta = *obj->meta;
-  const Precondition pre = evaluatePreconditions(x.headers, meta);
+  std::optional<std::chrono::system_clock::time_point> lastModified;
+  for (const auto& [name, value] : meta.headers)
+    if (name == "last-modified") lastModified = parseHttpDate(value);
+  const Precondition pre = evaluatePreconditions(x.headers, meta.etag, lastModified);
   if (pre == Precondition::Failed) {
     const auto* im = findHeader(x.headers, "if-match");
     const S3Failure failed{S3Error::PreconditionFailed, {}, {{"Condition", im ? "If-Match" : "If-Unmodified-Since"}}};

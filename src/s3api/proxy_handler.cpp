@@ -63,6 +63,8 @@ bool isStreaming(PayloadMode m) {
          m == PayloadMode::StreamingUnsignedTrailer;
 }
 
+}  // namespace
+
 S3Failure upstreamFailure(const boost::system::error_code& ec) {
   using upstream::Error;
   if (ec == Error::ResponseTimeout || ec == Error::ConnectTimeout)
@@ -76,7 +78,6 @@ void dropHeader(sigv4::HeaderList& headers, std::string_view name) {
   std::erase_if(headers, [&](const auto& h) { return h.first == name; });
 }
 
-/// Reads a (small) backend body whole; false past `limit` or on a read error.
 http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limit, std::string& out) {
   char buf[16 * 1024];
   for (;;) {
@@ -87,8 +88,6 @@ http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limi
     out.append(buf, *n);
   }
 }
-
-}  // namespace
 
 
 ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
@@ -131,6 +130,10 @@ http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const
   } else {
     x.routed = std::move(*routed);
     x.op = operationName(req.method_string(), !x.routed.bucket.empty(), !x.routed.key.empty(), x.routed.query);
+    if (findHeader(x.headers, "x-amz-copy-source")) {
+      if (x.op == "PutObject") x.op = "CopyObject";
+      else if (x.op == "UploadPart") x.op = "UploadPartCopy";
+    }
     const BucketMap& buckets = *opts_.buckets;
     x.policy = &buckets.lookup(x.routed.bucket);
     x.upstream = upstreams_.at(x.policy->backend).get();
@@ -220,10 +223,30 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (auto bad = planBody(x, auth, payloadLength, hasBody, checks)) co_return co_await sendError(x, *bad);
   const bool trailerChecksum = checks.checksum && !checks.expected;
 
+  std::optional<CopySource> copySource;
+  if (x.op == "CopyObject" || x.op == "UploadPartCopy") {
+    copySource = parseCopySource(*findHeader(x.headers, "x-amz-copy-source"));
+    if (!copySource) {
+      const S3Failure bad{S3Error::InvalidArgument,
+                          "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+                          {{"ArgumentName", "x-amz-copy-source"}}};  // (named: GCC 12 coroutines)
+      co_return co_await sendError(x, bad);
+    }
+    if (opts_.buckets->lookup(copySource->bucket).backend != x.policy->backend)
+      co_return co_await copyAcrossBackends(x, *copySource);
+  }
+
   if (cache_ && cacheEligible(x) && co_await serveCached(x)) co_return;
   if (x.op == "ListBuckets" && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
 
   upstream::UpstreamRequest ur = upstreamRequestFor(x, auth);
+  if (copySource) {
+    // The same backend copies server-side; it knows the source bucket by its own name.
+    const std::string_view there = opts_.buckets->backendBucket(copySource->bucket);
+    if (there != copySource->bucket)
+      for (auto& [name, value] : ur.headers)
+        if (name == "x-amz-copy-source") value = copySourceHeader(*copySource, there);
+  }
 
   std::optional<VerifiedBody> verified;
   const bool fillOnWrite = fillsOnWrite(x, payloadLength);

@@ -76,6 +76,16 @@ class ProxyHandler final : public http::RequestHandler {
  private:
   struct Exchange;
   http::Awaitable<void> forward(Exchange& x);
+  // Copies (proxy_copy.cpp).
+  struct CopySource {
+    std::string bucket, key, versionId;  // decoded
+  };
+  /// x-amz-copy-source: "[/]bucket/key[?versionId=V]", URL-encoded. nullopt when malformed.
+  static std::optional<CopySource> parseCopySource(std::string_view v);
+  /// The header value naming `src` at its backend under `backendBucket`.
+  static std::string copySourceHeader(const CopySource& src, std::string_view backendBucket);
+  /// CopyObject / UploadPartCopy from a bucket on another backend: GET there, PUT here, streaming.
+  http::Awaitable<void> copyAcrossBackends(Exchange& x, const CopySource& src);
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
   http::Awaitable<void> listBucketsMerged(Exchange& x);
   std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,

@@ -116,6 +116,50 @@ class Routing(unittest.TestCase):
         self.assertEqual(body(direct_a.get_object(Bucket="made-through-granary", Key="k")), b"v")
 
 
+class Copies(unittest.TestCase):
+    def test_copy_within_a_backend_uses_its_bucket_names(self):
+        s3.put_object(Bucket="b-data", Key="c/src", Body=b"server-side")
+        s3.copy_object(Bucket="shadowed", Key="c/dst", CopySource={"Bucket": "b-data", "Key": "c/src"})
+        self.assertEqual(body(direct_b.get_object(Bucket="real-b-data", Key="c/dst")), b"server-side")
+
+    def test_copy_across_backends_reads_through_granary(self):
+        s3.put_object(Bucket="b-data", Key="x/src", Body=b"crosses backends" * 1000, ContentType="text/x-src",
+                      Metadata={"origin": "b"})
+        r = s3.copy_object(Bucket="plain", Key="x/copied", CopySource={"Bucket": "b-data", "Key": "x/src"})
+        self.assertTrue(r["CopyObjectResult"]["ETag"])
+        got = direct_a.get_object(Bucket="plain", Key="x/copied")
+        self.assertEqual(body(got), b"crosses backends" * 1000)
+        self.assertEqual(got["ContentType"], "text/x-src")
+        self.assertEqual(got["Metadata"], {"origin": "b"})
+        s3.copy_object(Bucket="plain", Key="x/replaced", CopySource={"Bucket": "b-data", "Key": "x/src"},
+                       MetadataDirective="REPLACE", ContentType="text/x-new", Metadata={"fresh": "yes"})
+        got = direct_a.get_object(Bucket="plain", Key="x/replaced")
+        self.assertEqual((got["ContentType"], got["Metadata"]), ("text/x-new", {"fresh": "yes"}))
+        with self.assertRaises(ClientError) as e:
+            s3.copy_object(Bucket="plain", Key="x/never", CopySource={"Bucket": "b-data", "Key": "x/src"},
+                           CopySourceIfMatch='"00000000000000000000000000000000"')
+        self.assertEqual(harness.error_code(e.exception), ("PreconditionFailed", 412))
+        with self.assertRaises(ClientError) as e:
+            s3.copy_object(Bucket="plain", Key="x/never", CopySource={"Bucket": "b-data", "Key": "x/missing"})
+        self.assertEqual(harness.error_code(e.exception), ("NoSuchKey", 404))
+        harness.aws(granary.url, "s3", "cp", "s3://b-data/x/src", "s3://plain/x/by-cli")
+        self.assertEqual(body(direct_a.get_object(Bucket="plain", Key="x/by-cli")), b"crosses backends" * 1000)
+
+    def test_upload_part_copy_across_backends(self):
+        src = bytes(range(256)) * (24 << 10)  # 6 MiB
+        s3.put_object(Bucket="b-data", Key="x/parts-src", Body=src)
+        up = s3.create_multipart_upload(Bucket="plain", Key="x/assembled")
+        parts = []
+        for n, (first, last) in enumerate(((0, (5 << 20) - 1), (5 << 20, len(src) - 1)), start=1):
+            r = s3.upload_part_copy(Bucket="plain", Key="x/assembled", UploadId=up["UploadId"], PartNumber=n,
+                                    CopySource={"Bucket": "b-data", "Key": "x/parts-src"},
+                                    CopySourceRange="bytes=%d-%d" % (first, last))
+            parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
+        s3.complete_multipart_upload(Bucket="plain", Key="x/assembled", UploadId=up["UploadId"],
+                                     MultipartUpload={"Parts": parts})
+        self.assertEqual(body(direct_a.get_object(Bucket="plain", Key="x/assembled")), src)
+
+
 class PerBucketCachePolicy(unittest.TestCase):
     def test_ttl_zero_revalidates_every_read(self):
         direct_a.put_object(Bucket="plain", Key="ttl0", Body=b"old bytes")

@@ -1,0 +1,185 @@
+// Copies whose source bucket lives behind another backend than the target (CopyObject, UploadPartCopy):
+// no backend can copy across, so Granary reads the source through its backend and writes it to the
+// target's, streaming. Copies within one backend go to that backend as server-side copies, their
+// x-amz-copy-source rewritten to the backend's bucket name.
+
+#include <boost/beast/core/string.hpp>
+#include <pugixml.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+#include "common/timeutil.h"
+#include "common/uri.h"
+#include "s3api/exchange.h"
+
+namespace granary::s3api {
+namespace {
+
+namespace bhttp = boost::beast::http;
+
+/// The source's response body as the target request's body.
+class ResponseBody final : public upstream::BodySource {
+ public:
+  explicit ResponseBody(upstream::UpstreamResponse& r) : r_(r) {}
+  upstream::Awaitable<boost::system::result<std::size_t>> read(upstream::asio::mutable_buffer buf) override {
+    started_ = true;
+    co_return co_await r_.read(buf);
+  }
+  bool started() const override { return started_; }
+
+ private:
+  upstream::UpstreamResponse& r_;
+  bool started_ = false;
+};
+
+/// Object headers a COPY metadata directive carries from the source to the target.
+bool copiedHeader(std::string_view n) {
+  return n == "content-type" || n == "content-encoding" || n == "content-disposition" || n == "content-language" ||
+         n == "cache-control" || n == "expires" || n.starts_with("x-amz-meta-");
+}
+
+/// Headers of the client's copy request that describe the new object (REPLACE directive, or always).
+bool targetHeader(std::string_view n) {
+  return copiedHeader(n) || n == "x-amz-storage-class" || n == "x-amz-tagging" || n == "x-amz-acl" ||
+         n.starts_with("x-amz-server-side-encryption") || n.starts_with("x-amz-object-lock-");
+}
+
+std::string isoNow() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::optional<ProxyHandler::CopySource> ProxyHandler::parseCopySource(std::string_view v) {
+  CopySource src;
+  if (auto q = v.find('?'); q != std::string_view::npos) {
+    std::string_view query = v.substr(q + 1);
+    v = v.substr(0, q);
+    if (!query.starts_with("versionId=")) return std::nullopt;
+    auto vid = uriDecode(query.substr(10));
+    if (!vid || vid->empty()) return std::nullopt;
+    src.versionId = std::move(*vid);
+  }
+  if (v.starts_with('/')) v.remove_prefix(1);
+  const auto slash = v.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == v.size()) return std::nullopt;
+  auto bucket = uriDecode(v.substr(0, slash));
+  auto key = uriDecode(v.substr(slash + 1));
+  if (!bucket || !key) return std::nullopt;
+  src.bucket = std::move(*bucket);
+  src.key = std::move(*key);
+  return src;
+}
+
+std::string ProxyHandler::copySourceHeader(const CopySource& src, std::string_view backendBucket) {
+  std::string v = "/" + uriEncode(backendBucket, true) + "/" + uriEncode(src.key, false);
+  if (!src.versionId.empty()) v += "?versionId=" + uriEncode(src.versionId, true);
+  return v;
+}
+
+http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySource& src) {
+  const BucketMap& map = *opts_.buckets;
+  const BucketPolicy& sp = map.lookup(src.bucket);
+  const bool part = x.op == "UploadPartCopy";
+
+  // Read the source, its conditions as the backend's own.
+  upstream::UpstreamRequest get;
+  sigv4::HeaderList conditions;  // x-amz-copy-source-if-* as plain If-* headers
+  get.method = bhttp::verb::get;
+  get.bucket = std::string(map.backendBucket(src.bucket));
+  get.key = src.key;
+  if (!src.versionId.empty()) get.query.emplace_back("versionId", src.versionId);
+  for (const auto& [name, value] : x.headers) {
+    if (name.starts_with("x-amz-copy-source-if-")) conditions.emplace_back(name.substr(18), value);
+    else if (name == "x-amz-copy-source-range" && part) get.headers.emplace_back("range", value);
+  }
+  get.headers.insert(get.headers.end(), conditions.begin(), conditions.end());
+  auto source = co_await upstreams_.at(sp.backend)->send(get);
+  if (!source) {
+    const S3Failure down{S3Error::ServiceUnavailable,
+                         "The copy source's backend could not be reached: " + source.error().message(), {}};
+    co_return co_await sendError(x, down);
+  }
+  const auto& sh = (*source)->header();
+  const unsigned sstatus = sh.result_int();
+  // Checked here too: not every backend evaluates conditions (s3rver ignores If-Match).
+  const bool conditionsHold = (sstatus != 200 && sstatus != 206) ||
+                              evaluatePreconditions(conditions, sh[bhttp::field::etag],
+                                                    parseHttpDate(sh[bhttp::field::last_modified])) == Precondition::Proceed;
+  if (sstatus == 304 || sstatus == 412 || !conditionsHold) {
+    const S3Failure failed{S3Error::PreconditionFailed, {}, {{"Condition", "x-amz-copy-source-If"}}};
+    co_return co_await sendError(x, failed);
+  }
+  if (sstatus != 200 && sstatus != 206) co_return co_await relay(x, **source);  // NoSuchKey, AccessDenied...
+  const auto length = (*source)->contentLength();
+  if (!length) {
+    const S3Failure bad{S3Error::NotImplemented, "The copy source's backend sent no Content-Length.", {}};
+    co_return co_await sendError(x, bad);
+  }
+
+  // Write it to the target's backend.
+  upstream::UpstreamRequest put;
+  put.method = bhttp::verb::put;
+  put.bucket = x.backendBucket;
+  put.key = x.routed.key;
+  put.query = x.routed.query;
+  put.retriable = false;
+  const auto* directive = findHeader(x.headers, "x-amz-metadata-directive");
+  const bool replace = directive && boost::beast::iequals(*directive, "REPLACE");
+  if (!part) {
+    if (!replace)
+      for (const auto& f : sh)
+        if (std::string name = lower(f.name_string()); copiedHeader(name)) put.headers.emplace_back(name, std::string(f.value()));
+    for (const auto& [name, value] : x.headers)
+      if (targetHeader(name) && (replace || !copiedHeader(name))) put.headers.emplace_back(name, value);
+  }
+  ResponseBody body(**source);
+  put.source = &body;
+  put.contentLength = length;
+  put.payloadHash = std::string(sigv4::kUnsignedPayload);
+  invalidateForWrite(x, put);
+  auto written = co_await x.upstream->send(put);
+  invalidateForWrite(x, put);
+  if (!written) {
+    const S3Failure failure = upstreamFailure(written.error());
+    co_return co_await sendError(x, failure);
+  }
+  const auto& wh = (*written)->header();
+  if (wh.result_int() != 200) co_return co_await relay(x, **written);
+  std::string ignored;
+  (void)co_await readAll(**written, 64 * 1024, ignored);
+
+  pugi::xml_document doc;
+  auto decl = doc.append_child(pugi::node_declaration);
+  decl.append_attribute("version") = "1.0";
+  decl.append_attribute("encoding") = "UTF-8";
+  auto root = doc.append_child(part ? "CopyPartResult" : "CopyObjectResult");
+  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  root.append_child("LastModified").text() = isoNow().c_str();
+  root.append_child("ETag").text() = std::string(wh[bhttp::field::etag]).c_str();
+  std::ostringstream os;
+  doc.save(os, "", pugi::format_raw);
+  const std::string xml = os.str();
+  http::ResponseHeader h;
+  h.result(bhttp::status::ok);
+  h.set(bhttp::field::content_type, "application/xml");
+  h.set("x-amz-request-id", x.requestId);
+  if (const auto vid = sh["x-amz-version-id"]; !vid.empty()) h.set("x-amz-copy-source-version-id", vid);
+  if (const auto vid = wh["x-amz-version-id"]; !vid.empty()) h.set("x-amz-version-id", vid);
+  h.set(bhttp::field::content_length, std::to_string(xml.size()));
+  x.status = 200;
+  x.bytesIn = *length;
+  if (co_await x.out.writeHeader(std::move(h))) co_return;
+  if (co_await x.out.writeBody(boost::asio::buffer(xml))) co_return;
+  x.bytesOut = xml.size();
+  co_await x.out.finish();
+}
+
+}  // namespace granary::s3api
