@@ -1,6 +1,8 @@
 #pragma once
 // S3 wire errors: the one place that maps a condition to an HTTP status, an S3 error code and an XML body.
 
+#include <ostream>  // (before Boost: its string_view needs a complete std::ostream)
+
 #include <boost/beast/http/status.hpp>
 
 #include <string>
@@ -21,9 +23,11 @@ enum class S3Error {
   InvalidAccessKeyId,
   InvalidArgument,
   InvalidDigest,
+  InvalidPartOrder,
   InvalidRange,
   InvalidRequest,
   InvalidURI,
+  MalformedXML,
   MissingContentLength,
   MissingSecurityHeader,
   NotImplemented,

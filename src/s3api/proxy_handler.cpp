@@ -12,6 +12,7 @@
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/range.h"
+#include "s3api/request_xml.h"
 #include "s3api/routing.h"
 #include "s3api/verified_body.h"
 #include "upstream/errors.h"
@@ -265,6 +266,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
         co_return co_await sendError(x, failure);
       }
       ur.contentLength = ur.bufferedBody.size();
+      if (auto bad = checkRequestXml(x.op, ur.bufferedBody)) co_return co_await sendError(x, *bad);
       if (fillOnWrite) written = ur.bufferedBody;
       // The trailer's checksums (verified) become headers: the backend stores them with the object.
       if (const auto* trailers = verified->trailers())

@@ -159,6 +159,25 @@ class Boto3(unittest.TestCase):
         got = s3.get_object(Bucket=BUCKET, Key="boto/cond", IfModifiedSince=modified - datetime.timedelta(days=1))
         self.assertEqual(got["Body"].read(), b"conditional")
 
+    def test_multipart_low_level_and_part_order(self):
+        up = s3.create_multipart_upload(Bucket=BUCKET, Key="boto/parts")
+        data = [payload(5 << 20, 30), payload(1000, 31)]
+        parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
+                                                          PartNumber=n, Body=d)["ETag"]}
+                 for n, d in enumerate(data, start=1)]
+        # (ListParts and ListMultipartUploads are forwarded as they are; s3rver answers neither.)
+        with self.assertRaises(ClientError) as e:
+            s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
+                                         MultipartUpload={"Parts": list(reversed(parts))})
+        self.assertEqual(harness.error_code(e.exception), ("InvalidPartOrder", 400))
+        s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
+                                     MultipartUpload={"Parts": parts})
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key="boto/parts")["Body"].read(), data[0] + data[1])
+        aborted = s3.create_multipart_upload(Bucket=BUCKET, Key="boto/aborted")
+        s3.abort_multipart_upload(Bucket=BUCKET, Key="boto/aborted", UploadId=aborted["UploadId"])
+        with self.assertRaises(ClientError):
+            s3.head_object(Bucket=BUCKET, Key="boto/aborted")
+
     def test_presigned_put(self):
         url = urllib.parse.urlsplit(
             s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "boto/presigned"}, ExpiresIn=300))

@@ -1,0 +1,17 @@
+#pragma once
+// Checks of the XML bodies Granary understands before they reach the backend, with S3's errors:
+// CompleteMultipartUpload (well-formed, parts present and in ascending order) and DeleteObjects
+// (well-formed, 1 to 1000 keys).
+
+#include <optional>
+#include <string_view>
+
+#include "s3api/errors.h"
+
+namespace granary::s3api {
+
+/// @return the error S3 would answer for this body of operation `op`; nullopt when it is fine (or `op`
+///         has no body Granary checks).
+std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view body);
+
+}  // namespace granary::s3api
