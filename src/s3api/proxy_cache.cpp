@@ -42,6 +42,17 @@ bool isObjectHeader(std::string_view n) {
          n.starts_with("x-amz-object-lock-");
 }
 
+/// ?response-content-type=... and its siblings: the response header they set, or "" for other names.
+std::string_view responseOverride(std::string_view param) {
+  static constexpr std::pair<std::string_view, std::string_view> kMap[] = {
+      {"response-content-type", "content-type"},           {"response-content-language", "content-language"},
+      {"response-expires", "expires"},                     {"response-cache-control", "cache-control"},
+      {"response-content-disposition", "content-disposition"}, {"response-content-encoding", "content-encoding"}};
+  for (const auto& [p, h] : kMap)
+    if (p == param) return h;
+  return {};
+}
+
 /// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
 MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   auto size = parseLength(h[bhttp::field::content_length]);
@@ -131,9 +142,10 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
   const auto m = x.req.method();
   if (m != bhttp::verb::get && m != bhttp::verb::head) return false;
   if (x.routed.bucket.empty() || x.routed.key.empty() || !x.policy->cache) return false;
-  // versionId, partNumber, response-* overrides, ?acl, ?tagging...: answered by the backend.
+  // versionId, partNumber, ?acl, ?tagging...: answered by the backend. response-* overrides are applied
+  // to cached answers (signed requests only, as S3 allows them).
   for (const auto& kv : x.routed.query)
-    if (!isPresignParam(kv.first)) return false;
+    if (!isPresignParam(kv.first) && (responseOverride(kv.first).empty() || x.accessKey.empty())) return false;
   for (const auto& [name, value] : x.headers) {
     if (name.starts_with("x-amz-server-side-encryption-customer-")) return false;
     if (name == "range") {
@@ -234,6 +246,8 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
 
   http::ResponseHeader h;
   for (const auto& [name, value] : meta.headers) h.insert(name, value);
+  for (const auto& [param, value] : x.routed.query)
+    if (const auto header = responseOverride(param); !header.empty()) h.set(header, value);
   h.set("x-amz-request-id", x.requestId);
   if (pre == Precondition::NotModified) {
     h.result(bhttp::status::not_modified);

@@ -203,10 +203,25 @@ class ConsistencyTest(CacheCase):
             self.get(g, "d1")
         self.assertEqual(harness.error_code(ctx.exception)[1], 404)
 
+    def test_response_overrides_apply_to_cached_answers(self):
+        direct.put_object(Bucket=self.bucket, Key="o.bin", Body=b"override me", ContentType="text/plain")
+        g = self.granary()
+        s3 = harness.boto3_client(g.url)
+        self.get(g, "o.bin")
+        proxy.reset()
+        r = s3.get_object(Bucket=self.bucket, Key="o.bin", ResponseContentType="application/x-custom",
+                          ResponseContentDisposition='attachment; filename="x.bin"', ResponseCacheControl="no-store")
+        self.assertEqual(r["Body"].read(), b"override me")
+        h = r["ResponseMetadata"]["HTTPHeaders"]
+        self.assertEqual((h["content-type"], h["content-disposition"], h["cache-control"], h["x-granary-cache"]),
+                         ("application/x-custom", 'attachment; filename="x.bin"', "no-store", "hit"))
+        self.assertEqual(proxy.count(), 0)
+        self.assertEqual(s3.get_object(Bucket=self.bucket, Key="o.bin")["ContentType"], "text/plain")
+
     def test_uncacheable_requests_say_bypass(self):
         direct.put_object(Bucket=self.bucket, Key="b.bin", Body=b"hello")
         g = self.granary()
-        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", ResponseContentType="text/x")
+        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", VersionId="null")
         self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "bypass")
         g.stop()
         g2 = self.granary("--cache-status-header", "false")
