@@ -122,8 +122,16 @@ Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string
   return Precondition::Proceed;
 }
 
+/// The meta key of an object, or of one version of it (versions are immutable: their own entries).
+std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
+                      const std::string& versionId) {
+  return cache::encodeKey({backendId, bucket, key, versionId.empty() ? std::string() : "version:" + versionId,
+                           cache::kMetaIndex});
+}
+
 struct ProxyHandler::CachedObject {
   std::string backendId;
+  std::string versionId;  // a versioned read: every request names it, every key includes it
   upstream::Upstream* upstream = nullptr;  // the handler's, which outlives every fill it starts
   std::string bucket;  // at the backend
   std::string key;
@@ -135,17 +143,21 @@ struct ProxyHandler::CachedObject {
   std::uint64_t chunkLength(std::uint32_t i) const {
     return std::min<std::uint64_t>(chunkSize, meta->size - std::uint64_t{i} * chunkSize);
   }
-  std::string chunkKey(std::uint32_t i) const { return cache::encodeKey({backendId, bucket, key, meta->etag, i}); }
+  std::string chunkKey(std::uint32_t i) const {
+    return cache::encodeKey({backendId, bucket, key, versionId.empty() ? meta->etag : meta->etag + "@" + versionId, i});
+  }
 };
 
 bool ProxyHandler::cacheEligible(const Exchange& x) const {
   const auto m = x.req.method();
   if (m != bhttp::verb::get && m != bhttp::verb::head) return false;
   if (x.routed.bucket.empty() || x.routed.key.empty() || !x.policy->cache) return false;
-  // versionId, partNumber, ?acl, ?tagging...: answered by the backend. response-* overrides are applied
+  // partNumber, ?acl, ?tagging...: answered by the backend. response-* overrides are applied
   // to cached answers (signed requests only, as S3 allows them).
-  for (const auto& kv : x.routed.query)
+  for (const auto& kv : x.routed.query) {
+    if (kv.first == "versionId" && !kv.second.empty()) continue;  // versions are cached under their id
     if (!isPresignParam(kv.first) && (responseOverride(kv.first).empty() || x.accessKey.empty())) return false;
+  }
   for (const auto& [name, value] : x.headers) {
     if (name.starts_with("x-amz-server-side-encryption-customer-")) return false;
     if (name == "range") {
@@ -161,6 +173,7 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
   r.method = bhttp::verb::head;
   r.bucket = x.backendBucket;
   r.key = x.routed.key;
+  if (const auto* v = findParam(x.routed.query, "versionId")) r.query.emplace_back("versionId", *v);
   if (stale) r.headers.emplace_back("if-none-match", stale->etag);
   cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
   auto resp = co_await x.upstream->send(r);
@@ -224,8 +237,9 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   obj->upstream = x.upstream;
   obj->bucket = x.backendBucket;
   obj->key = x.routed.key;
+  if (const auto* v = findParam(x.routed.query, "versionId")) obj->versionId = *v;
   obj->chunkSize = c.chunkSize();
-  obj->metaKey = cache::encodeKey({obj->backendId, obj->bucket, obj->key, {}, cache::kMetaIndex});
+  obj->metaKey = metaKeyOf(obj->backendId, obj->bucket, obj->key, obj->versionId);
   bool metaFromCache = false;
   obj->meta = co_await freshMeta(x, obj->metaKey, metaFromCache);
   if (!obj->meta) {
@@ -407,6 +421,7 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   r.method = bhttp::verb::get;
   r.bucket = obj->bucket;
   r.key = obj->key;
+  if (!obj->versionId.empty()) r.query.emplace_back("versionId", obj->versionId);
   r.headers.emplace_back("range", "bytes=" + std::to_string(first) + "-" + std::to_string(first + len - 1));
   r.headers.emplace_back("if-match", obj->meta->etag);  // never mix bytes of two versions
   auto resp = co_await obj->upstream->send(r);
@@ -499,7 +514,7 @@ void ProxyHandler::startFillAfterWrite(const Exchange& x, std::string etag, std:
   w->etag = std::move(etag);
   w->data = std::move(data);
   // Taken after the write's own invalidation: any later write or invalidation makes the fill a no-op.
-  w->epoch = cache_->cache().metaEpoch(cache::encodeKey({w->backendId, w->bucket, w->key, {}, cache::kMetaIndex}));
+  w->epoch = cache_->cache().metaEpoch(metaKeyOf(w->backendId, w->bucket, w->key, {}));
   boost::asio::co_spawn(cache_->executor(), fillAfterWrite(std::move(w)), boost::asio::detached);
 }
 
@@ -513,7 +528,7 @@ http::Awaitable<void> ProxyHandler::fillAfterWrite(std::shared_ptr<WrittenObject
   MetaPtr meta = metaFromHead((*resp)->header());
   // Another write may have landed between the PUT and this HEAD: then these bytes are not the object's.
   if (!meta || meta->etag != w->etag || meta->size != w->data.size()) co_return;
-  const std::string metaKey = cache::encodeKey({w->backendId, w->bucket, w->key, {}, cache::kMetaIndex});
+  const std::string metaKey = metaKeyOf(w->backendId, w->bucket, w->key, {});
   if (cache_->cache().metaEpoch(metaKey) != w->epoch) co_return;
   const std::uint64_t chunkSize = cache_->cache().chunkSize();
   for (std::uint64_t off = 0, i = 0; off < w->data.size(); off += chunkSize, ++i) {
@@ -532,11 +547,14 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
   const auto m = x.req.method();
   if (m != bhttp::verb::put && m != bhttp::verb::post && m != bhttp::verb::delete_) return;
   cache::ChunkCache& c = cache_->cache();
-  auto invalidate = [&](const std::string& key) {
-    c.invalidateMeta(cache::encodeKey({*x.backendId, x.backendBucket, key, {}, cache::kMetaIndex}));
+  auto invalidate = [&](const std::string& key, const std::string& versionId = {}) {
+    c.invalidateMeta(metaKeyOf(*x.backendId, x.backendBucket, key, {}));
+    // A version is immutable; only deleting it (DELETE ?versionId=) makes its entries go.
+    if (!versionId.empty()) c.invalidateMeta(metaKeyOf(*x.backendId, x.backendBucket, key, versionId));
   };
   if (!x.routed.key.empty()) {
-    invalidate(x.routed.key);
+    const auto* v = m == bhttp::verb::delete_ ? findParam(x.routed.query, "versionId") : nullptr;
+    invalidate(x.routed.key, v ? *v : std::string());
     return;
   }
   if (m == bhttp::verb::post && findParam(x.routed.query, "delete") && !ur.bufferedBody.empty()) {
@@ -544,7 +562,7 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
     pugi::xml_document doc;
     if (!doc.load_buffer(ur.bufferedBody.data(), ur.bufferedBody.size())) return;
     for (const auto& obj : doc.child("Delete").children("Object"))
-      if (const char* k = obj.child_value("Key"); k && *k) invalidate(k);
+      if (const char* k = obj.child_value("Key"); k && *k) invalidate(k, obj.child_value("VersionId"));
   }
 }
 

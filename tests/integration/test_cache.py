@@ -221,7 +221,7 @@ class ConsistencyTest(CacheCase):
     def test_uncacheable_requests_say_bypass(self):
         direct.put_object(Bucket=self.bucket, Key="b.bin", Body=b"hello")
         g = self.granary()
-        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", VersionId="null")
+        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", PartNumber=1)
         self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "bypass")
         g.stop()
         g2 = self.granary("--cache-status-header", "false")
@@ -270,6 +270,51 @@ class WriteModesTest(CacheCase):
         body, h = self.get(g, "wa")
         self.assertEqual(md5(body), md5(data))
         self.assertEqual(h["x-granary-cache"], "miss")
+
+
+class VersionsTest(CacheCase):
+    """s3rver has no versioning: this runs against tests/integration/fake_versioned.py, a test double that
+    serves object versions by id (and counts what reaches it)."""
+    bucket = "versioned"
+
+    def test_versioned_reads_are_cached_per_version_id(self):
+        import fake_versioned
+        fake = fake_versioned.FakeVersionedBackend()
+        try:
+            v1 = fake.put("versioned", "model.bin", payload(3 * CHUNK + 7, 60))
+            v2 = fake.put("versioned", "model.bin", payload(2 * CHUNK, 61))
+            g = harness.Granary(fake.url, extra=["--cache-dir", "%s:256MiB" % self.cache_dir, "--chunk-size", "1MiB"])
+            self.started.append(g)
+            s3 = harness.boto3_client(g.url)
+
+            def get(**kw):
+                r = s3.get_object(Bucket="versioned", Key="model.bin", **kw)
+                return r["Body"].read(), r["ResponseMetadata"]["HTTPHeaders"]
+
+            for vid, seed, size in ((v1, 60, 3 * CHUNK + 7), (v2, 61, 2 * CHUNK)):
+                body, h = get(VersionId=vid)
+                self.assertEqual(md5(body), md5(payload(size, seed)))
+                self.assertEqual((h["x-granary-cache"], h["x-amz-version-id"]), ("miss", vid))
+            # Every HEAD and ranged GET Granary sent for a versioned read named its version.
+            self.assertEqual({r[2].get("versionId") for r in fake.requests}, {v1, v2})
+            fake.reset()
+            v3 = fake.put("versioned", "model.bin", b"a newer latest version")
+            body, h = get(VersionId=v1)
+            self.assertEqual(md5(body), md5(payload(3 * CHUNK + 7, 60)))
+            self.assertEqual(h["x-granary-cache"], "hit")
+            part, h = get(VersionId=v2, Range="bytes=%d-%d" % (CHUNK - 5, CHUNK + 4))
+            self.assertEqual(part, payload(2 * CHUNK, 61)[CHUNK - 5:CHUNK + 5])
+            self.assertEqual(fake.count(), 0, "cached versions never reach the backend within the TTL")
+            body, h = get()
+            self.assertEqual((body, h["x-amz-version-id"]), (b"a newer latest version", v3))
+            s3.delete_object(Bucket="versioned", Key="model.bin", VersionId=v1)
+            with self.assertRaises(Exception) as ctx:
+                get(VersionId=v1)
+            self.assertEqual(harness.error_code(ctx.exception), ("NoSuchVersion", 404))
+            body, h = get(VersionId=v2)
+            self.assertEqual(h["x-granary-cache"], "hit", "deleting one version leaves the others cached")
+        finally:
+            fake.stop()
 
 
 class DurabilityTest(CacheCase):

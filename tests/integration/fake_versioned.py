@@ -1,0 +1,129 @@
+"""A versioned S3 backend test double for what s3rver lacks (bucket versioning): GET/HEAD/DELETE of
+objects by versionId, Range, If-Match / If-None-Match. It checks no signatures and implements nothing
+else; it counts the requests it gets. Tests use it only where s3rver cannot stand in."""
+import email.utils
+import hashlib
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class FakeVersionedBackend:
+    def __init__(self):
+        self.versions = {}  # (bucket, key) -> [(version id, bytes, last-modified)], oldest first
+        self.requests = []  # (method, path, query dict, range)
+        self.lock = threading.Lock()
+        self._next = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                owner._serve(self, body=True)
+
+            def do_HEAD(self):
+                owner._serve(self, body=False)
+
+            def do_DELETE(self):
+                owner._delete(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def put(self, bucket, key, data):
+        """Adds a new (latest) version; returns its id."""
+        with self.lock:
+            self._next += 1
+            vid = "v%04d" % self._next
+            self.versions.setdefault((bucket, key), []).append((vid, data, email.utils.formatdate(usegmt=True)))
+            return vid
+
+    def count(self, method=None):
+        with self.lock:
+            return sum(1 for r in self.requests if method is None or r[0] == method)
+
+    def reset(self):
+        with self.lock:
+            self.requests = []
+
+    def stop(self):
+        self.server.shutdown()
+
+    def _find(self, h):
+        u = urlsplit(h.path)
+        parts = unquote(u.path).lstrip("/").split("/", 1)
+        q = {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+        with self.lock:
+            self.requests.append((h.command, u.path, q, h.headers.get("Range")))
+            versions = self.versions.get((parts[0], parts[1] if len(parts) > 1 else ""), [])
+            if "versionId" in q:
+                found = [v for v in versions if v[0] == q["versionId"]]
+                return (found[0] if found else None), q, ("NoSuchVersion" if versions else "NoSuchKey")
+            return (versions[-1] if versions else None), q, "NoSuchKey"
+
+    @staticmethod
+    def _error(h, status, code, body=True):
+        xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code><Message>%s</Message></Error>"
+               % (code, code)).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/xml")
+        h.send_header("Content-Length", str(len(xml)))
+        h.end_headers()
+        if body:
+            h.wfile.write(xml)
+
+    def _serve(self, h, body):
+        found, q, missing = self._find(h)
+        if found is None:
+            return self._error(h, 404, missing, body)
+        vid, data, modified = found
+        etag = '"%s"' % hashlib.md5(data).hexdigest()
+        im, inm = h.headers.get("If-Match"), h.headers.get("If-None-Match")
+        if im and im != etag:
+            return self._error(h, 412, "PreconditionFailed", body)
+        if inm and inm == etag:
+            h.send_response(304)
+            h.send_header("ETag", etag)
+            h.end_headers()
+            return
+        status, first, last = 200, 0, len(data) - 1
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", h.headers.get("Range") or "")
+        if m and len(data):
+            status, first = 206, int(m.group(1))
+            last = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
+        h.send_response(status)
+        h.send_header("ETag", etag)
+        h.send_header("Last-Modified", modified)
+        h.send_header("x-amz-version-id", vid)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(last - first + 1 if len(data) else 0))
+        if status == 206:
+            h.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, len(data)))
+        h.end_headers()
+        if body:
+            h.wfile.write(data[first:last + 1])
+
+    def _delete(self, h):
+        u = urlsplit(h.path)
+        parts = unquote(u.path).lstrip("/").split("/", 1)
+        q = {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+        with self.lock:
+            self.requests.append(("DELETE", u.path, q, None))
+            versions = self.versions.get((parts[0], parts[1]), [])
+            if "versionId" in q:
+                versions[:] = [v for v in versions if v[0] != q["versionId"]]
+        h.send_response(204)
+        h.send_header("x-amz-version-id", q.get("versionId", ""))
+        h.send_header("Content-Length", "0")
+        h.end_headers()
