@@ -114,7 +114,7 @@ BucketConfig loadBucket(const toml::table& t, const std::string& where) {
 void loadCache(const toml::table& t, CacheConfig& c) {
   const std::string where = "cache.";
   checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "status_header", "parallel_fills", "max_fills",
-                "read_ahead"},
+                "read_ahead", "writeback_dir", "writeback_retry_max"},
             where);
   if (auto* dirs = t.get("cache_dir")) {
     auto* arr = dirs->as_array();
@@ -132,6 +132,8 @@ void loadCache(const toml::table& t, CacheConfig& c) {
   c.parallelFills = getUint(t, "parallel_fills", where, c.parallelFills);
   c.maxFills = getUint(t, "max_fills", where, c.maxFills);
   c.readAhead = getUint(t, "read_ahead", where, c.readAhead);
+  if (t.get("writeback_dir")) c.writeBack = parseCacheDir(getString(t, "writeback_dir", where, ""));
+  c.writeBackRetryMax = getDuration(t, "writeback_retry_max", where, c.writeBackRetryMax);
 }
 
 }  // namespace
@@ -288,9 +290,9 @@ void validate(const Config& cfg) {
     if (!bucketNames.insert(b.name).second) throw ConfigError("two [[bucket]] blocks are named '" + b.name + "'");
     if (!b.backend.empty() && !names.count(b.backend))
       throw ConfigError("bucket '" + b.name + "': no [[backend]] is named '" + b.backend + "'");
-    if (b.writeMode == WriteMode::Back)
-      throw ConfigError("bucket '" + b.name + "': write_mode = \"write-back\" is not implemented yet; "
-                        "use \"write-through\" or \"write-around\"");
+    if (b.writeMode == WriteMode::Back && !cfg.cache.writeBack)
+      throw ConfigError("bucket '" + b.name + "': write_mode = \"write-back\" needs a spool: cache.writeback_dir = "
+                        "\"PATH:SIZE\" (or --writeback-dir)");
   }
   if (cfg.clientKeys.empty() && !cfg.anonymous)
     throw ConfigError("no client keys: add [[client_keys]] or --client-key AK:SK (or set anonymous = true)");
@@ -373,6 +375,8 @@ std::string describe(const Config& cfg) {
      << "parallel_fills = " << c.parallelFills << "\n"
      << "max_fills = " << c.maxFills << "\n"
      << "read_ahead = " << c.readAhead << "\n";
+  if (c.writeBack) os << "writeback_dir = \"" << c.writeBack->path << ":" << formatSize(c.writeBack->size) << "\"\n";
+  os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n";
   for (const auto& [ak, sk] : cfg.clientKeys)
     os << "\n[[client_keys]]\naccess_key = \"" << ak << "\"\nsecret_key = \"" << mask(sk) << "\"\n";
   return os.str();

@@ -38,7 +38,7 @@ struct BackendConfig {
 enum class WriteMode {
   Through,  // to the backend; once it succeeded, the bytes written also fill the cache
   Around,   // to the backend; the cache only invalidates
-  Back,     // acknowledged once durable locally, uploaded in the background (not implemented yet)
+  Back,     // acknowledged once durable in the write-back spool, uploaded in the background
 };
 std::string_view writeModeName(WriteMode m);
 
@@ -66,6 +66,9 @@ struct CacheConfig {
   std::uint32_t parallelFills = 4;
   std::uint32_t maxFills = 64;
   std::uint32_t readAhead = 2;
+  /// The write-back spool (directory and byte budget of pending uploads); required by write-back buckets.
+  std::optional<CacheDirConfig> writeBack;
+  std::chrono::milliseconds writeBackRetryMax{30'000};  // longest wait between retries of a failed upload
 };
 
 struct Config {

@@ -34,7 +34,7 @@ struct Flags {
   std::string connectTimeout, backendReadTimeout, backendIdleTimeout;
   std::string idleTimeout, readTimeout, writeTimeout, shutdownTimeout, maxSkew;
   std::vector<std::string> cacheDirs;
-  std::string ramCache, chunkSize, metadataTtl;
+  std::string ramCache, chunkSize, metadataTtl, writeBackDir;
   bool cacheStatusHeader = true;
 };
 
@@ -87,6 +87,7 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   if (given("--chunk-size")) c.chunkSize = sizeFlag("chunk-size", f.chunkSize);
   if (given("--metadata-ttl")) c.metadataTtl = durationFlag("metadata-ttl", f.metadataTtl);
   if (given("--cache-status-header")) c.statusHeader = f.cacheStatusHeader;
+  if (given("--writeback-dir")) c.writeBack = parseCacheDir(f.writeBackDir);
 }
 
 void defineFlags(CLI::App& app, Flags& f) {
@@ -121,6 +122,7 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--chunk-size", f.chunkSize, "Cache chunk size (default 4MiB)");
   app.add_option("--metadata-ttl", f.metadataTtl, "Trust cached metadata this long: 60s (default), 0, forever");
   app.add_option("--cache-status-header", f.cacheStatusHeader, "Send x-granary-cache on GET/HEAD (true/false)");
+  app.add_option("--writeback-dir", f.writeBackDir, "Write-back spool PATH:SIZE (for write_mode = \"write-back\" buckets)");
 }
 
 asio::ip::tcp::endpoint parseListen(const std::string& s) {
@@ -209,7 +211,9 @@ std::shared_ptr<const s3api::BucketMap> bucketMap(const Config& cfg) {
     p.backendBucket = bk.backendBucket;
     p.metadataTtl = bk.metadataTtl;
     p.cache = bk.cache;
-    p.writeMode = bk.writeMode == WriteMode::Around ? s3api::WriteMode::Around : s3api::WriteMode::Through;
+    p.writeMode = bk.writeMode == WriteMode::Around ? s3api::WriteMode::Around
+                  : bk.writeMode == WriteMode::Back     ? s3api::WriteMode::Back
+                                                        : s3api::WriteMode::Through;
     map->add(bk.name, std::move(p));
   }
   return map;
@@ -228,6 +232,7 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.maxFills = cfg.cache.maxFills;
   po.readAhead = cfg.cache.readAhead;
   po.fillTimeout = cfg.backend.readTimeout;
+  po.uploadRetryMax = cfg.cache.writeBackRetryMax;
   return po;
 }
 
@@ -267,7 +272,7 @@ int main(int argc, char** argv) {
   const http::ServerOptions so = serverOptions(cfg, listen);
   std::vector<upstream::HttpUpstreamOptions> uos;
   for (const auto* b : allBackends(cfg)) uos.push_back(upstreamOptions(*b));
-  const s3api::ProxyOptions po = proxyOptions(cfg);
+  s3api::ProxyOptions po = proxyOptions(cfg);
   auto keys = std::make_shared<s3api::KeyStore>(keyTable(cfg));
 
   std::unique_ptr<cache::ChunkCache> chunkCache;
@@ -278,13 +283,18 @@ int main(int argc, char** argv) {
     co.ramBytes = cfg.cache.ramBytes;
     co.chunkSize = cfg.cache.chunkSize;
     chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
+    if (cfg.cache.writeBack)
+      po.writeBack = std::make_shared<cache::WriteBackSpool>(
+          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
     spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
-    server = std::make_unique<http::Server>(so, [&](asio::io_context& ioc, unsigned) {
+    server = std::make_unique<http::Server>(so, [&](asio::io_context& ioc, unsigned index) {
       std::vector<std::unique_ptr<upstream::Upstream>> ups;
       for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo));
       std::unique_ptr<cache::CacheThread> ct;
       if (chunkCache->enabled()) ct = std::make_unique<cache::CacheThread>(*chunkCache, ioc.get_executor());
-      return std::make_unique<s3api::ProxyHandler>(po, keys, std::move(ups), std::move(ct));
+      auto handler = std::make_unique<s3api::ProxyHandler>(po, keys, std::move(ups), std::move(ct));
+      if (index == 0) handler->startUploader(ioc.get_executor());  // one uploader: operations go in order
+      return handler;
     });
     server->bind();
   } catch (const std::exception& e) {

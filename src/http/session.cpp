@@ -42,13 +42,7 @@ class SessionBodyReader final : public BodyReader {
 
   Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
     if (done() || buf.size() == 0) co_return std::size_t{0};
-    if (expectContinue_) {
-      expectContinue_ = false;
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(opts_.writeTimeout);
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
-      if (ec) co_return ec;
-    }
+    if (auto ec = co_await sendContinue()) co_return ec;
     if (direct_) co_return co_await readDirect(buf);
     for (;;) {
       parser_.get().body().data = buf.data();
@@ -70,6 +64,16 @@ class SessionBodyReader final : public BodyReader {
   }
   bool done() const override { return direct_ ? remaining_ == 0 : parser_.is_done(); }
   bool continueSent() const { return !expectContinue_; }
+
+  /// The interim 100 Continue, once, if the client asked for it.
+  Awaitable<boost::system::error_code> sendContinue() {
+    if (!expectContinue_) co_return boost::system::error_code{};
+    expectContinue_ = false;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(opts_.writeTimeout);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
+    co_return ec;
+  }
 
  private:
   Awaitable<boost::system::result<std::size_t>> readDirect(asio::mutable_buffer buf) {
@@ -284,6 +288,10 @@ Awaitable<void> Shard::session(asio::ip::tcp::socket socket, std::uint64_t id) {
 
     ++ctx.requestOnConnection;
     SessionBodyReader body(stream, buffer, parser, opts_);
+    // "Expect: 100-continue" on a request without a body: nothing to wait for, so the 100 goes out at
+    // once. (Answering such a request with only a final status leaves botocore's connection expecting
+    // that status line again on its next request: it reads the next response's status as a header.)
+    if (body.done() && !body.continueSent() && co_await body.sendContinue()) break;
     SessionWriter writer(stream, opts_, req.method() == bhttp::verb::head, parser.keep_alive() && !stopping_,
                          stopping_);
     try {

@@ -16,6 +16,7 @@ namespace granary::s3api {
 enum class WriteMode {
   Through,  // forward; once the backend took the object, the bytes written also fill the cache
   Around,   // forward; the cache only invalidates
+  Back,     // acknowledged once durable in the write-back spool; uploaded in the background
 };
 
 struct BucketPolicy {

@@ -26,6 +26,7 @@ const ErrorInfo& errorInfo(S3Error e) {
       {S::bad_request, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema."},
       {S::length_required, "MissingContentLength", "You must provide the Content-Length HTTP header."},
       {S::bad_request, "MissingSecurityHeader", "Your request is missing a required header."},
+      {S::not_found, "NoSuchKey", "The specified key does not exist."},
       {S::not_implemented, "NotImplemented", "A header you provided implies functionality that is not implemented."},
       {S::precondition_failed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"},
       {S::bad_request, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."},

@@ -30,6 +30,7 @@ enum class S3Error {
   MalformedXML,
   MissingContentLength,
   MissingSecurityHeader,
+  NoSuchKey,
   NotImplemented,
   PreconditionFailed,
   RequestTimeout,

@@ -53,6 +53,11 @@ enum class Precondition { Proceed, NotModified, Failed };
 Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string_view etag,
                                    std::optional<std::chrono::system_clock::time_point> lastModified);
 
+/// The cache's metadata key of an object, or of one version of it (versions are immutable: their own
+/// entries).
+std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
+                      const std::string& versionId);
+
 /// ASCII lower case (header names).
 inline std::string lower(std::string_view s) {
   std::string out(s);

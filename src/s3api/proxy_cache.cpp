@@ -122,7 +122,6 @@ Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string
   return Precondition::Proceed;
 }
 
-/// The meta key of an object, or of one version of it (versions are immutable: their own entries).
 std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
                       const std::string& versionId) {
   return cache::encodeKey({backendId, bucket, key, versionId.empty() ? std::string() : "version:" + versionId,

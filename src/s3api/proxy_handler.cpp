@@ -237,6 +237,21 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       co_return co_await copyAcrossBackends(x, *copySource);
   }
 
+  if (writesBack(x)) {
+    const bool versioned = findParam(x.routed.query, "versionId") != nullptr;
+    if ((x.op == "GetObject" || x.op == "HeadObject") && !versioned && !findParam(x.routed.query, "partNumber") &&
+        co_await serveWriteBack(x))
+      co_return;
+    if (x.op == "PutObject") {
+      if (co_await putWriteBack(x, auth, payloadLength, checks)) co_return;
+      co_await supersedePending(x, x.routed.key);  // not spooled: written through, after what is pending
+    } else if (x.op == "DeleteObject" && !versioned) {
+      co_return co_await deleteWriteBack(x);
+    } else if (x.op == "CopyObject" || x.op == "CompleteMultipartUpload" || x.op == "DeleteObject") {
+      co_await supersedePending(x, x.routed.key);
+    }
+  }
+
   if (cache_ && cacheEligible(x) && co_await serveCached(x)) co_return;
   if (x.op == "ListBuckets" && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
 
@@ -267,6 +282,11 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       }
       ur.contentLength = ur.bufferedBody.size();
       if (auto bad = checkRequestXml(x.op, ur.bufferedBody)) co_return co_await sendError(x, *bad);
+      if (writesBack(x) && x.op == "DeleteObjects") {  // what is pending for those keys must not land later
+        pugi::xml_document doc;
+        doc.load_buffer(ur.bufferedBody.data(), ur.bufferedBody.size());
+        for (const auto& obj : doc.document_element().children("Object")) co_await supersedePending(x, obj.child_value("Key"));
+      }
       if (fillOnWrite) written = ur.bufferedBody;
       // The trailer's checksums (verified) become headers: the backend stores them with the object.
       if (const auto* trailers = verified->trailers())
@@ -323,6 +343,9 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (fillOnWrite && (*resp)->header().result_int() == 200 && written.size() == payloadLength.value_or(0) &&
       (!capture || capture->complete()))
     startFillAfterWrite(x, std::string((*resp)->header()[bhttp::field::etag]), std::move(written));
+  if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && (*resp)->header().result_int() == 200 &&
+      opts_.writeBack->pendingObjects() > 0)
+    co_return co_await relayListingWithPending(x, **resp);
   co_await relay(x, **resp);
 }
 

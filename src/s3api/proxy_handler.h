@@ -6,7 +6,10 @@
 #include <memory>
 #include <random>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "cache/chunk_cache.h"
+#include "cache/writeback.h"
 #include "common/buffer_pool.h"
 #include "http/handler.h"
 #include "s3api/auth.h"
@@ -43,6 +46,9 @@ struct ProxyOptions {
   /// write-through: PUTs up to this size keep their bytes until the backend took them, then fill the
   /// cache (larger ones, and multipart uploads, fill on their first read).
   std::uint64_t writeFillMax = 64ull << 20;
+  /// The write-back spool (shared by every thread); null = no bucket writes back.
+  std::shared_ptr<cache::WriteBackSpool> writeBack;
+  std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
 };
 
 /// Shared, replaceable key table (reloads swap the pointer; requests keep the one they started with).
@@ -68,8 +74,11 @@ class ProxyHandler final : public http::RequestHandler {
                                http::BodyReader& body, http::ResponseWriter& out) override;
   std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
                             std::string_view message) override;
+  /// Starts the write-back uploader on this handler's thread (main calls it on one handler).
+  void startUploader(boost::asio::any_io_executor ex);
   void shutdown() override {
     stopping_ = true;
+    if (uploaderTimer_) uploaderTimer_->cancel();
     for (auto& u : upstreams_) u->shutdown();
   }
 
@@ -130,7 +139,25 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> fillAfterWrite(std::shared_ptr<WrittenObject> w);
   void startFillAfterWrite(const Exchange& x, std::string etag, std::string data);
 
+  // Write-back (proxy_writeback.cpp).
+  bool writesBack(const Exchange& x) const;
+  /// A write-back PUT: spooled, made durable, acknowledged. @return false when the spool is full (the
+  /// caller forwards it: write-through).
+  http::Awaitable<bool> putWriteBack(Exchange& x, const VerifiedAuth& auth, std::optional<std::uint64_t> payloadLength,
+                                     BodyChecks checks);
+  http::Awaitable<void> deleteWriteBack(Exchange& x);
+  /// Before a write that goes to the backend directly (copy, multipart, past capacity): what is pending for
+  /// the key must never land after it.
+  http::Awaitable<void> supersedePending(const Exchange& x, const std::string& key);
+  /// GET/HEAD of a key with a pending operation, from the spool. @return false when nothing is pending.
+  http::Awaitable<bool> serveWriteBack(Exchange& x);
+  /// A listing of a write-back bucket: the backend's, with pending writes and deletes applied.
+  http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp);
+  http::Awaitable<void> uploader();
+  http::Awaitable<bool> upload(const cache::PendingWrite& w);
+
   ProxyOptions opts_;
+  std::unique_ptr<boost::asio::steady_timer> uploaderTimer_;
   std::shared_ptr<KeyStore> keys_;
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams_;
   std::unique_ptr<cache::CacheThread> cache_;
