@@ -166,20 +166,11 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
   root.append_child("ETag").text() = std::string(wh[bhttp::field::etag]).c_str();
   std::ostringstream os;
   doc.save(os, "", pugi::format_raw);
-  const std::string xml = os.str();
   http::ResponseHeader h;
-  h.result(bhttp::status::ok);
-  h.set(bhttp::field::content_type, "application/xml");
-  h.set("x-amz-request-id", x.requestId);
   if (const auto vid = sh["x-amz-version-id"]; !vid.empty()) h.set("x-amz-copy-source-version-id", vid);
   if (const auto vid = wh["x-amz-version-id"]; !vid.empty()) h.set("x-amz-version-id", vid);
-  h.set(bhttp::field::content_length, std::to_string(xml.size()));
-  x.status = 200;
   x.bytesIn = *length;
-  if (co_await x.out.writeHeader(std::move(h))) co_return;
-  if (co_await x.out.writeBody(boost::asio::buffer(xml))) co_return;
-  x.bytesOut = xml.size();
-  co_await x.out.finish();
+  co_await sendXml(x, os.str(), std::move(h));
 }
 
 }  // namespace granary::s3api

@@ -402,8 +402,10 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
   }
   std::ostringstream os;
   out.save(os, "", pugi::format_raw);
-  const std::string xml = os.str();
-  http::ResponseHeader h;
+  co_await sendXml(x, os.str());
+}
+
+http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const std::string& xml, http::ResponseHeader h) {
   h.result(bhttp::status::ok);
   h.set(bhttp::field::content_type, "application/xml");
   h.set("x-amz-request-id", x.requestId);

@@ -366,17 +366,7 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
 
   std::ostringstream os;
   doc.save(os, "", pugi::format_raw);
-  const std::string xml = os.str();
-  http::ResponseHeader h;
-  h.result(bhttp::status::ok);
-  h.set(bhttp::field::content_type, "application/xml");
-  h.set("x-amz-request-id", x.requestId);
-  h.set(bhttp::field::content_length, std::to_string(xml.size()));
-  x.status = 200;
-  if (co_await x.out.writeHeader(std::move(h))) co_return;
-  if (co_await x.out.writeBody(asio::buffer(xml))) co_return;
-  x.bytesOut = xml.size();
-  co_await x.out.finish();
+  co_await sendXml(x, os.str());
 }
 
 http::Awaitable<bool> ProxyHandler::upload(const cache::PendingWrite& w) {

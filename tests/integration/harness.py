@@ -192,6 +192,16 @@ def aws(endpoint, *args, key=CLIENT_KEY, check=True, timeout=600):
     return p
 
 
+def file_digest(path, algorithm="sha256"):
+    """Hex digest of a file, read in 1 MiB blocks."""
+    import hashlib
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def error_code(exc):
     """The S3 error code and HTTP status of a botocore ClientError."""
     return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]

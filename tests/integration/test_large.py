@@ -49,11 +49,7 @@ class RssSampler:
 
 
 def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return harness.file_digest(path)
 
 
 class Large(unittest.TestCase):

@@ -45,11 +45,7 @@ def payload(size, seed):
 
 
 def md5_file(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+    return harness.file_digest(path, "md5")
 
 
 def write(path, data):
