@@ -166,11 +166,12 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
   root.append_child("ETag").text() = std::string(wh[bhttp::field::etag]).c_str();
   std::ostringstream os;
   doc.save(os, "", pugi::format_raw);
-  http::ResponseHeader h;
-  if (const auto vid = sh["x-amz-version-id"]; !vid.empty()) h.set("x-amz-copy-source-version-id", vid);
-  if (const auto vid = wh["x-amz-version-id"]; !vid.empty()) h.set("x-amz-version-id", vid);
+  sigv4::HeaderList extra;
+  if (const auto vid = sh["x-amz-version-id"]; !vid.empty()) extra.emplace_back("x-amz-copy-source-version-id", std::string(vid));
+  if (const auto vid = wh["x-amz-version-id"]; !vid.empty()) extra.emplace_back("x-amz-version-id", std::string(vid));
   x.bytesIn = *length;
-  co_await sendXml(x, os.str(), std::move(h));
+  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
+  co_await sendXml(x, xml, extra);
 }
 
 }  // namespace granary::s3api

@@ -402,10 +402,14 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
   }
   std::ostringstream os;
   out.save(os, "", pugi::format_raw);
-  co_await sendXml(x, os.str());
+  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
+  const sigv4::HeaderList none;
+  co_await sendXml(x, xml, none);
 }
 
-http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const std::string& xml, http::ResponseHeader h) {
+http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const std::string& xml, const sigv4::HeaderList& extra) {
+  http::ResponseHeader h;
+  for (const auto& [name, value] : extra) h.set(name, value);
   h.result(bhttp::status::ok);
   h.set(bhttp::field::content_type, "application/xml");
   h.set("x-amz-request-id", x.requestId);

@@ -366,7 +366,9 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
 
   std::ostringstream os;
   doc.save(os, "", pugi::format_raw);
-  co_await sendXml(x, os.str());
+  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
+  const sigv4::HeaderList none;
+  co_await sendXml(x, xml, none);
 }
 
 http::Awaitable<bool> ProxyHandler::upload(const cache::PendingWrite& w) {
