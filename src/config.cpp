@@ -163,10 +163,11 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
     throw ConfigError(os.str());
   }
-  checkKeys(root, {"listen", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
+  checkKeys(root, {"listen", "admin_listen", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
                    "bucket", "client_keys", "cache"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
+  cfg.adminListen = getString(root, "admin_listen", "", cfg.adminListen);
   cfg.threads = getUint(root, "threads", "", cfg.threads);
   cfg.domain = getString(root, "domain", "", cfg.domain);
   cfg.anonymous = getBool(root, "anonymous", "", cfg.anonymous);
@@ -337,6 +338,7 @@ void describeBackend(std::ostringstream& os, const BackendConfig& b) {
 std::string describe(const Config& cfg) {
   std::ostringstream os;
   os << "listen = \"" << cfg.listen << "\"\n"
+     << "admin_listen = \"" << cfg.adminListen << "\"\n"
      << "threads = " << cfg.threads << "\n"
      << "domain = \"" << cfg.domain << "\"\n"
      << "anonymous = " << (cfg.anonymous ? "true" : "false") << "\n"

@@ -11,6 +11,7 @@
 
 #include "cache/chunk_cache.h"
 #include "common/units.h"
+#include "admin_handler.h"
 #include "config.h"
 #include "http/server.h"
 #include "s3api/proxy_handler.h"
@@ -24,7 +25,7 @@ namespace asio = boost::asio;
 
 struct Flags {
   std::string config, checkConfig;
-  std::string listen, domain, logLevel;
+  std::string listen, adminListen, domain, logLevel;
   std::uint32_t threads = 0;
   bool anonymous = false, accessLog = true;
   std::vector<std::string> clientKeys;
@@ -54,6 +55,7 @@ std::chrono::milliseconds durationFlag(const std::string& name, const std::strin
 void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   auto given = [&](const char* name) { return app.count(name) > 0; };
   if (given("--listen")) cfg.listen = f.listen;
+  if (given("--admin-listen")) cfg.adminListen = f.adminListen;
   if (given("--threads")) cfg.threads = f.threads;
   if (given("--domain")) cfg.domain = f.domain;
   if (given("--anonymous")) cfg.anonymous = f.anonymous;
@@ -94,6 +96,7 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--config", f.config, "TOML configuration file");
   app.add_option("--check-config", f.checkConfig, "Validate FILE, print the effective configuration, exit");
   app.add_option("--listen", f.listen, "Address to serve S3 on (default 127.0.0.1:9000)");
+  app.add_option("--admin-listen", f.adminListen, "Address of the admin endpoint: GET /metrics, /healthz (default: none)");
   app.add_option("--threads", f.threads, "I/O threads (default: one per core)");
   app.add_option("--domain", f.domain, "Base domain of virtual-hosted-style addressing (bucket.DOMAIN)");
   app.add_option("--anonymous", f.anonymous, "Allow unsigned requests (true/false)");
@@ -155,6 +158,7 @@ Config buildConfig(const CLI::App& app, const Flags& f, const std::string& file)
   applyEnvironment(cfg);
   validate(cfg);
   parseListen(cfg.listen);
+  if (!cfg.adminListen.empty()) parseListen(cfg.adminListen);
   return cfg;
 }
 
@@ -277,6 +281,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<cache::ChunkCache> chunkCache;
   std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::Server> admin;  // --admin-listen
   try {
     cache::CacheOptions co;
     for (const auto& d : cfg.cache.dirs) co.dirs.push_back({d.path, d.size});
@@ -297,6 +302,16 @@ int main(int argc, char** argv) {
       return handler;
     });
     server->bind();
+    if (!cfg.adminListen.empty()) {
+      http::ServerOptions ao = so;
+      ao.listen = parseListen(cfg.adminListen);
+      ao.threads = 1;
+      auto* cachePtr = chunkCache.get();
+      admin = std::make_unique<http::Server>(ao, [cachePtr, spool = po.writeBack](asio::io_context&, unsigned) {
+        return std::make_unique<AdminHandler>(cachePtr, spool);
+      });
+      admin->bind();
+    }
   } catch (const std::exception& e) {
     std::cerr << "granary: cannot start: " << e.what() << "\n";
     return 1;
@@ -306,6 +321,10 @@ int main(int argc, char** argv) {
   std::cout << "granary listening on http://" << host << ":" << ep.port() << " (backend " << cfg.backend.endpoint
             << (cfg.otherBackends.empty() ? "" : " and " + std::to_string(cfg.otherBackends.size()) + " more") << ", "
             << so.threads << " threads)" << std::endl;
+  if (admin) {
+    const auto aep = admin->localEndpoint();
+    std::cout << "granary admin on http://" << aep.address().to_string() << ":" << aep.port() << "/metrics" << std::endl;
+  }
 
   // Signals are taken on the main thread; the I/O threads run the server.
   asio::io_context sigctx(1);
@@ -328,6 +347,7 @@ int main(int argc, char** argv) {
     } else if (++stops == 1) {
       spdlog::info("signal {}: shutting down (in-flight requests get {})", sig, formatDuration(cfg.shutdownTimeout));
       server->shutdown();
+      if (admin) admin->shutdown();
     } else {
       spdlog::warn("second signal: exiting now");
       std::_Exit(130);
@@ -335,12 +355,16 @@ int main(int argc, char** argv) {
     signals.async_wait(onSignal);
   };
   signals.async_wait(onSignal);
+  std::thread adminThread;
+  if (admin) adminThread = std::thread([&] { admin->run(); });
   std::thread io([&] {
     server->run();
     asio::post(sigctx, [&] { signals.cancel(); sigctx.stop(); });
   });
   sigctx.run();
   io.join();
+  if (adminThread.joinable()) adminThread.join();
+  admin.reset();
   server.reset();       // handlers (and their cache threads) go before the cache
   chunkCache->close();  // journals flushed and compacted: the next start is warm
   spdlog::info("stopped");

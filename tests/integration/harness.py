@@ -124,6 +124,21 @@ class Granary:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
+    def metrics(self):
+        """The admin endpoint's /metrics as {"name{labels}": value} (start Granary with --admin-listen
+        127.0.0.1:0)."""
+        import urllib.request
+        self.wait_for_log("granary admin on http://")
+        m = re.search(r"granary admin on http://127\.0\.0\.1:(\d+)/metrics", self.log_text())
+        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % m.group(1), timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:

@@ -349,12 +349,26 @@ class DurabilityTest(CacheCase):
         got, _ = self.get(g2, "big")
         self.assertEqual(md5(got), md5(big))
 
+    def test_unusable_cache_directory_is_pass_through_with_a_metric_and_a_log_line(self):
+        not_a_dir = os.path.join(self.cache_dir, "plain-file")
+        with open(not_a_dir, "w") as f:
+            f.write("not a directory")
+        direct.put_object(Bucket=self.bucket, Key="pt.bin", Body=b"served anyway")
+        g = harness.Granary(proxy.url, extra=["--cache-dir", "%s:64MiB" % not_a_dir, "--admin-listen", "127.0.0.1:0"])
+        self.started.append(g)
+        for _ in range(2):
+            body, h = self.get(g, "pt.bin")
+            self.assertEqual(body, b"served anyway")
+        self.assertIn("is out of service", g.log_text())
+        self.assertEqual(g.metrics()['granary_cache_dir_up{dir="%s"}' % not_a_dir], 0)
+
     def test_flipped_bytes_in_the_cache_file_are_caught(self):
         data = payload(4 * CHUNK, 50)
         direct.put_object(Bucket=self.bucket, Key="f.bin", Body=data)
-        g = self.granary("--ram-cache", "0")
+        g = self.granary("--ram-cache", "0", "--admin-listen", "127.0.0.1:0")
         self.get(g, "f.bin")
         time.sleep(0.3)
+        self.assertEqual(g.metrics()["granary_cache_checksum_errors_total"], 0)
         path = os.path.join(self.cache_dir, "granary-cache.data")
         with open(path, "r+b") as f:  # one byte in every 256 KiB of what was written
             for off in range(4096 * 20, 6 * CHUNK, 256 << 10):
@@ -365,6 +379,7 @@ class DurabilityTest(CacheCase):
         body, _ = self.get(g, "f.bin")
         self.assertEqual(md5(body), md5(data))
         self.assertGreaterEqual(g.wait_for_log("checksum mismatch"), 1)
+        self.assertGreaterEqual(g.metrics()["granary_cache_checksum_errors_total"], 1)
         body, _ = self.get(g, "f.bin")
         self.assertEqual(md5(body), md5(data))
 

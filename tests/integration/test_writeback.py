@@ -72,7 +72,8 @@ class WriteBack(unittest.TestCase):
     def granary(self, spool_size="256MiB"):
         cfg = ('[cache]\nwriteback_dir = "%s:%s"\nwriteback_retry_max = "1s"\n\n'
                '[[bucket]]\nname = "%s"\nwrite_mode = "write-back"\n' % (self.spool, spool_size, BUCKET))
-        g = harness.Granary(origin.url, config=cfg, extra=["--cache-dir", "%s:128MiB" % self.cache])
+        g = harness.Granary(origin.url, config=cfg, extra=["--cache-dir", "%s:128MiB" % self.cache,
+                                                           "--admin-listen", "127.0.0.1:0"])
         self.started.append(g)
         return g
 
@@ -155,11 +156,15 @@ class WriteBack(unittest.TestCase):
         for k in ("k9/000", "k9/050", "k9/099"):
             self.assertEqual(md5(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()), md5(objs[k]))
         self.assertIn("100 pending operations", g2.log_text())
+        m = g2.metrics()
+        self.assertEqual(m["granary_writeback_pending_objects"], 100)
+        self.assertEqual(m["granary_writeback_pending_bytes"], sum(len(v) for v in objs.values()))
         origin.start()
         self.assertTrue(wait_until(lambda: all(at_origin(k) == v for k, v in objs.items()), timeout=90),
                         "every acknowledged object reaches the origin")
         for k in ("k9/000", "k9/077"):
             self.assertEqual(md5(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()), md5(objs[k]))
+        self.assertTrue(wait_until(lambda: g2.metrics()["granary_writeback_pending_objects"] == 0, timeout=10))
 
     def test_a_full_spool_writes_through(self):
         g = self.granary(spool_size="1MiB")
