@@ -285,6 +285,24 @@ class Checksums(unittest.TestCase):
                                     mode="STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
         self.assertEqual(status, 200, body)
 
+    def test_chunked_transfer_without_content_length(self):
+        # aws-chunked inside HTTP chunked transfer coding, no Content-Length: the length comes from
+        # x-amz-decoded-content-length, and the backend gets a plain body with that Content-Length.
+        data = bytes(range(256)) * (8 << 10)  # 2 MiB: streamed
+        hdrs = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+                "x-amz-trailer": "x-amz-checksum-crc32"}
+        s = signed("PUT", "te-chunked", payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER", extra=hdrs)
+        wire = sigv4.aws_chunked(data, 65536, trailer=[("x-amz-checksum-crc32", crc32_b64(data))])
+        s.headers.pop("content-length", None)
+        s.headers["transfer-encoding"] = "chunked"
+        conn = http.client.HTTPConnection("127.0.0.1", granary.port, timeout=30)
+        pieces = (wire[i:i + 100_000] for i in range(0, len(wire), 100_000))
+        conn.request("PUT", s.path, body=pieces, headers=s.headers, encode_chunked=True)
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200, r.read())
+        conn.close()
+        self.assertEqual(direct.get_object(Bucket=BUCKET, Key="te-chunked")["Body"].read(), data)
+
     def test_sdk_checksums_pass(self):
         for alg in ("CRC32", "SHA256", "SHA1"):
             with self.subTest(alg=alg):
