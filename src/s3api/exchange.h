@@ -58,6 +58,12 @@ Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string
 std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
                       const std::string& versionId);
 
+/// Operations whose XML answer names the bucket (<Name> or <Bucket> under the root).
+inline bool namesBucketInXml(std::string_view op) {
+  return op == "ListObjects" || op == "ListObjectsV2" || op == "ListObjectVersions" || op == "ListMultipartUploads" ||
+         op == "CreateMultipartUpload" || op == "CompleteMultipartUpload" || op == "ListParts";
+}
+
 /// ASCII lower case (header names).
 inline std::string lower(std::string_view s) {
   std::string out(s);

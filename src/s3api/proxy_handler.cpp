@@ -346,7 +346,34 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && (*resp)->header().result_int() == 200 &&
       opts_.writeBack->pendingObjects() > 0)
     co_return co_await relayListingWithPending(x, **resp);
+  if (x.backendBucket != x.routed.bucket && namesBucketInXml(x.op) && (*resp)->header().result_int() == 200)
+    co_return co_await relayRenamed(x, **resp);
   co_await relay(x, **resp);
+}
+
+http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::UpstreamResponse& resp) {
+  constexpr std::size_t kMaxXml = 16 << 20;
+  if (resp.contentLength().value_or(0) > kMaxXml) co_return co_await relay(x, resp);  // passed on as it is
+  std::string body;
+  pugi::xml_document doc;
+  const bool complete = co_await readAll(resp, kMaxXml, body);  // (not inside ||: GCC 12 coroutines)
+  if (!complete || !doc.load_buffer(body.data(), body.size())) {
+    const S3Failure bad{S3Error::InternalError, "The backend's answer could not be read.", {}};
+    co_return co_await sendError(x, bad);
+  }
+  for (auto child : doc.document_element().children())
+    if ((std::string_view(child.name()) == "Name" || std::string_view(child.name()) == "Bucket") &&
+        x.backendBucket == child.text().get())
+      child.text() = x.routed.bucket.c_str();
+  sigv4::HeaderList extra;
+  for (const auto& f : resp.header()) {
+    const std::string name = lower(f.name_string());
+    if (name.starts_with("x-amz-") && name != "x-amz-request-id") extra.emplace_back(name, std::string(f.value()));
+  }
+  std::ostringstream os;
+  doc.save(os, "", pugi::format_raw);
+  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
+  co_await sendXml(x, xml, extra);
 }
 
 http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {

@@ -95,6 +95,9 @@ class ProxyHandler final : public http::RequestHandler {
   static std::string copySourceHeader(const CopySource& src, std::string_view backendBucket);
   /// CopyObject / UploadPartCopy from a bucket on another backend: GET there, PUT here, streaming.
   http::Awaitable<void> copyAcrossBackends(Exchange& x, const CopySource& src);
+  /// An XML answer about a renamed bucket ([[bucket]] backend_bucket): its <Name>/<Bucket> say the
+  /// client's name, not the backend's.
+  http::Awaitable<void> relayRenamed(Exchange& x, upstream::UpstreamResponse& resp);
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
   http::Awaitable<void> listBucketsMerged(Exchange& x);
   std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,

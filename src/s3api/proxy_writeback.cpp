@@ -361,6 +361,7 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
   for (const auto& [k, node] : ordered) root.append_copy(node);
   for (auto& n : old) root.remove_child(n);
   for (const auto& cp : prefixes) root.append_child("CommonPrefixes").append_child("Prefix").text() = cp.c_str();
+  if (auto name = root.child("Name"); name && x.backendBucket == name.text().get()) name.text() = x.routed.bucket.c_str();
   if (auto kc = root.child("KeyCount"))
     kc.text() = std::to_string(contents.size() + prefixes.size()).c_str();
 

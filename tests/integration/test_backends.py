@@ -93,12 +93,16 @@ class Routing(unittest.TestCase):
     def test_listing_objects_and_multipart_on_the_renamed_bucket(self):
         for i in range(3):
             s3.put_object(Bucket="b-data", Key="list/%d" % i, Body=b"x")
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="b-data", Prefix="list/")["Contents"]]
-        self.assertEqual(keys, ["list/0", "list/1", "list/2"])
+        listing = s3.list_objects_v2(Bucket="b-data", Prefix="list/")
+        self.assertEqual([o["Key"] for o in listing["Contents"]], ["list/0", "list/1", "list/2"])
+        self.assertEqual(listing["Name"], "b-data", "the client's name, not the backend's")
+        self.assertEqual(s3.list_objects(Bucket="b-data", Prefix="list/")["Name"], "b-data")
         up = s3.create_multipart_upload(Bucket="b-data", Key="mp")
+        self.assertEqual(up["Bucket"], "b-data")
         part = s3.upload_part(Bucket="b-data", Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"p" * 1000)
-        s3.complete_multipart_upload(Bucket="b-data", Key="mp", UploadId=up["UploadId"],
-                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+        done = s3.complete_multipart_upload(Bucket="b-data", Key="mp", UploadId=up["UploadId"],
+                                            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+        self.assertEqual(done["Bucket"], "b-data")
         self.assertEqual(body(direct_b.get_object(Bucket="real-b-data", Key="mp")), b"p" * 1000)
 
     def test_list_buckets_merges_backends_under_client_names(self):
