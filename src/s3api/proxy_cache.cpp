@@ -155,6 +155,7 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
   // to cached answers (signed requests only, as S3 allows them).
   for (const auto& kv : x.routed.query) {
     if (kv.first == "versionId" && !kv.second.empty()) continue;  // versions are cached under their id
+    if (kv.first == "partNumber" && parseLength(kv.second)) continue;  // a part is a range of the object
     if (!isPresignParam(kv.first) && (responseOverride(kv.first).empty() || x.accessKey.empty())) return false;
   }
   for (const auto& [name, value] : x.headers) {
@@ -272,7 +273,30 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
 
   std::uint64_t offset = 0, length = meta.size;
   bool ranged = false;
-  if (const auto* rh = findHeader(x.headers, "range")) {
+  if (const auto* part = findParam(x.routed.query, "partNumber")) {
+    // Where the part lies is the backend's to say (a HEAD); its bytes are the cache's.
+    if (findHeader(x.headers, "range")) co_return false;  // S3 refuses the combination: the backend says so
+    upstream::UpstreamRequest r;
+    r.method = bhttp::verb::head;
+    r.bucket = obj->bucket;
+    r.key = obj->key;
+    r.query.emplace_back("partNumber", *part);
+    if (!obj->versionId.empty()) r.query.emplace_back("versionId", obj->versionId);
+    auto resp = co_await x.upstream->send(r);
+    if (!resp) co_return false;
+    const auto& ph = (*resp)->header();
+    if (ph[bhttp::field::etag] != meta.etag) co_return false;  // changed since: the backend answers
+    if (ph.result_int() == 206) {
+      const auto cr = parseContentRange(ph[bhttp::field::content_range]);
+      if (!cr || cr->total != meta.size || cr->last < cr->first) co_return false;
+      ranged = true;
+      offset = cr->first;
+      length = cr->last - cr->first + 1;
+    } else if (ph.result_int() != 200) {
+      co_return false;  // InvalidPartNumber and the like: the backend's answer
+    }
+    if (const auto count = ph["x-amz-mp-parts-count"]; !count.empty()) h.set("x-amz-mp-parts-count", count);
+  } else if (const auto* rh = findHeader(x.headers, "range")) {
     ByteRange br;
     if (parseRange(*rh, br) == RangeParse::Ok) {
       const auto rr = resolveRange(br, meta.size);

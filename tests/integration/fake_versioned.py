@@ -1,5 +1,6 @@
-"""A versioned S3 backend test double for what s3rver lacks (bucket versioning): GET/HEAD/DELETE of
-objects by versionId, Range, If-Match / If-None-Match. It checks no signatures and implements nothing
+"""A versioned S3 backend test double for what s3rver lacks (bucket versioning, partNumber reads):
+GET/HEAD/DELETE of objects by versionId, GET/HEAD ?partNumber=N of objects stored with a part size,
+Range, If-Match / If-None-Match. It checks no signatures and implements nothing
 else; it counts the requests it gets. Tests use it only where s3rver cannot stand in."""
 import email.utils
 import hashlib
@@ -12,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 class FakeVersionedBackend:
     def __init__(self):
         self.versions = {}  # (bucket, key) -> [(version id, bytes, last-modified)], oldest first
+        self.part_sizes = {}  # (bucket, key, version id) -> part size of a "multipart" object
         self.requests = []  # (method, path, query dict, range)
         self.lock = threading.Lock()
         self._next = 0
@@ -41,12 +43,14 @@ class FakeVersionedBackend:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def put(self, bucket, key, data):
-        """Adds a new (latest) version; returns its id."""
+    def put(self, bucket, key, data, part_size=None):
+        """Adds a new (latest) version, as if uploaded in parts of `part_size` when given; returns its id."""
         with self.lock:
             self._next += 1
             vid = "v%04d" % self._next
             self.versions.setdefault((bucket, key), []).append((vid, data, email.utils.formatdate(usegmt=True)))
+            if part_size:
+                self.part_sizes[(bucket, key, vid)] = part_size
             return vid
 
     def count(self, method=None):
@@ -98,7 +102,17 @@ class FakeVersionedBackend:
             h.end_headers()
             return
         status, first, last = 200, 0, len(data) - 1
+        parts = None
         m = re.fullmatch(r"bytes=(\d+)-(\d*)", h.headers.get("Range") or "")
+        if "partNumber" in q:
+            u = urlsplit(h.path)
+            bucket, key = unquote(u.path).lstrip("/").split("/", 1)
+            size = self.part_sizes.get((bucket, key, vid), len(data) or 1)
+            parts = max(1, -(-len(data) // size))
+            n = int(q["partNumber"])
+            if n < 1 or n > parts:
+                return self._error(h, 400, "InvalidPartNumber", body)
+            status, first, last, m = 206, (n - 1) * size, min(n * size, len(data)) - 1, None
         if m and len(data):
             status, first = 206, int(m.group(1))
             last = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
@@ -110,6 +124,8 @@ class FakeVersionedBackend:
         h.send_header("Content-Length", str(last - first + 1 if len(data) else 0))
         if status == 206:
             h.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, len(data)))
+        if parts:
+            h.send_header("x-amz-mp-parts-count", str(parts))
         h.end_headers()
         if body:
             h.wfile.write(data[first:last + 1])

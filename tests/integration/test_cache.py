@@ -221,7 +221,7 @@ class ConsistencyTest(CacheCase):
     def test_uncacheable_requests_say_bypass(self):
         direct.put_object(Bucket=self.bucket, Key="b.bin", Body=b"hello")
         g = self.granary()
-        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", PartNumber=1)
+        r = harness.boto3_client(g.url).get_object(Bucket=self.bucket, Key="b.bin", Range="bytes=0-1,3-4")
         self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "bypass")
         g.stop()
         g2 = self.granary("--cache-status-header", "false")
@@ -313,6 +313,37 @@ class VersionsTest(CacheCase):
             self.assertEqual(harness.error_code(ctx.exception), ("NoSuchVersion", 404))
             body, h = get(VersionId=v2)
             self.assertEqual(h["x-granary-cache"], "hit", "deleting one version leaves the others cached")
+        finally:
+            fake.stop()
+
+
+class PartsTest(CacheCase):
+    """GET ?partNumber=N: s3rver ignores partNumber, so this runs against tests/integration/fake_versioned.py,
+    which serves objects as if uploaded in parts."""
+    bucket = "parts"
+
+    def test_part_reads_are_served_from_cached_chunks(self):
+        import fake_versioned
+        fake = fake_versioned.FakeVersionedBackend()
+        try:
+            data = payload(4 * CHUNK, 70)
+            part = 3 * CHUNK // 2  # 1.5 MiB parts: boundaries inside chunks
+            fake.put("parts", "mp.bin", data, part_size=part)
+            g = harness.Granary(fake.url, extra=["--cache-dir", "%s:256MiB" % self.cache_dir, "--chunk-size", "1MiB"])
+            self.started.append(g)
+            s3 = harness.boto3_client(g.url)
+            self.assertEqual(md5(s3.get_object(Bucket="parts", Key="mp.bin")["Body"].read()), md5(data))
+            fake.reset()
+            for n in (1, 2, 3):
+                r = s3.get_object(Bucket="parts", Key="mp.bin", PartNumber=n)
+                first, last = (n - 1) * part, min(n * part, len(data)) - 1
+                self.assertEqual(r["Body"].read(), data[first:last + 1], "part %d" % n)
+                self.assertEqual((r["ContentRange"], r["PartsCount"]), ("bytes %d-%d/%d" % (first, last, len(data)), 3))
+                self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "hit")
+            self.assertEqual(fake.count("GET"), 0, "part bytes come from the cache; only HEADs locate the parts")
+            with self.assertRaises(Exception) as ctx:
+                s3.get_object(Bucket="parts", Key="mp.bin", PartNumber=9)
+            self.assertEqual(harness.error_code(ctx.exception), ("InvalidPartNumber", 400))
         finally:
             fake.stop()
 
