@@ -176,7 +176,9 @@ void WriteBackSpool::replay() {
 
 std::optional<std::uint64_t> WriteBackSpool::reserve(std::uint64_t size) {
   std::lock_guard lk(mu_);
-  if (reservedBytes_ + size > opts_.capacity) return std::nullopt;
+  // Deletes and pass-through records (size 0) always fit, even when a restart with a smaller capacity
+  // replayed more pending bytes than it allows.
+  if (size > 0 && reservedBytes_ + size > opts_.capacity) return std::nullopt;
   reservedBytes_ += size;
   return nextSeq_++;
 }

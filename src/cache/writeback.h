@@ -55,7 +55,8 @@ class WriteBackSpool {
   WriteBackSpool(const WriteBackSpool&) = delete;
   WriteBackSpool& operator=(const WriteBackSpool&) = delete;
 
-  /// A sequence number and `size` bytes of room for a new operation; nullopt when the spool is full.
+  /// A sequence number and `size` bytes of room for a new operation; nullopt when the spool is full
+  /// (never for size 0).
   std::optional<std::uint64_t> reserve(std::uint64_t size);
   /// Gives back a reservation that will not be committed (the client's body failed its checks...).
   void release(std::uint64_t seq, std::uint64_t size);

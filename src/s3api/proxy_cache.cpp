@@ -316,7 +316,14 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     std::uint32_t cached = 0;
     const auto first = static_cast<std::uint32_t>(offset / obj->chunkSize);
     const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->chunkSize);
-    for (std::uint32_t i = first; i <= last; ++i) cached += c.couldExist(cache::hashBytes(obj->chunkKey(i))) ? 1 : 0;
+    for (std::uint32_t i = first; i <= last; ++i) {
+      // A chunk whose fill finished is served from that fill's bytes while its insert completes.
+      const std::string key = obj->chunkKey(i);
+      bool have = c.couldExist(cache::hashBytes(key));
+      if (!have)
+        if (const auto fill = c.fills().find(key); fill && fill->state() == Fill::State::Done) have = true;
+      cached += have ? 1 : 0;
+    }
     status = cached == last - first + 1 ? "hit" : cached == 0 ? "miss" : "partial";
   }
   h.result(ranged ? bhttp::status::partial_content : bhttp::status::ok);

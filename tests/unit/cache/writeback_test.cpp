@@ -86,6 +86,18 @@ TEST_CASE("write-back spool: commits survive a restart, completed ones do not", 
   CHECK(s.list(0, "b", "").size() == 2);
 }
 
+TEST_CASE("write-back spool: deletes fit even when a smaller capacity replayed more pending bytes", "[cache]") {
+  TempDir dir;
+  {
+    WriteBackSpool s({dir.path.string(), 100});
+    REQUIRE(run(s.commit(put(s, "big", std::string(80, 'x')))));
+  }
+  WriteBackSpool s({dir.path.string(), 50});  // restarted with less room than is pending
+  CHECK(s.pendingBytes() == 80);
+  CHECK_FALSE(s.reserve(1).has_value());
+  CHECK(s.reserve(0).has_value());
+}
+
 TEST_CASE("write-back spool: a newer operation on a key supersedes the pending one", "[cache]") {
   TempDir dir;
   WriteBackSpool s({dir.path.string(), 1 << 20});
@@ -115,6 +127,7 @@ TEST_CASE("write-back spool: torn journal tail and orphan data are dropped, capa
   std::ofstream(dir.path / "writeback.journal", std::ios::app) << "{\"op\":\"put\",\"seq\":99,\"bu";
   WriteBackSpool s({dir.path.string(), 10});
   CHECK(s.pendingObjects() == 1);
+
   CHECK(s.pendingBytes() == 5);
   CHECK_FALSE(fs::exists(s.dataPath(orphan)));
   CHECK(s.reserve(5).has_value());
