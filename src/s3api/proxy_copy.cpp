@@ -88,6 +88,7 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
   const BucketMap& map = *opts_.buckets;
   const BucketPolicy& sp = map.lookup(src.bucket);
   const bool part = x.op == "UploadPartCopy";
+  if (const auto* id = findParam(x.routed.query, "uploadId"); id && part) opts_.multipart->forget(*id);
 
   // Read the source, its conditions as the backend's own.
   upstream::UpstreamRequest get;

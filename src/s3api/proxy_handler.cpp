@@ -282,6 +282,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       }
       ur.contentLength = ur.bufferedBody.size();
       if (auto bad = checkRequestXml(x.op, ur.bufferedBody)) co_return co_await sendError(x, *bad);
+      if (const auto* id = findParam(x.routed.query, "uploadId"); id && x.op == "CompleteMultipartUpload")
+        if (auto bad = opts_.multipart->checkComplete(*id, ur.bufferedBody)) co_return co_await sendError(x, *bad);
       if (writesBack(x) && x.op == "DeleteObjects") {  // what is pending for those keys must not land later
         pugi::xml_document doc;
         doc.load_buffer(ur.bufferedBody.data(), ur.bufferedBody.size());
@@ -346,7 +348,17 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && (*resp)->header().result_int() == 200 &&
       opts_.writeBack->pendingObjects() > 0)
     co_return co_await relayListingWithPending(x, **resp);
-  if (x.backendBucket != x.routed.bucket && namesBucketInXml(x.op) && (*resp)->header().result_int() == 200)
+  const unsigned answered = (*resp)->header().result_int();
+  if (const auto* id = findParam(x.routed.query, "uploadId")) {
+    const auto* part = findParam(x.routed.query, "partNumber");
+    if (x.op == "UploadPart" && answered == 200 && part && payloadLength)
+      opts_.multipart->partUploaded(*id, static_cast<std::uint32_t>(parseLength(*part).value_or(0)),
+                                    std::string((*resp)->header()[bhttp::field::etag]), *payloadLength);
+    else if (x.op == "UploadPartCopy" || x.op == "CompleteMultipartUpload" || x.op == "AbortMultipartUpload")
+      opts_.multipart->forget(*id);
+  }
+  if (answered == 200 &&
+      ((x.backendBucket != x.routed.bucket && namesBucketInXml(x.op)) || x.op == "CreateMultipartUpload"))
     co_return co_await relayRenamed(x, **resp);
   co_await relay(x, **resp);
 }
@@ -365,6 +377,8 @@ http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::Upstream
     if ((std::string_view(child.name()) == "Name" || std::string_view(child.name()) == "Bucket") &&
         x.backendBucket == child.text().get())
       child.text() = x.routed.bucket.c_str();
+  if (x.op == "CreateMultipartUpload")
+    if (const std::string id = doc.document_element().child_value("UploadId"); !id.empty()) opts_.multipart->created(id);
   sigv4::HeaderList extra;
   for (const auto& f : resp.header()) {
     const std::string name = lower(f.name_string());

@@ -14,6 +14,7 @@
 #include "http/handler.h"
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
+#include "s3api/multipart_tracker.h"
 #include "s3api/errors.h"
 #include "s3api/range.h"
 #include "s3api/verified_body.h"
@@ -46,6 +47,8 @@ struct ProxyOptions {
   /// write-through: PUTs up to this size keep their bytes until the backend took them, then fill the
   /// cache (larger ones, and multipart uploads, fill on their first read).
   std::uint64_t writeFillMax = 64ull << 20;
+  /// Parts of the multipart uploads created through Granary (shared by every thread).
+  std::shared_ptr<MultipartTracker> multipart = std::make_shared<MultipartTracker>();
   /// The write-back spool (shared by every thread); null = no bucket writes back.
   std::shared_ptr<cache::WriteBackSpool> writeBack;
   std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
@@ -95,8 +98,8 @@ class ProxyHandler final : public http::RequestHandler {
   static std::string copySourceHeader(const CopySource& src, std::string_view backendBucket);
   /// CopyObject / UploadPartCopy from a bucket on another backend: GET there, PUT here, streaming.
   http::Awaitable<void> copyAcrossBackends(Exchange& x, const CopySource& src);
-  /// An XML answer about a renamed bucket ([[bucket]] backend_bucket): its <Name>/<Bucket> say the
-  /// client's name, not the backend's.
+  /// An XML answer Granary reads before passing it on: a renamed bucket's ([[bucket]] backend_bucket)
+  /// <Name>/<Bucket> say the client's name; a new multipart upload's id is noted.
   http::Awaitable<void> relayRenamed(Exchange& x, upstream::UpstreamResponse& resp);
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
   http::Awaitable<void> listBucketsMerged(Exchange& x);

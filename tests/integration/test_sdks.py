@@ -167,6 +167,22 @@ class Boto3(unittest.TestCase):
             s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
                                          MultipartUpload={"Parts": list(reversed(parts))})
         self.assertEqual(harness.error_code(e.exception), ("InvalidPartOrder", 400))
+        # Parts Granary saw uploaded are checked as S3 checks them (s3rver checks neither).
+        wrong = [dict(parts[0], ETag='"%s"' % ("0" * 32)), parts[1]]
+        with self.assertRaises(ClientError) as e:
+            s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
+                                         MultipartUpload={"Parts": wrong})
+        self.assertEqual(harness.error_code(e.exception), ("InvalidPart", 400))
+        small = s3.create_multipart_upload(Bucket=BUCKET, Key="boto/small-parts")
+        small_parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=BUCKET, Key="boto/small-parts",
+                                                                UploadId=small["UploadId"], PartNumber=n,
+                                                                Body=b"tiny %d" % n)["ETag"]} for n in (1, 2)]
+        with self.assertRaises(ClientError) as e:
+            s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/small-parts", UploadId=small["UploadId"],
+                                         MultipartUpload={"Parts": small_parts})
+        self.assertEqual(harness.error_code(e.exception), ("EntityTooSmall", 400))
+        s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/small-parts", UploadId=small["UploadId"],
+                                     MultipartUpload={"Parts": small_parts[1:]})  # one (last) part may be small
         s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
                                      MultipartUpload={"Parts": parts})
         self.assertEqual(s3.get_object(Bucket=BUCKET, Key="boto/parts")["Body"].read(), data[0] + data[1])
