@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <pugixml.hpp>
+
 #include "common/sigv4.h"
 #include "http/handler.h"
 #include "s3api/proxy_handler.h"
@@ -43,6 +45,15 @@ S3Failure upstreamFailure(const boost::system::error_code& ec);
 
 /// Reads a (small) backend body whole; false past `limit` or on a read error.
 http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limit, std::string& out);
+
+/// Reads a backend's XML answer (at most `limit` bytes) into `doc`; false if longer, cut, or not XML.
+http::Awaitable<bool> readXml(upstream::UpstreamResponse& resp, std::size_t limit, pugi::xml_document& doc);
+
+/// Gives `doc` S3's XML declaration and a root element `name` in S3's namespace; returns the root.
+pugi::xml_node newS3Document(pugi::xml_document& doc, const char* name);
+
+/// The <Name>/<Bucket> children of `root` that say `from` say `to` instead (renamed buckets).
+void renameBucket(pugi::xml_node root, const std::string& from, const std::string& to);
 
 /// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
 bool etagListMatches(std::string_view list, std::string_view etag);

@@ -5,7 +5,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/beast/core/string.hpp>
-#include <pugixml.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 
 #include "common/timeutil.h"
 #include "s3api/exchange.h"
+#include "s3api/request_xml.h"
 #include "upstream/errors.h"
 
 namespace granary::s3api {
@@ -589,10 +589,7 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
   }
   if (m == bhttp::verb::post && findParam(x.routed.query, "delete") && !ur.bufferedBody.empty()) {
     // DeleteObjects: every key it names.
-    pugi::xml_document doc;
-    if (!doc.load_buffer(ur.bufferedBody.data(), ur.bufferedBody.size())) return;
-    for (const auto& obj : doc.child("Delete").children("Object"))
-      if (const char* k = obj.child_value("Key"); k && *k) invalidate(k, obj.child_value("VersionId"));
+    for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody)) invalidate(key, versionId);
   }
 }
 

@@ -7,7 +7,6 @@
 #include <pugixml.hpp>
 #include <spdlog/spdlog.h>
 
-#include <sstream>
 
 #include "common/timeutil.h"
 #include "common/uri.h"
@@ -158,21 +157,14 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
   (void)co_await readAll(**written, 64 * 1024, ignored);
 
   pugi::xml_document doc;
-  auto decl = doc.append_child(pugi::node_declaration);
-  decl.append_attribute("version") = "1.0";
-  decl.append_attribute("encoding") = "UTF-8";
-  auto root = doc.append_child(part ? "CopyPartResult" : "CopyObjectResult");
-  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  auto root = newS3Document(doc, part ? "CopyPartResult" : "CopyObjectResult");
   root.append_child("LastModified").text() = isoNow().c_str();
   root.append_child("ETag").text() = std::string(wh[bhttp::field::etag]).c_str();
-  std::ostringstream os;
-  doc.save(os, "", pugi::format_raw);
   sigv4::HeaderList extra;
   if (const auto vid = sh["x-amz-version-id"]; !vid.empty()) extra.emplace_back("x-amz-copy-source-version-id", std::string(vid));
   if (const auto vid = wh["x-amz-version-id"]; !vid.empty()) extra.emplace_back("x-amz-version-id", std::string(vid));
   x.bytesIn = *length;
-  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
-  co_await sendXml(x, xml, extra);
+  co_await sendXml(x, doc, extra);
 }
 
 }  // namespace granary::s3api

@@ -90,6 +90,28 @@ http::Awaitable<bool> readAll(upstream::UpstreamResponse& resp, std::size_t limi
   }
 }
 
+http::Awaitable<bool> readXml(upstream::UpstreamResponse& resp, std::size_t limit, pugi::xml_document& doc) {
+  std::string body;
+  const bool complete = co_await readAll(resp, limit, body);  // (not inside ||: GCC 12 coroutines)
+  co_return complete && doc.load_buffer(body.data(), body.size());
+}
+
+pugi::xml_node newS3Document(pugi::xml_document& doc, const char* name) {
+  auto decl = doc.append_child(pugi::node_declaration);
+  decl.append_attribute("version") = "1.0";
+  decl.append_attribute("encoding") = "UTF-8";
+  auto root = doc.append_child(name);
+  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  return root;
+}
+
+void renameBucket(pugi::xml_node root, const std::string& from, const std::string& to) {
+  for (auto child : root.children())
+    if ((std::string_view(child.name()) == "Name" || std::string_view(child.name()) == "Bucket") &&
+        from == child.text().get())
+      child.text() = to.c_str();
+}
+
 
 ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
                            std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
@@ -271,7 +293,11 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (hasBody) {
     verified.emplace(x.body, auth, payloadLength, std::move(checks));
     ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
-    if (payloadLength && *payloadLength <= opts_.verifyBeforeSend) {
+    const bool buffered = payloadLength && *payloadLength <= opts_.verifyBeforeSend;
+    // A streamed body's trailer arrives after the request went out: its checksum is verified here but
+    // cannot be passed on, so the backend must not be told one is coming.
+    if (!buffered && trailerChecksum) dropHeader(ur.headers, "x-amz-sdk-checksum-algorithm");
+    if (buffered) {
       // Small body: verify it whole first, so a refused body never reaches the backend at all.
       const bool ok = co_await readWhole(*verified, static_cast<std::size_t>(*payloadLength), ur.bufferedBody);
       x.bytesIn = verified->clientBytes();
@@ -284,26 +310,19 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       if (auto bad = checkRequestXml(x.op, ur.bufferedBody)) co_return co_await sendError(x, *bad);
       if (const auto* id = findParam(x.routed.query, "uploadId"); id && x.op == "CompleteMultipartUpload")
         if (auto bad = opts_.multipart->checkComplete(*id, ur.bufferedBody)) co_return co_await sendError(x, *bad);
-      if (writesBack(x) && x.op == "DeleteObjects") {  // what is pending for those keys must not land later
-        pugi::xml_document doc;
-        doc.load_buffer(ur.bufferedBody.data(), ur.bufferedBody.size());
-        for (const auto& obj : doc.document_element().children("Object")) co_await supersedePending(x, obj.child_value("Key"));
-      }
+      if (writesBack(x) && x.op == "DeleteObjects")  // what is pending for those keys must not land later
+        for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody)) co_await supersedePending(x, key);
       if (fillOnWrite) written = ur.bufferedBody;
       // The trailer's checksums (verified) become headers: the backend stores them with the object.
       if (const auto* trailers = verified->trailers())
         for (const auto& [name, value] : *trailers)
           if (checksumFromHeader(name)) ur.headers.emplace_back(name, value);
     } else if (fillOnWrite) {
-      if (trailerChecksum) dropHeader(ur.headers, "x-amz-sdk-checksum-algorithm");
       written.reserve(static_cast<std::size_t>(*payloadLength));
       capture.emplace(*verified, written, static_cast<std::size_t>(*payloadLength));
       ur.source = &*capture;
       ur.contentLength = payloadLength;
     } else {
-      // A streamed body's trailer arrives after the request went out: its checksum is verified here but
-      // cannot be passed on, so the backend must not be told one is coming.
-      if (trailerChecksum) dropHeader(ur.headers, "x-amz-sdk-checksum-algorithm");
       ur.source = &*verified;
       ur.contentLength = payloadLength;
     }
@@ -342,13 +361,12 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       co_return co_await sendError(x, failure);
     }
   }
-  if (fillOnWrite && (*resp)->header().result_int() == 200 && written.size() == payloadLength.value_or(0) &&
-      (!capture || capture->complete()))
+  const unsigned answered = (*resp)->header().result_int();
+  if (fillOnWrite && answered == 200 && written.size() == payloadLength.value_or(0) && (!capture || capture->complete()))
     startFillAfterWrite(x, std::string((*resp)->header()[bhttp::field::etag]), std::move(written));
-  if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && (*resp)->header().result_int() == 200 &&
+  if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && answered == 200 &&
       opts_.writeBack->pendingObjects() > 0)
     co_return co_await relayListingWithPending(x, **resp);
-  const unsigned answered = (*resp)->header().result_int();
   if (const auto* id = findParam(x.routed.query, "uploadId")) {
     const auto* part = findParam(x.routed.query, "partNumber");
     if (x.op == "UploadPart" && answered == 200 && part && payloadLength)
@@ -366,17 +384,12 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
 http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::UpstreamResponse& resp) {
   constexpr std::size_t kMaxXml = 16 << 20;
   if (resp.contentLength().value_or(0) > kMaxXml) co_return co_await relay(x, resp);  // passed on as it is
-  std::string body;
   pugi::xml_document doc;
-  const bool complete = co_await readAll(resp, kMaxXml, body);  // (not inside ||: GCC 12 coroutines)
-  if (!complete || !doc.load_buffer(body.data(), body.size())) {
+  if (!co_await readXml(resp, kMaxXml, doc)) {
     const S3Failure bad{S3Error::InternalError, "The backend's answer could not be read.", {}};
     co_return co_await sendError(x, bad);
   }
-  for (auto child : doc.document_element().children())
-    if ((std::string_view(child.name()) == "Name" || std::string_view(child.name()) == "Bucket") &&
-        x.backendBucket == child.text().get())
-      child.text() = x.routed.bucket.c_str();
+  renameBucket(doc.document_element(), x.backendBucket, x.routed.bucket);
   if (x.op == "CreateMultipartUpload")
     if (const std::string id = doc.document_element().child_value("UploadId"); !id.empty()) opts_.multipart->created(id);
   sigv4::HeaderList extra;
@@ -384,10 +397,7 @@ http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::Upstream
     const std::string name = lower(f.name_string());
     if (name.starts_with("x-amz-") && name != "x-amz-request-id") extra.emplace_back(name, std::string(f.value()));
   }
-  std::ostringstream os;
-  doc.save(os, "", pugi::format_raw);
-  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
-  co_await sendXml(x, xml, extra);
+  co_await sendXml(x, doc, extra);
 }
 
 http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
@@ -406,10 +416,8 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
       x.upstream = upstreams_.at(b).get();
       co_return co_await relay(x, **resp);
     }
-    std::string body;
     pugi::xml_document doc;
-    const bool complete = co_await readAll(**resp, kMaxListing, body);  // (not inside ||: GCC 12 coroutines)
-    if (!complete || !doc.load_buffer(body.data(), body.size())) {
+    if (!co_await readXml(**resp, kMaxListing, doc)) {
       const S3Failure bad{S3Error::InternalError, "A backend's bucket listing could not be read.", {}};
       co_return co_await sendError(x, bad);
     }
@@ -427,11 +435,7 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
               found.end());
 
   pugi::xml_document out;
-  auto decl = out.append_child(pugi::node_declaration);
-  decl.append_attribute("version") = "1.0";
-  decl.append_attribute("encoding") = "UTF-8";
-  auto root = out.append_child("ListAllMyBucketsResult");
-  root.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  auto root = newS3Document(out, "ListAllMyBucketsResult");
   auto owner = root.append_child("Owner");
   owner.append_child("ID").text() = ownerId.c_str();
   owner.append_child("DisplayName").text() = ownerName.c_str();
@@ -441,14 +445,14 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
     e.append_child("Name").text() = name.c_str();
     e.append_child("CreationDate").text() = created.c_str();
   }
-  std::ostringstream os;
-  out.save(os, "", pugi::format_raw);
-  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
   const sigv4::HeaderList none;
-  co_await sendXml(x, xml, none);
+  co_await sendXml(x, out, none);
 }
 
-http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const std::string& xml, const sigv4::HeaderList& extra) {
+http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const pugi::xml_document& doc, const sigv4::HeaderList& extra) {
+  std::ostringstream os;
+  doc.save(os, "", pugi::format_raw);
+  const std::string xml = os.str();
   http::ResponseHeader h;
   for (const auto& [name, value] : extra) h.set(name, value);
   h.result(bhttp::status::ok);

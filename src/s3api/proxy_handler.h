@@ -7,6 +7,7 @@
 #include <random>
 
 #include <boost/asio/steady_timer.hpp>
+#include <pugixml.hpp>
 
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
@@ -107,9 +108,9 @@ class ProxyHandler final : public http::RequestHandler {
                                     std::optional<std::uint64_t>& payloadLength, bool& hasBody,
                                     BodyChecks& checks) const;
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
-  /// A 200 answer whose body is an XML document Granary wrote, with `extra` headers. (Arguments by
-  /// reference to the caller's named objects: GCC 12 mis-handled a by-value header argument here.)
-  http::Awaitable<void> sendXml(Exchange& x, const std::string& xml, const sigv4::HeaderList& extra);
+  /// A 200 answer whose body is the XML document `doc`, with `extra` headers. (Arguments by reference
+  /// to the caller's named objects: GCC 12 mis-handled a by-value header argument here.)
+  http::Awaitable<void> sendXml(Exchange& x, const pugi::xml_document& doc, const sigv4::HeaderList& extra);
   RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
   upstream::UpstreamRequest upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const;
   http::ResponseHeader responseHeaderFor(Exchange& x, const upstream::UpstreamResponse& resp, const RangeFix& fix) const;

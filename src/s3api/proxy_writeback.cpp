@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "common/timeutil.h"
 #include "common/uri.h"
@@ -307,10 +306,8 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
   const std::string prefix = prefixParam ? *prefixParam : std::string();
   const auto pending =
       opts_.writeBack->list(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket, prefix);
-  std::string body;
   pugi::xml_document doc;
-  const bool complete = co_await readAll(resp, 64 << 20, body);  // (not inside ||: GCC 12 coroutines)
-  if (!complete || !doc.load_buffer(body.data(), body.size())) {
+  if (!co_await readXml(resp, 64 << 20, doc)) {
     const S3Failure bad{S3Error::InternalError, "The backend's listing could not be read.", {}};
     co_return co_await sendError(x, bad);
   }
@@ -361,15 +358,12 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
   for (const auto& [k, node] : ordered) root.append_copy(node);
   for (auto& n : old) root.remove_child(n);
   for (const auto& cp : prefixes) root.append_child("CommonPrefixes").append_child("Prefix").text() = cp.c_str();
-  if (auto name = root.child("Name"); name && x.backendBucket == name.text().get()) name.text() = x.routed.bucket.c_str();
+  renameBucket(root, x.backendBucket, x.routed.bucket);
   if (auto kc = root.child("KeyCount"))
     kc.text() = std::to_string(contents.size() + prefixes.size()).c_str();
 
-  std::ostringstream os;
-  doc.save(os, "", pugi::format_raw);
-  const std::string xml = os.str();  // (named: a temporary in co_await dies early with GCC 12)
   const sigv4::HeaderList none;
-  co_await sendXml(x, xml, none);
+  co_await sendXml(x, doc, none);
 }
 
 http::Awaitable<bool> ProxyHandler::upload(const cache::PendingWrite& w) {

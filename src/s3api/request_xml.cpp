@@ -57,4 +57,13 @@ std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view b
   return complete ? checkComplete(root) : checkDelete(root);
 }
 
+std::vector<std::pair<std::string, std::string>> deleteObjectsKeys(std::string_view body) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  pugi::xml_document doc;
+  if (!doc.load_buffer(body.data(), body.size())) return keys;
+  for (const auto& obj : doc.document_element().children("Object"))
+    if (const char* k = obj.child_value("Key"); *k) keys.emplace_back(k, obj.child_value("VersionId"));
+  return keys;
+}
+
 }  // namespace granary::s3api

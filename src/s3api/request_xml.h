@@ -4,7 +4,10 @@
 // (well-formed, 1 to 1000 keys).
 
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "s3api/errors.h"
 
@@ -13,5 +16,8 @@ namespace granary::s3api {
 /// @return the error S3 would answer for this body of operation `op`; nullopt when it is fine (or `op`
 ///         has no body Granary checks).
 std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view body);
+
+/// The (key, version id) pairs a DeleteObjects body names; empty when it is not XML.
+std::vector<std::pair<std::string, std::string>> deleteObjectsKeys(std::string_view body);
 
 }  // namespace granary::s3api
