@@ -2,6 +2,7 @@
 // Time formats S3 uses: ISO 8601 basic ("20130524T000000Z") and HTTP dates (RFC 7231).
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,10 @@ std::string formatAmzDate(std::chrono::system_clock::time_point t);
 std::optional<std::chrono::system_clock::time_point> parseAmzDate(std::string_view s);
 /// "Fri, 24 May 2013 00:00:00 GMT"
 std::string formatHttpDate(std::chrono::system_clock::time_point t);
+/// "2013-05-24T00:00:00.123Z" in UTC: the LastModified of S3's XML answers.
+std::string formatIsoTime(std::chrono::system_clock::time_point t);
+/// Milliseconds since the Unix epoch, now.
+std::int64_t nowMillis();
 /// Parses RFC 1123 dates ("Fri, 24 May 2013 00:00:00 GMT", or "+0000" for GMT); nullopt when malformed.
 std::optional<std::chrono::system_clock::time_point> parseHttpDate(std::string_view s);
 

@@ -25,11 +25,6 @@ using cache::FillPtr;
 using cache::ObjectMeta;
 using MetaPtr = std::shared_ptr<const ObjectMeta>;
 
-std::int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// Response headers that describe the object (replayed on hits); the rest describe one response.
 bool isObjectHeader(std::string_view n) {
   static constexpr std::string_view kExact[] = {
@@ -65,7 +60,7 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
     std::string name = lower(f.name_string());
     if (isObjectHeader(name)) m->headers.emplace_back(std::move(name), std::string(f.value()));
   }
-  m->validatedAtMs = nowMs();
+  m->validatedAtMs = nowMillis();
   return m;
 }
 
@@ -190,7 +185,7 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
   const unsigned status = h.result_int();
   if (status == 304 && stale) {
     auto m = std::make_shared<ObjectMeta>(*stale);
-    m->validatedAtMs = nowMs();
+    m->validatedAtMs = nowMillis();
     m->fromDisk = false;
     co_return m;
   }
@@ -202,7 +197,7 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache) {
   const auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
   auto isFresh = [&](const ObjectMeta& m) {
-    return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMs() - m.validatedAtMs < ttl.count());
+    return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
   };
   MetaPtr m = co_await cache_->lookupMeta(metaKey);
   if (m && isFresh(*m)) {
@@ -210,7 +205,7 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
     co_return m;
   }
   cache::ChunkCache& c = cache_->cache();
-  const std::int64_t asked = nowMs();
+  const std::int64_t asked = nowMillis();
   auto [fill, leader] = c.metaFills().acquire(metaKey, [] { return cache::ChunkPtr{}; });
   if (leader) {
     FillGuard guard{c.metaFills(), metaKey, fill};
@@ -223,7 +218,7 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   // Another request is asking the backend already: use its answer.
   while (fill->state() == Fill::State::Downloading) {
     co_await fill->waitPast(0, opts_.fillTimeout);
-    if (fill->state() == Fill::State::Downloading && nowMs() - asked > opts_.fillTimeout.count()) co_return nullptr;
+    if (fill->state() == Fill::State::Downloading && nowMillis() - asked > opts_.fillTimeout.count()) co_return nullptr;
   }
   MetaPtr now = c.metaInRam(metaKey);
   if (fill->state() == Fill::State::Done && now && (isFresh(*now) || now->validatedAtMs >= asked)) co_return now;

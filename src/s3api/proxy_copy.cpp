@@ -44,16 +44,6 @@ bool targetHeader(std::string_view n) {
          n.starts_with("x-amz-server-side-encryption") || n.starts_with("x-amz-object-lock-");
 }
 
-std::string isoNow() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return buf;
-}
-
 }  // namespace
 
 std::optional<ProxyHandler::CopySource> ProxyHandler::parseCopySource(std::string_view v) {
@@ -158,7 +148,7 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
 
   pugi::xml_document doc;
   auto root = newS3Document(doc, part ? "CopyPartResult" : "CopyObjectResult");
-  root.append_child("LastModified").text() = isoNow().c_str();
+  root.append_child("LastModified").text() = formatIsoTime(std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())).c_str();
   root.append_child("ETag").text() = std::string(wh[bhttp::field::etag]).c_str();
   sigv4::HeaderList extra;
   if (const auto vid = sh["x-amz-version-id"]; !vid.empty()) extra.emplace_back("x-amz-copy-source-version-id", std::string(vid));

@@ -28,26 +28,11 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-std::int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// Request headers that describe the object a PUT creates (kept with a spooled write, sent on upload).
 bool storedHeader(std::string_view n) {
   return n == "content-type" || n == "content-disposition" || n == "content-language" || n == "cache-control" ||
          n == "expires" || n == "x-amz-storage-class" || n == "x-amz-tagging" || n == "x-amz-website-redirect-location" ||
          n.starts_with("x-amz-meta-") || n.starts_with("x-amz-checksum-");
-}
-
-std::string isoTime(std::int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
 }
 
 /// A spooled object's data as an upload body.
@@ -141,7 +126,7 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
   w.key = x.routed.key;
   w.size = *payloadLength;
   w.etag = "\"" + md5.finishHex() + "\"";
-  w.createdMs = nowMs();
+  w.createdMs = nowMillis();
   for (const auto& [name, value] : x.headers)
     if (storedHeader(name)) w.headers.emplace_back(name, value);
   if (const auto* trailers = body.trailers())
@@ -172,7 +157,7 @@ http::Awaitable<void> ProxyHandler::deleteWriteBack(Exchange& x) {
   w.backend = static_cast<std::uint32_t>(x.policy->backend);
   w.bucket = x.backendBucket;
   w.key = x.routed.key;
-  w.createdMs = nowMs();
+  w.createdMs = nowMillis();
   if (!co_await spool.commit(std::move(w))) {
     const S3Failure bad{S3Error::InternalError, "The write-back spool could not record the delete.", {}};
     co_return co_await sendError(x, bad);
@@ -195,7 +180,7 @@ http::Awaitable<void> ProxyHandler::supersedePending(const Exchange& x, const st
     w.backend = backend;
     w.bucket = x.backendBucket;
     w.key = key;
-    w.createdMs = nowMs();
+    w.createdMs = nowMillis();
     co_await spool.commit(std::move(w));
   }
   // An upload of the key already on its way must land before this write does.
@@ -344,7 +329,7 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
     if (p->isDelete) continue;
     auto c = scratch.append_child("Contents");
     c.append_child("Key").text() = k.c_str();
-    c.append_child("LastModified").text() = isoTime(p->createdMs).c_str();
+    c.append_child("LastModified").text() = formatIsoTime(std::chrono::system_clock::time_point(std::chrono::milliseconds(p->createdMs))).c_str();
     c.append_child("ETag").text() = p->etag.c_str();
     c.append_child("Size").text() = std::to_string(p->size).c_str();
     c.append_child("StorageClass").text() = "STANDARD";

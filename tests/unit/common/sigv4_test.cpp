@@ -113,6 +113,7 @@ TEST_CASE("time formats round-trip", "[unit][time]") {
   REQUIRE(t);
   CHECK(formatHttpDate(*t) == "Fri, 24 May 2013 00:00:00 GMT");
   CHECK(parseHttpDate("Fri, 24 May 2013 00:00:00 GMT") == t);
+  CHECK(formatIsoTime(*t + std::chrono::milliseconds(1234)) == "2013-05-24T00:00:01.234Z");
   CHECK_FALSE(parseAmzDate("20130524T000000"));
   CHECK_FALSE(parseAmzDate("2013052XT000000Z"));
   CHECK_FALSE(parseAmzDate("20131324T000000Z"));
