@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -269,14 +270,7 @@ PendingPtr WriteBackSpool::next() {
     // Superseded by a newer write or delete of its key: never uploaded.
     queue_.erase(queue_.begin());
     reservedBytes_ -= std::min(reservedBytes_, p->size);
-    asio::post(thread_, [this, p] {
-      ::unlink(dataPath(p->seq).c_str());
-      try {
-        appendRecord("{\"op\":\"done\",\"seq\":" + std::to_string(p->seq) + "}");
-      } catch (const std::exception& e) {
-        spdlog::error("write-back: {}", e.what());  // replayed and dropped again at the next start
-      }
-    });
+    asio::co_spawn(thread_, recordDone(p), asio::detached);  // (a failure: dropped again at the next start)
   }
   return nullptr;
 }

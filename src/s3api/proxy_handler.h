@@ -156,6 +156,8 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<bool> putWriteBack(Exchange& x, const VerifiedAuth& auth, std::optional<std::uint64_t> payloadLength,
                                      BodyChecks checks);
   http::Awaitable<void> deleteWriteBack(Exchange& x);
+  /// A spool operation on `key` of the exchange's bucket, numbered `seq`.
+  static cache::PendingWrite pendingOn(const Exchange& x, const std::string& key, std::uint64_t seq);
   /// Before a write that goes to the backend directly (copy, multipart, past capacity): what is pending for
   /// the key must never land after it.
   http::Awaitable<void> supersedePending(const Exchange& x, const std::string& key);

@@ -60,6 +60,16 @@ class SpoolBody final : public upstream::BodySource {
 
 }  // namespace
 
+cache::PendingWrite ProxyHandler::pendingOn(const Exchange& x, const std::string& key, std::uint64_t seq) {
+  cache::PendingWrite w;
+  w.seq = seq;
+  w.backend = static_cast<std::uint32_t>(x.policy->backend);
+  w.bucket = x.backendBucket;
+  w.key = key;
+  w.createdMs = nowMillis();
+  return w;
+}
+
 bool ProxyHandler::writesBack(const Exchange& x) const {
   return opts_.writeBack && x.policy && x.policy->writeMode == WriteMode::Back && !x.routed.bucket.empty();
 }
@@ -119,14 +129,9 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
     co_await sendError(x, *failure);
     co_return true;
   }
-  cache::PendingWrite w;
-  w.seq = *seq;
-  w.backend = static_cast<std::uint32_t>(x.policy->backend);
-  w.bucket = x.backendBucket;
-  w.key = x.routed.key;
+  cache::PendingWrite w = pendingOn(x, x.routed.key, *seq);
   w.size = *payloadLength;
   w.etag = "\"" + md5.finishHex() + "\"";
-  w.createdMs = nowMillis();
   for (const auto& [name, value] : x.headers)
     if (storedHeader(name)) w.headers.emplace_back(name, value);
   if (const auto* trailers = body.trailers())
@@ -151,13 +156,8 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
 
 http::Awaitable<void> ProxyHandler::deleteWriteBack(Exchange& x) {
   cache::WriteBackSpool& spool = *opts_.writeBack;
-  cache::PendingWrite w;
-  w.seq = *spool.reserve(0);
+  cache::PendingWrite w = pendingOn(x, x.routed.key, *spool.reserve(0));
   w.isDelete = true;
-  w.backend = static_cast<std::uint32_t>(x.policy->backend);
-  w.bucket = x.backendBucket;
-  w.key = x.routed.key;
-  w.createdMs = nowMillis();
   if (!co_await spool.commit(std::move(w))) {
     const S3Failure bad{S3Error::InternalError, "The write-back spool could not record the delete.", {}};
     co_return co_await sendError(x, bad);
@@ -174,13 +174,8 @@ http::Awaitable<void> ProxyHandler::supersedePending(const Exchange& x, const st
   cache::WriteBackSpool& spool = *opts_.writeBack;
   const auto backend = static_cast<std::uint32_t>(x.policy->backend);
   if (auto p = spool.find(backend, x.backendBucket, key); p && !p->passThrough) {
-    cache::PendingWrite w;
-    w.seq = *spool.reserve(0);
+    cache::PendingWrite w = pendingOn(x, key, *spool.reserve(0));
     w.passThrough = true;
-    w.backend = backend;
-    w.bucket = x.backendBucket;
-    w.key = key;
-    w.createdMs = nowMillis();
     co_await spool.commit(std::move(w));
   }
   // An upload of the key already on its way must land before this write does.
