@@ -20,10 +20,20 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 namespace granary::cache {
+
+/// One part of a multipart upload spooled by Granary: its own data file (numbered `seq`).
+struct SpooledPart {
+  std::uint32_t number = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t size = 0;
+  std::string etag;  // quoted MD5 of the part
+  std::int64_t createdMs = 0;
+};
 
 struct PendingWrite {
   std::uint64_t seq = 0;
@@ -38,12 +48,30 @@ struct PendingWrite {
   std::string etag;  // quoted, as the backend will assign it
   std::vector<std::pair<std::string, std::string>> headers;  // lower-case: content-type, x-amz-meta-*...
   std::int64_t createdMs = 0;
+  /// A multipart object: its data is these parts' files, in this order (`seq` has no data file then).
+  std::vector<SpooledPart> parts;
 };
 using PendingPtr = std::shared_ptr<const PendingWrite>;
+
+/// A multipart upload into a write-back bucket, open (parts still coming). Its parts are durable once
+/// acknowledged; Complete turns it into one pending PUT, Abort drops it.
+struct SpoolUpload {
+  std::string id;
+  std::uint32_t backend = 0;
+  std::string bucket;  // at the backend
+  std::string key;
+  std::vector<std::pair<std::string, std::string>> headers;  // of the object, as for a PUT
+  std::int64_t createdMs = 0;
+  std::map<std::uint32_t, SpooledPart> parts;
+};
+using UploadPtr = std::shared_ptr<const SpoolUpload>;
 
 struct WriteBackOptions {
   std::string dir;
   std::uint64_t capacity = 0;  // bytes of pending data; past it writes fall back to write-through
+  /// The journal is rewritten as just the live records once it holds this many records and four times
+  /// as many as are live (it grows by two records an operation otherwise).
+  std::uint64_t compactAfter = 10'000;
 };
 
 class WriteBackSpool {
@@ -86,8 +114,30 @@ class WriteBackSpool {
   /// replaced it meanwhile.
   boost::asio::awaitable<void> complete(PendingPtr w);
 
+  // Multipart uploads (each step journaled before it is acknowledged).
+  /// Records a new upload (its id chosen by the caller). @return false if it could not be made durable.
+  boost::asio::awaitable<bool> beginUpload(SpoolUpload u);
+  /// The open upload `id`, or null.
+  UploadPtr findUpload(const std::string& id) const;
+  /// The open uploads of a bucket whose keys start with `prefix`, by key then creation.
+  std::vector<UploadPtr> uploads(std::uint32_t backend, const std::string& bucket, const std::string& prefix) const;
+  /// Makes part `p` of upload `id` durable (its data written to dataPath(p.seq), space reserved) and
+  /// visible; a part of the same number is replaced. @return false (and the part's space released) if it
+  /// could not be made durable or the upload is gone.
+  boost::asio::awaitable<bool> addPart(std::string id, SpooledPart p);
+  /// Ends upload `id` as the pending write `w` (w.parts: the parts Complete named, taken from the upload);
+  /// the parts it does not name are dropped. @return false if it could not be made durable.
+  boost::asio::awaitable<bool> completeUpload(std::string id, PendingWrite w);
+  /// Drops upload `id` and its parts. @return false if there is no such upload.
+  boost::asio::awaitable<bool> abortUpload(std::string id);
+
   std::uint64_t pendingObjects() const;
   std::uint64_t pendingBytes() const;
+  std::uint64_t openUploads() const;
+  /// Records in the journal file now (tests and metrics).
+  std::uint64_t journalRecords() const { return journalRecords_.load(); }
+  /// Bytes reserved: pending writes, parts of open uploads, writes in progress.
+  std::uint64_t usedBytes() const;
   std::uint64_t capacity() const { return opts_.capacity; }
   const std::string& dir() const { return opts_.dir; }
 
@@ -95,8 +145,20 @@ class WriteBackSpool {
   using Key = std::tuple<std::uint32_t, std::string, std::string>;
   void replay();
   void appendRecord(const std::string& line);  // on the spool thread
+  /// Writes `records` as the new journal (aside, fsynced, renamed over) and returns its descriptor,
+  /// open for appending; -1 on failure (errno set, the old journal left in place).
+  int writeJournal(const std::string& records) const;
+  /// The live state as journal records (lock held); `count`: how many.
+  std::string snapshotLocked(std::uint64_t& count) const;
+  /// A mutation (journal record + in-memory change) starts / has ended; compaction waits for none.
+  void beginMutation();
+  void endMutation();
+  void compactOnThread();
   boost::asio::awaitable<bool> makeDurable(PendingPtr p);   // on the spool thread
   boost::asio::awaitable<void> recordDone(PendingPtr w);    // on the spool thread
+  boost::asio::awaitable<bool> appendOnThread(std::string line, std::uint64_t syncSeq);  // on the spool thread
+  /// Frees the space and the data file of a part no longer wanted (lock held).
+  void dropPartLocked(const SpooledPart& p);
   static boost::asio::awaitable<int> openOnThread(std::string path, bool write);
 
   WriteBackOptions opts_;
@@ -106,8 +168,12 @@ class WriteBackSpool {
   std::map<std::uint64_t, PendingPtr> queue_;  // by seq: what the uploader has still to do
   std::map<Key, PendingPtr> latest_;           // the newest operation per key
   PendingPtr uploading_;
+  std::map<std::string, UploadPtr> uploads_;  // open multipart uploads by id
   std::uint64_t nextSeq_ = 1;
   std::uint64_t reservedBytes_ = 0;  // committed and in-flight data
+  std::uint64_t inFlight_ = 0;       // mutations whose record may be written but not yet applied
+  bool compactQueued_ = false;
+  std::atomic<std::uint64_t> journalRecords_{0};
 };
 
 }  // namespace granary::cache
