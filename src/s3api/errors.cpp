@@ -21,6 +21,7 @@ const ErrorInfo& errorInfo(S3Error e) {
       {S::bad_request, "InvalidArgument", "Invalid Argument"},
       {S::bad_request, "InvalidDigest", "The Content-MD5 you specified was invalid."},
       {S::bad_request, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."},
+      {S::range_not_satisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable"},
       {S::bad_request, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order by part number."},
       {S::range_not_satisfiable, "InvalidRange", "The requested range is not satisfiable"},
       {S::bad_request, "InvalidRequest", "Invalid Request"},
@@ -29,6 +30,7 @@ const ErrorInfo& errorInfo(S3Error e) {
       {S::length_required, "MissingContentLength", "You must provide the Content-Length HTTP header."},
       {S::bad_request, "MissingSecurityHeader", "Your request is missing a required header."},
       {S::not_found, "NoSuchKey", "The specified key does not exist."},
+      {S::not_found, "NoSuchUpload", "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."},
       {S::not_implemented, "NotImplemented", "A header you provided implies functionality that is not implemented."},
       {S::precondition_failed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"},
       {S::bad_request, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."},
@@ -36,6 +38,7 @@ const ErrorInfo& errorInfo(S3Error e) {
       {S::service_unavailable, "ServiceUnavailable", "Reduce your request rate."},
       {S::gateway_timeout, "GatewayTimeout", "The backend did not answer in time."},
       {S::forbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method."},
+      {S::service_unavailable, "SlowDown", "Please reduce your request rate."},
       {S::bad_request, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."},
   };
   return kTable[static_cast<int>(e)];

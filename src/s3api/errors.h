@@ -25,6 +25,7 @@ enum class S3Error {
   InvalidArgument,
   InvalidDigest,
   InvalidPart,
+  InvalidPartNumber,
   InvalidPartOrder,
   InvalidRange,
   InvalidRequest,
@@ -33,6 +34,7 @@ enum class S3Error {
   MissingContentLength,
   MissingSecurityHeader,
   NoSuchKey,
+  NoSuchUpload,
   NotImplemented,
   PreconditionFailed,
   RequestTimeout,
@@ -40,6 +42,7 @@ enum class S3Error {
   ServiceUnavailable,
   GatewayTimeout,
   SignatureDoesNotMatch,
+  SlowDown,
   XAmzContentSHA256Mismatch,
 };
 

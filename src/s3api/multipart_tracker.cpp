@@ -1,16 +1,29 @@
 #include "s3api/multipart_tracker.h"
 
-#include <pugixml.hpp>
-
-#include <charconv>
+#include "s3api/request_xml.h"
 
 namespace granary::s3api {
-namespace {
-std::string unquote(std::string_view e) {
+std::string unquoteEtag(std::string_view e) {
   if (e.size() >= 2 && e.front() == '"' && e.back() == '"') e = e.substr(1, e.size() - 2);
   return std::string(e);
 }
-}  // namespace
+
+std::optional<S3Failure> judgeComplete(const std::string& uploadId,
+                                       const std::vector<std::pair<std::uint32_t, std::string>>& listed,
+                                       const std::map<std::uint32_t, KnownPart>& parts) {
+  std::vector<const KnownPart*> found;
+  for (const auto& [n, etag] : listed) {
+    const auto it = parts.find(n);
+    if (it == parts.end() || it->second.etag != unquoteEtag(etag))
+      return S3Failure{S3Error::InvalidPart, {}, {{"PartNumber", std::to_string(n)}, {"UploadId", uploadId}}};
+    found.push_back(&it->second);
+  }
+  for (std::size_t i = 0; i + 1 < found.size(); ++i)
+    if (found[i]->size < kMinPartSize)
+      return S3Failure{S3Error::EntityTooSmall, {},
+                       {{"ProposedSize", std::to_string(found[i]->size)}, {"MinSizeAllowed", std::to_string(kMinPartSize)}}};
+  return std::nullopt;
+}
 
 void MultipartTracker::created(const std::string& uploadId) {
   std::lock_guard lk(mu_);
@@ -26,7 +39,7 @@ void MultipartTracker::partUploaded(const std::string& uploadId, std::uint32_t p
                                     std::uint64_t size) {
   std::lock_guard lk(mu_);
   auto it = uploads_.find(uploadId);
-  if (it != uploads_.end()) it->second[partNumber] = Part{unquote(etag), size};
+  if (it != uploads_.end()) it->second[partNumber] = KnownPart{unquoteEtag(etag), size};
 }
 
 void MultipartTracker::forget(const std::string& uploadId) {
@@ -35,27 +48,12 @@ void MultipartTracker::forget(const std::string& uploadId) {
 }
 
 std::optional<S3Failure> MultipartTracker::checkComplete(const std::string& uploadId, std::string_view body) const {
-  pugi::xml_document doc;
-  if (!doc.load_buffer(body.data(), body.size())) return std::nullopt;  // checkRequestXml reports that
+  const auto listed = completeParts(body);
+  if (listed.empty()) return std::nullopt;  // checkRequestXml reports that
   std::lock_guard lk(mu_);
   const auto it = uploads_.find(uploadId);
   if (it == uploads_.end()) return std::nullopt;
-  const auto& parts = it->second;
-  std::vector<const Part*> listed;
-  for (const auto& p : doc.document_element().children("Part")) {
-    const std::string_view num = p.child_value("PartNumber");
-    std::uint32_t n = 0;
-    std::from_chars(num.data(), num.data() + num.size(), n);
-    const auto found = parts.find(n);
-    if (found == parts.end() || found->second.etag != unquote(p.child_value("ETag")))
-      return S3Failure{S3Error::InvalidPart, {}, {{"PartNumber", std::string(num)}, {"UploadId", uploadId}}};
-    listed.push_back(&found->second);
-  }
-  for (std::size_t i = 0; i + 1 < listed.size(); ++i)
-    if (listed[i]->size < kMinPartSize)
-      return S3Failure{S3Error::EntityTooSmall, {},
-                       {{"ProposedSize", std::to_string(listed[i]->size)}, {"MinSizeAllowed", std::to_string(kMinPartSize)}}};
-  return std::nullopt;
+  return judgeComplete(uploadId, listed, it->second);
 }
 
 }  // namespace granary::s3api

@@ -11,11 +11,30 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 #include <unordered_map>
 
 #include "s3api/errors.h"
 
 namespace granary::s3api {
+
+/// A part as Complete judges it.
+struct KnownPart {
+  std::string etag;  // without quotes
+  std::uint64_t size = 0;
+};
+inline constexpr std::uint64_t kMinPartSize = 5ull << 20;
+
+/// S3's verdict on completing `uploadId` with the `listed` parts (number, ETag as sent), given the parts
+/// the upload has: InvalidPart for a part it lacks or whose ETag differs, EntityTooSmall for a part
+/// under 5 MiB that is not the last.
+std::optional<S3Failure> judgeComplete(const std::string& uploadId,
+                                       const std::vector<std::pair<std::uint32_t, std::string>>& listed,
+                                       const std::map<std::uint32_t, KnownPart>& parts);
+
+/// An ETag without its quotes.
+std::string unquoteEtag(std::string_view e);
 
 class MultipartTracker {
  public:
@@ -29,16 +48,10 @@ class MultipartTracker {
   /// knows every part of it; nullopt otherwise (fine, or not Granary's to judge).
   std::optional<S3Failure> checkComplete(const std::string& uploadId, std::string_view body) const;
 
-  static constexpr std::uint64_t kMinPartSize = 5ull << 20;
-
  private:
-  struct Part {
-    std::string etag;  // without quotes
-    std::uint64_t size = 0;
-  };
   mutable std::mutex mu_;
   std::size_t max_;
-  std::unordered_map<std::string, std::map<std::uint32_t, Part>> uploads_;
+  std::unordered_map<std::string, std::map<std::uint32_t, KnownPart>> uploads_;
   std::deque<std::string> order_;  // creation order, to bound memory
 };
 

@@ -57,6 +57,19 @@ std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view b
   return complete ? checkComplete(root) : checkDelete(root);
 }
 
+std::vector<std::pair<std::uint32_t, std::string>> completeParts(std::string_view body) {
+  std::vector<std::pair<std::uint32_t, std::string>> parts;
+  pugi::xml_document doc;
+  if (!doc.load_buffer(body.data(), body.size())) return parts;
+  for (const auto& p : doc.document_element().children("Part")) {
+    const std::string_view num = p.child_value("PartNumber");
+    std::uint32_t n = 0;
+    std::from_chars(num.data(), num.data() + num.size(), n);
+    parts.emplace_back(n, p.child_value("ETag"));
+  }
+  return parts;
+}
+
 std::vector<std::pair<std::string, std::string>> deleteObjectsKeys(std::string_view body) {
   std::vector<std::pair<std::string, std::string>> keys;
   pugi::xml_document doc;

@@ -18,7 +18,7 @@ std::string code(const std::optional<S3Failure>& f) { return f ? std::string(err
 
 TEST_CASE("multipart tracker: InvalidPart, EntityTooSmall, and uploads it did not see", "[s3api]") {
   MultipartTracker t(2);
-  const auto big = MultipartTracker::kMinPartSize;
+  const auto big = kMinPartSize;
   t.created("u1");
   t.partUploaded("u1", 1, "\"aaa\"", big);
   t.partUploaded("u1", 2, "\"bbb\"", 10);
