@@ -62,6 +62,10 @@ std::string AdminHandler::metrics() const {
     os << "granary_writeback_pending_objects " << spool_->pendingObjects() << "\n";
     metric(os, "granary_writeback_pending_bytes", "gauge", "Bytes of acknowledged writes not yet at the backend.");
     os << "granary_writeback_pending_bytes " << spool_->pendingBytes() << "\n";
+    metric(os, "granary_writeback_open_uploads", "gauge", "Multipart uploads into write-back buckets, not completed yet.");
+    os << "granary_writeback_open_uploads " << spool_->openUploads() << "\n";
+    metric(os, "granary_writeback_used_bytes", "gauge", "Spool bytes held: pending writes and parts of open uploads.");
+    os << "granary_writeback_used_bytes " << spool_->usedBytes() << "\n";
     metric(os, "granary_writeback_capacity_bytes", "gauge", "Capacity of the write-back spool.");
     os << "granary_writeback_capacity_bytes " << spool_->capacity() << "\n";
   }

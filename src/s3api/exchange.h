@@ -40,6 +40,23 @@ struct ProxyHandler::Exchange {
   const std::string* backendId = nullptr;
 };
 
+using upstream::UpstreamResponsePtr;
+
+/// A backend's response body as another request's body (copies).
+class ResponseBody final : public upstream::BodySource {
+ public:
+  explicit ResponseBody(upstream::UpstreamResponse& r) : r_(r) {}
+  upstream::Awaitable<boost::system::result<std::size_t>> read(upstream::asio::mutable_buffer buf) override {
+    started_ = true;
+    co_return co_await r_.read(buf);
+  }
+  bool started() const override { return started_; }
+
+ private:
+  upstream::UpstreamResponse& r_;
+  bool started_ = false;
+};
+
 /// The S3 error for a backend that could not be reached or did not answer.
 S3Failure upstreamFailure(const boost::system::error_code& ec);
 
@@ -73,6 +90,25 @@ std::string metaKeyOf(const std::string& backendId, const std::string& bucket, c
 inline bool namesBucketInXml(std::string_view op) {
   return op == "ListObjects" || op == "ListObjectsV2" || op == "ListObjectVersions" || op == "ListMultipartUploads" ||
          op == "CreateMultipartUpload" || op == "CompleteMultipartUpload" || op == "ListParts";
+}
+
+/// Request headers that describe the object a PUT creates (kept with a spooled write, sent on upload).
+inline bool storedObjectHeader(std::string_view n) {
+  return n == "content-type" || n == "content-disposition" || n == "content-language" || n == "cache-control" ||
+         n == "expires" || n == "x-amz-storage-class" || n == "x-amz-tagging" || n == "x-amz-website-redirect-location" ||
+         n.starts_with("x-amz-meta-") || n.starts_with("x-amz-checksum-");
+}
+
+/// The root element of the XML answer to operations some backends do not implement but answer anyway
+/// (s3rver answers GET ?versioning with a plain object listing); null for the others.
+inline const char* expectedXmlRoot(std::string_view op) {
+  if (op == "ListObjectVersions") return "ListVersionsResult";
+  if (op == "ListMultipartUploads") return "ListMultipartUploadsResult";
+  if (op == "ListParts") return "ListPartsResult";
+  if (op == "GetBucketVersioning") return "VersioningConfiguration";
+  if (op == "GetObjectTagging") return "Tagging";
+  if (op == "CreateMultipartUpload") return "InitiateMultipartUploadResult";
+  return nullptr;
 }
 
 /// ASCII lower case (header names).

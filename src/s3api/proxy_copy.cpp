@@ -17,21 +17,6 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
-/// The source's response body as the target request's body.
-class ResponseBody final : public upstream::BodySource {
- public:
-  explicit ResponseBody(upstream::UpstreamResponse& r) : r_(r) {}
-  upstream::Awaitable<boost::system::result<std::size_t>> read(upstream::asio::mutable_buffer buf) override {
-    started_ = true;
-    co_return co_await r_.read(buf);
-  }
-  bool started() const override { return started_; }
-
- private:
-  upstream::UpstreamResponse& r_;
-  bool started_ = false;
-};
-
 /// Object headers a COPY metadata directive carries from the source to the target.
 bool copiedHeader(std::string_view n) {
   return n == "content-type" || n == "content-encoding" || n == "content-disposition" || n == "content-language" ||
@@ -73,12 +58,10 @@ std::string ProxyHandler::copySourceHeader(const CopySource& src, std::string_vi
   return v;
 }
 
-http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySource& src) {
+http::Awaitable<UpstreamResponsePtr> ProxyHandler::readCopySource(Exchange& x, const CopySource& src) {
   const BucketMap& map = *opts_.buckets;
   const BucketPolicy& sp = map.lookup(src.bucket);
   const bool part = x.op == "UploadPartCopy";
-  if (const auto* id = findParam(x.routed.query, "uploadId"); id && part) opts_.multipart->forget(*id);
-
   // Read the source, its conditions as the backend's own.
   upstream::UpstreamRequest get;
   sigv4::HeaderList conditions;  // x-amz-copy-source-if-* as plain If-* headers
@@ -95,7 +78,8 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
   if (!source) {
     const S3Failure down{S3Error::ServiceUnavailable,
                          "The copy source's backend could not be reached: " + source.error().message(), {}};
-    co_return co_await sendError(x, down);
+    co_await sendError(x, down);
+    co_return nullptr;
   }
   const auto& sh = (*source)->header();
   const unsigned sstatus = sh.result_int();
@@ -105,14 +89,28 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
                                                     parseHttpDate(sh[bhttp::field::last_modified])) == Precondition::Proceed;
   if (sstatus == 304 || sstatus == 412 || !conditionsHold) {
     const S3Failure failed{S3Error::PreconditionFailed, {}, {{"Condition", "x-amz-copy-source-If"}}};
-    co_return co_await sendError(x, failed);
+    co_await sendError(x, failed);
+    co_return nullptr;
   }
-  if (sstatus != 200 && sstatus != 206) co_return co_await relay(x, **source);  // NoSuchKey, AccessDenied...
-  const auto length = (*source)->contentLength();
-  if (!length) {
+  if (sstatus != 200 && sstatus != 206) {  // NoSuchKey, AccessDenied...
+    co_await relay(x, **source);
+    co_return nullptr;
+  }
+  if (!(*source)->contentLength()) {
     const S3Failure bad{S3Error::NotImplemented, "The copy source's backend sent no Content-Length.", {}};
-    co_return co_await sendError(x, bad);
+    co_await sendError(x, bad);
+    co_return nullptr;
   }
+  co_return std::move(*source);
+}
+
+http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySource& src) {
+  const bool part = x.op == "UploadPartCopy";
+  if (const auto* id = findParam(x.routed.query, "uploadId"); id && part) opts_.multipart->forget(*id);
+  UpstreamResponsePtr source = co_await readCopySource(x, src);
+  if (!source) co_return;
+  const auto& sh = source->header();
+  const auto length = source->contentLength();
 
   // Write it to the target's backend.
   upstream::UpstreamRequest put;
@@ -130,7 +128,7 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
     for (const auto& [name, value] : x.headers)
       if (targetHeader(name) && (replace || !copiedHeader(name))) put.headers.emplace_back(name, value);
   }
-  ResponseBody body(**source);
+  ResponseBody body(*source);
   put.source = &body;
   put.contentLength = length;
   put.payloadHash = std::string(sigv4::kUnsignedPayload);

@@ -255,15 +255,24 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
                           {{"ArgumentName", "x-amz-copy-source"}}};  // (named: GCC 12 coroutines)
       co_return co_await sendError(x, bad);
     }
-    if (opts_.buckets->lookup(copySource->bucket).backend != x.policy->backend)
-      co_return co_await copyAcrossBackends(x, *copySource);
+    // A source written back but not uploaded yet: the backend must have it before it is read there.
+    if (!co_await sourceUploaded(*copySource)) {
+      if (!x.body.done()) x.out.closeAfterResponse();
+      const S3Failure busy{S3Error::SlowDown, "The copy source is still being written back to its backend.", {}};
+      co_return co_await sendError(x, busy);
+    }
   }
+  if (writesBack(x)) {
+    if (const auto* id = findParam(x.routed.query, "uploadId"); id && isSpoolUploadId(*id))
+      co_return co_await spoolMultipart(x, auth, payloadLength, std::move(checks), copySource);
+    if (x.op == "CreateMultipartUpload" && co_await createSpoolUpload(x)) co_return;
+  }
+  if (copySource && opts_.buckets->lookup(copySource->bucket).backend != x.policy->backend)
+    co_return co_await copyAcrossBackends(x, *copySource);
 
   if (writesBack(x)) {
     const bool versioned = findParam(x.routed.query, "versionId") != nullptr;
-    if ((x.op == "GetObject" || x.op == "HeadObject") && !versioned && !findParam(x.routed.query, "partNumber") &&
-        co_await serveWriteBack(x))
-      co_return;
+    if ((x.op == "GetObject" || x.op == "HeadObject") && !versioned && co_await serveWriteBack(x)) co_return;
     if (x.op == "PutObject") {
       if (co_await putWriteBack(x, auth, payloadLength, checks)) co_return;
       co_await supersedePending(x, x.routed.key);  // not spooled: written through, after what is pending
@@ -343,6 +352,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   }
   if (!resp) {
     if (verified && verified->started()) x.out.closeAfterResponse();
+    if (writesBack(x) && x.op == "ListMultipartUploads") co_return co_await relayUploadsWithSpool(x, nullptr);
     spdlog::warn("{} {} /{}/{}: backend failed: {}", x.requestId, x.op, x.routed.bucket, x.routed.key,
                  resp.error().message());
     const S3Failure failure = upstreamFailure(resp.error());
@@ -367,6 +377,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && answered == 200 &&
       opts_.writeBack->pendingObjects() > 0)
     co_return co_await relayListingWithPending(x, **resp);
+  if (writesBack(x) && x.op == "ListMultipartUploads" && (answered == 200 || answered == 501))
+    co_return co_await relayUploadsWithSpool(x, &**resp);
   if (const auto* id = findParam(x.routed.query, "uploadId")) {
     const auto* part = findParam(x.routed.query, "partNumber");
     if (x.op == "UploadPart" && answered == 200 && part && payloadLength)
@@ -375,19 +387,31 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     else if (x.op == "UploadPartCopy" || x.op == "CompleteMultipartUpload" || x.op == "AbortMultipartUpload")
       opts_.multipart->forget(*id);
   }
-  if (answered == 200 &&
-      ((x.backendBucket != x.routed.bucket && namesBucketInXml(x.op)) || x.op == "CreateMultipartUpload"))
+  if (answered == 200 && ((x.backendBucket != x.routed.bucket && namesBucketInXml(x.op)) || expectedXmlRoot(x.op)))
     co_return co_await relayRenamed(x, **resp);
   co_await relay(x, **resp);
 }
 
 http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::UpstreamResponse& resp) {
   constexpr std::size_t kMaxXml = 16 << 20;
-  if (resp.contentLength().value_or(0) > kMaxXml) co_return co_await relay(x, resp);  // passed on as it is
+  const char* expected = expectedXmlRoot(x.op);
+  // An answer that is not what the operation returns means the backend does not implement it: a 501,
+  // never a wrong answer passed on as if it were right.
+  const S3Failure unsupported{S3Error::NotImplemented,
+                              "The backend does not implement " + std::string(x.op) + ".", {}};
+  if (resp.contentLength().value_or(0) > kMaxXml) {
+    if (expected) co_return co_await sendError(x, unsupported);
+    co_return co_await relay(x, resp);  // passed on as it is
+  }
   pugi::xml_document doc;
   if (!co_await readXml(resp, kMaxXml, doc)) {
     const S3Failure bad{S3Error::InternalError, "The backend's answer could not be read.", {}};
-    co_return co_await sendError(x, bad);
+    co_return co_await sendError(x, expected ? unsupported : bad);
+  }
+  if (expected && std::string_view(doc.document_element().name()) != expected) {
+    spdlog::warn("{} {} /{}/{}: the backend answered <{}>, not <{}>: answered NotImplemented", x.requestId, x.op,
+                 x.routed.bucket, x.routed.key, doc.document_element().name(), expected);
+    co_return co_await sendError(x, unsupported);
   }
   renameBucket(doc.document_element(), x.backendBucket, x.routed.bucket);
   if (x.op == "CreateMultipartUpload")

@@ -12,6 +12,7 @@
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
 #include "common/buffer_pool.h"
+#include "common/crypto.h"
 #include "http/handler.h"
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
@@ -97,6 +98,9 @@ class ProxyHandler final : public http::RequestHandler {
   static std::optional<CopySource> parseCopySource(std::string_view v);
   /// The header value naming `src` at its backend under `backendBucket`.
   static std::string copySourceHeader(const CopySource& src, std::string_view backendBucket);
+  /// GETs a copy source (x-amz-copy-source-range and -if-* applied). @return its answer (200/206, with a
+  /// Content-Length), or null when the client has been answered already (an error).
+  http::Awaitable<upstream::UpstreamResponsePtr> readCopySource(Exchange& x, const CopySource& src);
   /// CopyObject / UploadPartCopy from a bucket on another backend: GET there, PUT here, streaming.
   http::Awaitable<void> copyAcrossBackends(Exchange& x, const CopySource& src);
   /// An XML answer Granary reads before passing it on: a renamed bucket's ([[bucket]] backend_bucket)
@@ -165,7 +169,35 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<bool> serveWriteBack(Exchange& x);
   /// A listing of a write-back bucket: the backend's, with pending writes and deletes applied.
   http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp);
+  enum class SpoolResult { Ok, ReadFailed, WriteFailed };
+  /// Writes `src` to the spool data file `fd` (closed after), hashing it. `written`: bytes written.
+  http::Awaitable<SpoolResult> spoolData(upstream::BodySource& src, int fd, Digest& md5, std::uint64_t& written);
+  /// Before a copy reads its source at the backend: waits until a write of the source pending in the
+  /// spool has been uploaded. @return false if it was not within a minute.
+  http::Awaitable<bool> sourceUploaded(const CopySource& src);
   http::Awaitable<void> uploader();
+
+  // Multipart uploads into write-back buckets (proxy_writeback_multipart.cpp): created, stored and
+  // completed in the spool; the uploader sends the object as a multipart upload of the same parts.
+  static bool isSpoolUploadId(std::string_view id);
+  /// CreateMultipartUpload in a write-back bucket. @return false when it goes to the backend instead.
+  http::Awaitable<bool> createSpoolUpload(Exchange& x);
+  /// UploadPart, UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload, ListParts of a spool upload.
+  http::Awaitable<void> spoolMultipart(Exchange& x, const VerifiedAuth& auth, std::optional<std::uint64_t> payloadLength,
+                                       BodyChecks checks, const std::optional<CopySource>& copySource);
+  http::Awaitable<void> spoolPart(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
+                                  std::optional<std::uint64_t> payloadLength, BodyChecks checks,
+                                  const std::optional<CopySource>& copySource);
+  http::Awaitable<void> completeSpoolUpload(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
+                                            std::optional<std::uint64_t> payloadLength, BodyChecks checks);
+  http::Awaitable<void> listSpoolParts(Exchange& x, const cache::UploadPtr& u);
+  /// ListMultipartUploads of a write-back bucket: the backend's uploads (none when `resp` is null: the
+  /// backend could not be reached) and the spool's.
+  http::Awaitable<void> relayUploadsWithSpool(Exchange& x, upstream::UpstreamResponse* resp);
+  http::Awaitable<bool> uploadMultipart(const cache::PendingWrite& w);
+  /// Sends request `r` with spool data file `seq` as its body. @return the ETag of a 200, else nullopt.
+  http::Awaitable<std::optional<std::string>> sendSpoolFile(upstream::Upstream& up, upstream::UpstreamRequest& r,
+                                                            std::uint64_t seq, std::uint64_t size);
   http::Awaitable<bool> upload(const cache::PendingWrite& w);
 
   ProxyOptions opts_;

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "common/timeutil.h"
 #include "common/uri.h"
@@ -27,13 +28,6 @@ namespace {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-
-/// Request headers that describe the object a PUT creates (kept with a spooled write, sent on upload).
-bool storedHeader(std::string_view n) {
-  return n == "content-type" || n == "content-disposition" || n == "content-language" || n == "cache-control" ||
-         n == "expires" || n == "x-amz-storage-class" || n == "x-amz-tagging" || n == "x-amz-website-redirect-location" ||
-         n.starts_with("x-amz-meta-") || n.starts_with("x-amz-checksum-");
-}
 
 /// A spooled object's data as an upload body.
 class SpoolBody final : public upstream::BodySource {
@@ -57,6 +51,10 @@ class SpoolBody final : public upstream::BodySource {
   std::uint64_t left_;
   bool started_ = false;
 };
+
+std::string contentRange(std::uint64_t offset, std::uint64_t length, std::uint64_t size) {
+  return "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) + "/" + std::to_string(size);
+}
 
 }  // namespace
 
@@ -98,42 +96,26 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
     spdlog::error("write-back: cannot create {}: {}", spool.dataPath(*seq), std::strerror(errno));
     co_return false;
   }
-  asio::stream_file file(co_await asio::this_coro::executor);
-  boost::system::error_code ec;
-  file.assign(fd, ec);
   VerifiedBody body(x.body, auth, payloadLength, std::move(checks));
   Digest md5(Digest::Kind::Md5);
-  BufferPool::Lease buf(buffers_);
-  std::optional<S3Failure> failure;
-  for (;;) {
-    auto n = co_await body.read(asio::buffer(buf.data(), buf.size()));
-    if (!n) {
-      failure = body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
-      x.out.closeAfterResponse();
-      break;
-    }
-    if (*n == 0) break;
-    md5.update(buf.data(), *n);
-    auto [wec, written] = co_await asio::async_write(file, asio::buffer(buf.data(), *n), kTuple);
-    if (wec) {
-      spdlog::error("write-back: writing {} failed: {}", spool.dataPath(*seq), wec.message());
-      failure = S3Failure{S3Error::InternalError, "The write-back spool could not store the object.", {}};
-      x.out.closeAfterResponse();
-      break;
-    }
-  }
-  file.close(ec);
+  std::uint64_t written = 0;
+  const SpoolResult stored = co_await spoolData(body, fd, md5, written);
   x.bytesIn = body.clientBytes();
-  if (failure) {
+  if (stored != SpoolResult::Ok) {
     spool.release(*seq, *payloadLength);
-    co_await sendError(x, *failure);
+    x.out.closeAfterResponse();
+    const S3Failure failure =
+        stored == SpoolResult::ReadFailed
+            ? body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}})
+            : S3Failure{S3Error::InternalError, "The write-back spool could not store the object.", {}};
+    co_await sendError(x, failure);
     co_return true;
   }
   cache::PendingWrite w = pendingOn(x, x.routed.key, *seq);
   w.size = *payloadLength;
   w.etag = "\"" + md5.finishHex() + "\"";
   for (const auto& [name, value] : x.headers)
-    if (storedHeader(name)) w.headers.emplace_back(name, value);
+    if (storedObjectHeader(name)) w.headers.emplace_back(name, value);
   if (const auto* trailers = body.trailers())
     for (const auto& [name, value] : *trailers)
       if (name.starts_with("x-amz-checksum-")) w.headers.emplace_back(name, value);
@@ -152,6 +134,48 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
   x.status = 200;
   if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
   co_return true;
+}
+
+http::Awaitable<ProxyHandler::SpoolResult> ProxyHandler::spoolData(upstream::BodySource& src, int fd, Digest& md5,
+                                                                   std::uint64_t& written) {
+  asio::stream_file file(co_await asio::this_coro::executor);
+  boost::system::error_code ec;
+  file.assign(fd, ec);
+  BufferPool::Lease buf(buffers_);
+  SpoolResult result = SpoolResult::Ok;
+  for (;;) {
+    auto n = co_await src.read(asio::buffer(buf.data(), buf.size()));
+    if (!n) {
+      result = SpoolResult::ReadFailed;
+      break;
+    }
+    if (*n == 0) break;
+    md5.update(buf.data(), *n);
+    auto [wec, ignored] = co_await asio::async_write(file, asio::buffer(buf.data(), *n), kTuple);
+    if (wec) {
+      spdlog::error("write-back: writing to {} failed: {}", opts_.writeBack->dir(), wec.message());
+      result = SpoolResult::WriteFailed;
+      break;
+    }
+    written += *n;
+  }
+  file.close(ec);
+  co_return result;
+}
+
+http::Awaitable<bool> ProxyHandler::sourceUploaded(const CopySource& src) {
+  if (!opts_.writeBack) co_return true;
+  const BucketPolicy& sp = opts_.buckets->lookup(src.bucket);
+  const auto backend = static_cast<std::uint32_t>(sp.backend);
+  const std::string bucket(opts_.buckets->backendBucket(src.bucket));
+  asio::steady_timer wait(co_await asio::this_coro::executor);
+  for (int i = 0; i < 6000; ++i) {
+    const auto p = opts_.writeBack->find(backend, bucket, src.key);
+    if (!p || p->passThrough) co_return true;
+    wait.expires_after(std::chrono::milliseconds(10));
+    co_await wait.async_wait(kTuple);
+  }
+  co_return false;
 }
 
 http::Awaitable<void> ProxyHandler::deleteWriteBack(Exchange& x) {
@@ -234,47 +258,97 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
   }
   std::uint64_t offset = 0, length = p->size;
   h.result(bhttp::status::ok);
-  if (const auto* rh = findHeader(x.headers, "range")) {
-    ByteRange br;
-    if (parseRange(*rh, br) == RangeParse::Ok) {
-      const auto rr = resolveRange(br, p->size);
-      if (!rr) {
-        const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(p->size)}}};
-        co_await sendError(x, bad, "bytes */" + std::to_string(p->size));
-        co_return true;
-      }
-      offset = rr->offset;
-      length = rr->length;
-      h.result(bhttp::status::partial_content);
-      h.set(bhttp::field::content_range, "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) +
-                                             "/" + std::to_string(p->size));
+  const auto* rh = findHeader(x.headers, "range");
+  ByteRange br;
+  if (const auto* partParam = findParam(x.routed.query, "partNumber")) {
+    // A part of a multipart object is its byte range; a single PUT has part 1 only.
+    const auto n = parseLength(*partParam);
+    if (!n || *n < 1 || *n > 10000) {
+      const S3Failure bad{S3Error::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive",
+                          {{"ArgumentName", "partNumber"}, {"ArgumentValue", *partParam}}};
+      co_await sendError(x, bad);
+      co_return true;
     }
+    if (rh) {
+      const S3Failure bad{S3Error::InvalidRequest, "Cannot specify both Range header and partNumber query parameter", {}};
+      co_await sendError(x, bad);
+      co_return true;
+    }
+    const std::uint64_t count = p->parts.empty() ? 1 : p->parts.size();
+    if (*n > count) {
+      const S3Failure bad{S3Error::InvalidPartNumber, {}, {{"PartNumberRequested", *partParam}, {"ActualPartCount", std::to_string(count)}}};
+      co_await sendError(x, bad);
+      co_return true;
+    }
+    if (!p->parts.empty()) {
+      for (std::uint64_t i = 0; i + 1 < *n; ++i) offset += p->parts[i].size;
+      length = p->parts[*n - 1].size;
+      h.set("x-amz-mp-parts-count", std::to_string(count));
+    }
+    h.result(bhttp::status::partial_content);
+    h.set(bhttp::field::content_range, contentRange(offset, length, p->size));
+  } else if (rh && parseRange(*rh, br) == RangeParse::Ok) {
+    const auto rr = resolveRange(br, p->size);
+    if (!rr) {
+      const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(p->size)}}};
+      co_await sendError(x, bad, "bytes */" + std::to_string(p->size));
+      co_return true;
+    }
+    offset = rr->offset;
+    length = rr->length;
+    h.result(bhttp::status::partial_content);
+    h.set(bhttp::field::content_range, contentRange(offset, length, p->size));
   }
   h.set(bhttp::field::content_length, std::to_string(length));
-  const int fd = head ? -1 : co_await spool.openData(p->seq, false);
-  if (!head && fd < 0) co_return false;  // uploaded and dropped meanwhile: the backend has it now
+  // The data files holding [offset, offset + length): the object's own, or its parts'.
+  struct Piece {
+    std::uint64_t seq, size;
+  };
+  std::vector<Piece> pieces;
+  if (p->parts.empty()) pieces.push_back({p->seq, p->size});
+  for (const auto& part : p->parts) pieces.push_back({part.seq, part.size});
+  // Opened before the header goes out: a file gone means the upload finished and dropped it meanwhile
+  // (the backend has the object now), and the request can still go there.
+  std::vector<std::unique_ptr<asio::random_access_file>> files;
+  if (!head) {
+    std::uint64_t at = 0;
+    for (const auto& piece : pieces) {
+      files.emplace_back();
+      if (at + piece.size > offset && at < offset + length) {
+        const int fd = co_await spool.openData(piece.seq, false);
+        if (fd < 0) co_return false;
+        files.back() = std::make_unique<asio::random_access_file>(co_await asio::this_coro::executor);
+        boost::system::error_code ec;
+        files.back()->assign(fd, ec);
+      }
+      at += piece.size;
+    }
+  }
   x.status = h.result_int();
-  asio::random_access_file file(co_await asio::this_coro::executor);
-  boost::system::error_code ec;
-  if (fd >= 0) file.assign(fd, ec);
   if (co_await x.out.writeHeader(std::move(h))) co_return true;
   if (!head) {
     BufferPool::Lease buf(buffers_);
-    while (length > 0) {
-      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length));
-      auto [rec, n] = co_await file.async_read_some_at(offset, asio::buffer(buf.data(), want), kTuple);
-      if (rec || n == 0) {
-        spdlog::error("{} write-back: reading {} failed: {}", x.requestId, spool.dataPath(p->seq), rec.message());
-        x.errorCode = "SpoolReadFailed";
-        co_return true;  // the header went out: cutting the connection is the honest signal
+    std::uint64_t at = 0;  // where pieces[i] starts in the object
+    for (std::size_t i = 0; i < pieces.size() && length > 0; at += pieces[i].size, ++i) {
+      if (at + pieces[i].size <= offset) continue;
+      while (length > 0 && offset < at + pieces[i].size) {
+        const std::uint64_t inPiece = at + pieces[i].size - offset;
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>({buf.size(), length, inPiece}));
+        auto [rec, n] = co_await files[i]->async_read_some_at(offset - at, asio::buffer(buf.data(), want), kTuple);
+        if (rec || n == 0) {
+          spdlog::error("{} write-back: reading {} failed: {}", x.requestId, spool.dataPath(pieces[i].seq),
+                        rec ? rec.message() : "end of file");
+          x.errorCode = "SpoolReadFailed";
+          co_return true;  // the header went out: cutting the connection is the honest signal
+        }
+        if (co_await x.out.writeBody(asio::buffer(buf.data(), n))) {
+          x.errorCode = "ClientGone";
+          co_return true;
+        }
+        offset += n;
+        length -= n;
+        x.bytesOut += n;
       }
-      if (co_await x.out.writeBody(asio::buffer(buf.data(), n))) {
-        x.errorCode = "ClientGone";
-        co_return true;
-      }
-      offset += n;
-      length -= n;
-      x.bytesOut += n;
     }
   }
   co_await x.out.finish();
@@ -360,37 +434,131 @@ http::Awaitable<bool> ProxyHandler::upload(const cache::PendingWrite& w) {
     co_await readAll(**resp, 64 * 1024, ignored);
     co_return status == 204 || status == 200 || status == 404;
   }
-  const int fd = co_await opts_.writeBack->openData(w.seq, false);
+  if (!w.parts.empty()) co_return co_await uploadMultipart(w);
+  r.method = bhttp::verb::put;
+  r.headers = w.headers;
+  const auto etag = co_await sendSpoolFile(up, r, w.seq, w.size);
+  if (etag && !etag->empty() && *etag != w.etag)
+    spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", w.bucket, w.key, w.etag, *etag);
+  co_return etag.has_value();
+}
+
+http::Awaitable<std::optional<std::string>> ProxyHandler::sendSpoolFile(upstream::Upstream& up, upstream::UpstreamRequest& r,
+                                                                        std::uint64_t seq, std::uint64_t size) {
+  const int fd = co_await opts_.writeBack->openData(seq, false);
   if (fd < 0) {
-    spdlog::error("write-back: the data of /{}/{} ({}) cannot be opened", w.bucket, w.key, opts_.writeBack->dataPath(w.seq));
-    co_return false;
+    spdlog::error("write-back: the data of /{}/{} ({}) cannot be opened", r.bucket, r.key, opts_.writeBack->dataPath(seq));
+    co_return std::nullopt;
   }
   asio::random_access_file file(co_await asio::this_coro::executor);
   boost::system::error_code ec;
   file.assign(fd, ec);
-  SpoolBody body(file, w.size);
-  r.method = bhttp::verb::put;
-  r.headers = w.headers;
-  r.contentLength = w.size;
+  SpoolBody body(file, size);
+  r.contentLength = size;
   r.payloadHash = std::string(sigv4::kUnsignedPayload);
   r.source = &body;
   auto resp = co_await up.send(r);
+  r.source = nullptr;
   if (!resp) {
-    spdlog::warn("write-back: uploading /{}/{} failed: {}", w.bucket, w.key, resp.error().message());
-    co_return false;
+    spdlog::warn("write-back: uploading /{}/{} failed: {}", r.bucket, r.key, resp.error().message());
+    co_return std::nullopt;
   }
   const auto& h = (*resp)->header();
   const unsigned status = h.result_int();
-  const std::string etag(h[bhttp::field::etag]);
+  std::string etag(h[bhttp::field::etag]);
   std::string answer;
   co_await readAll(**resp, 64 * 1024, answer);
   if (status != 200) {
-    spdlog::warn("write-back: uploading /{}/{}: the backend answered {}: {}", w.bucket, w.key, status, answer.substr(0, 300));
+    spdlog::warn("write-back: uploading /{}/{}: the backend answered {}: {}", r.bucket, r.key, status, answer.substr(0, 300));
+    co_return std::nullopt;
+  }
+  co_return etag;
+}
+
+http::Awaitable<bool> ProxyHandler::uploadMultipart(const cache::PendingWrite& w) {
+  // The same parts, so that the backend assigns the ETag the client was given.
+  upstream::Upstream& up = *upstreams_.at(w.backend);
+  upstream::UpstreamRequest create;
+  create.method = bhttp::verb::post;
+  create.bucket = w.bucket;
+  create.key = w.key;
+  create.query.emplace_back("uploads", "");
+  for (const auto& [name, value] : w.headers)
+    if (!name.starts_with("x-amz-checksum-")) create.headers.emplace_back(name, value);  // parts were verified here
+  create.contentLength = 0;
+  create.payloadHash = std::string(kEmptySha256Hex);
+  auto created = co_await up.send(create);
+  if (!created) {
+    spdlog::warn("write-back: starting the upload of /{}/{} failed: {}", w.bucket, w.key, created.error().message());
     co_return false;
   }
-  if (!etag.empty() && etag != w.etag)
-    spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", w.bucket, w.key, w.etag, etag);
-  co_return true;
+  pugi::xml_document doc;
+  const unsigned createStatus = (*created)->header().result_int();
+  const bool read = co_await readXml(**created, 64 * 1024, doc);
+  const std::string uploadId = read ? doc.document_element().child_value("UploadId") : std::string();
+  if (createStatus != 200 || uploadId.empty()) {
+    spdlog::warn("write-back: starting the upload of /{}/{}: the backend answered {}", w.bucket, w.key, createStatus);
+    co_return false;
+  }
+  pugi::xml_document complete;
+  auto root = complete.append_child("CompleteMultipartUpload");
+  bool ok = true;
+  for (const auto& part : w.parts) {
+    upstream::UpstreamRequest r;
+    r.method = bhttp::verb::put;
+    r.bucket = w.bucket;
+    r.key = w.key;
+    r.query = {{"partNumber", std::to_string(part.number)}, {"uploadId", uploadId}};
+    const auto etag = co_await sendSpoolFile(up, r, part.seq, part.size);
+    if (!etag) {
+      ok = false;
+      break;
+    }
+    auto el = root.append_child("Part");
+    el.append_child("PartNumber").text() = std::to_string(part.number).c_str();
+    el.append_child("ETag").text() = (etag->empty() ? part.etag : *etag).c_str();
+  }
+  if (ok) {
+    upstream::UpstreamRequest r;
+    r.method = bhttp::verb::post;
+    r.bucket = w.bucket;
+    r.key = w.key;
+    r.query = {{"uploadId", uploadId}};
+    std::ostringstream os;
+    complete.save(os, "", pugi::format_raw);
+    r.bufferedBody = os.str();
+    r.contentLength = r.bufferedBody.size();
+    r.payloadHash = sha256Hex(r.bufferedBody);
+    auto done = co_await up.send(r);
+    pugi::xml_document answer;
+    const unsigned status = done ? (*done)->header().result_int() : 0;
+    // (S3 can answer 200 with an Error document when a Complete fails late.)
+    bool parsed = false;
+    if (done) parsed = co_await readXml(**done, 1 << 20, answer);  // (not inside &&: GCC 12 coroutines)
+    ok = parsed && status == 200 && std::string_view(answer.document_element().name()) == "CompleteMultipartUploadResult";
+    if (ok) {
+      const std::string etag = answer.document_element().child_value("ETag");
+      if (!etag.empty() && etag != w.etag)
+        spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", w.bucket, w.key, w.etag, etag);
+    } else {
+      spdlog::warn("write-back: completing the upload of /{}/{} failed ({})", w.bucket, w.key,
+                   done ? std::to_string(status) : done.error().message());
+    }
+  }
+  if (!ok) {  // the next attempt starts over; this one's parts are dropped
+    upstream::UpstreamRequest abort;
+    abort.method = bhttp::verb::delete_;
+    abort.bucket = w.bucket;
+    abort.key = w.key;
+    abort.query = {{"uploadId", uploadId}};
+    abort.contentLength = 0;
+    abort.payloadHash = std::string(kEmptySha256Hex);
+    if (auto r = co_await up.send(abort)) {
+      std::string ignored;
+      co_await readAll(**r, 64 * 1024, ignored);
+    }
+  }
+  co_return ok;
 }
 
 http::Awaitable<void> ProxyHandler::uploader() {

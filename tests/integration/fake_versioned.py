@@ -1,7 +1,9 @@
-"""A versioned S3 backend test double for what s3rver lacks (bucket versioning, partNumber reads):
-GET/HEAD/DELETE of objects by versionId, GET/HEAD ?partNumber=N of objects stored with a part size,
-Range, If-Match / If-None-Match. It checks no signatures and implements nothing
-else; it counts the requests it gets. Tests use it only where s3rver cannot stand in."""
+"""A versioned S3 backend test double for what s3rver lacks (bucket versioning, partNumber reads, the
+multipart listings): GET/HEAD/DELETE of objects by versionId, GET/HEAD ?partNumber=N of objects stored
+with a part size, Range, If-Match / If-None-Match; Get/PutBucketVersioning, ListObjectVersions,
+GetBucketLocation; CreateMultipartUpload, UploadPart, ListParts, ListMultipartUploads,
+AbortMultipartUpload, CompleteMultipartUpload. It checks no signatures and implements nothing else; it
+counts the requests it gets. Tests use it only where s3rver cannot stand in."""
 import email.utils
 import hashlib
 import re
@@ -15,6 +17,8 @@ class FakeVersionedBackend:
         self.versions = {}  # (bucket, key) -> [(version id, bytes, last-modified)], oldest first
         self.part_sizes = {}  # (bucket, key, version id) -> part size of a "multipart" object
         self.requests = []  # (method, path, query dict, range)
+        self.versioning = {}  # bucket -> "Enabled" / "Suspended"
+        self.uploads = {}  # upload id -> (bucket, key, {part number: bytes}, initiated)
         self.lock = threading.Lock()
         self._next = 0
         owner = self
@@ -26,13 +30,21 @@ class FakeVersionedBackend:
                 pass
 
             def do_GET(self):
-                owner._serve(self, body=True)
+                if not owner._subresource(self):
+                    owner._serve(self, body=True)
+
+            def do_PUT(self):
+                owner._subresource(self) or owner._error(self, 501, "NotImplemented")
+
+            def do_POST(self):
+                owner._subresource(self) or owner._error(self, 501, "NotImplemented")
 
             def do_HEAD(self):
                 owner._serve(self, body=False)
 
             def do_DELETE(self):
-                owner._delete(self)
+                if not owner._subresource(self):
+                    owner._delete(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -143,3 +155,113 @@ class FakeVersionedBackend:
         h.send_header("x-amz-version-id", q.get("versionId", ""))
         h.send_header("Content-Length", "0")
         h.end_headers()
+
+    # Bucket subresources and multipart uploads.
+    NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+
+    @staticmethod
+    def _xml(h, status, body):
+        data = ('<?xml version="1.0" encoding="UTF-8"?>' + body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/xml")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    @staticmethod
+    def _empty(h, status, headers=()):
+        h.send_response(status)
+        for k, v in headers:
+            h.send_header(k, v)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    def _subresource(self, h):
+        """Answers the bucket subresources and multipart requests; False for plain object requests."""
+        u = urlsplit(h.path)
+        parts = unquote(u.path).lstrip("/").split("/", 1)
+        bucket, key = parts[0], (parts[1] if len(parts) > 1 else "")
+        q = {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        if not any(k in q for k in ("versioning", "versions", "location", "uploads", "uploadId")):
+            return False
+        with self.lock:
+            self.requests.append((h.command, u.path, q, h.headers.get("Range")))
+            m = h.command
+            if "versioning" in q and m == "PUT":
+                state = re.search(rb"<Status>(\w+)</Status>", body)
+                self.versioning[bucket] = state.group(1).decode() if state else "Suspended"
+                self._empty(h, 200)
+            elif "versioning" in q:
+                st = self.versioning.get(bucket)
+                self._xml(h, 200, "<VersioningConfiguration %s>%s</VersioningConfiguration>"
+                          % (self.NS, "<Status>%s</Status>" % st if st else ""))
+            elif "location" in q:
+                self._xml(h, 200, "<LocationConstraint %s>eu-west-1</LocationConstraint>" % self.NS)
+            elif "versions" in q:
+                prefix = q.get("prefix", "")
+                out = ["<ListVersionsResult %s><Name>%s</Name><Prefix>%s</Prefix><KeyMarker></KeyMarker>"
+                       "<VersionIdMarker></VersionIdMarker><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>"
+                       % (self.NS, bucket, prefix)]
+                for (b, k), vs in sorted(self.versions.items()):
+                    if b != bucket or not k.startswith(prefix):
+                        continue
+                    for i, (vid, data, modified) in reversed(list(enumerate(vs))):
+                        out.append("<Version><Key>%s</Key><VersionId>%s</VersionId><IsLatest>%s</IsLatest>"
+                                   "<LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>\"%s\"</ETag>"
+                                   "<Size>%d</Size><StorageClass>STANDARD</StorageClass></Version>"
+                                   % (k, vid, "true" if i == len(vs) - 1 else "false",
+                                      hashlib.md5(data).hexdigest(), len(data)))
+                out.append("</ListVersionsResult>")
+                self._xml(h, 200, "".join(out))
+            elif "uploads" in q and m == "POST":
+                self._next += 1
+                uid = "fake-upload-%d" % self._next
+                self.uploads[uid] = (bucket, key, {}, "2026-01-01T00:00:00.000Z")
+                self._xml(h, 200, "<InitiateMultipartUploadResult %s><Bucket>%s</Bucket><Key>%s</Key>"
+                          "<UploadId>%s</UploadId></InitiateMultipartUploadResult>" % (self.NS, bucket, key, uid))
+            elif "uploads" in q:
+                prefix = q.get("prefix", "")
+                out = ["<ListMultipartUploadsResult %s><Bucket>%s</Bucket><KeyMarker></KeyMarker>"
+                       "<UploadIdMarker></UploadIdMarker><Prefix>%s</Prefix><MaxUploads>%s</MaxUploads>"
+                       "<IsTruncated>false</IsTruncated>" % (self.NS, bucket, prefix, q.get("max-uploads", "1000"))]
+                for uid, (b, k, _, initiated) in sorted(self.uploads.items(), key=lambda kv: kv[1][1]):
+                    if b == bucket and k.startswith(prefix):
+                        out.append("<Upload><Key>%s</Key><UploadId>%s</UploadId><StorageClass>STANDARD</StorageClass>"
+                                   "<Initiated>%s</Initiated></Upload>" % (k, uid, initiated))
+                out.append("</ListMultipartUploadsResult>")
+                self._xml(h, 200, "".join(out))
+            else:  # uploadId
+                up = self.uploads.get(q["uploadId"])
+                if up is None or up[:2] != (bucket, key):
+                    self._error(h, 404, "NoSuchUpload")
+                elif m == "PUT":
+                    up[2][int(q["partNumber"])] = body
+                    self._empty(h, 200, [("ETag", '"%s"' % hashlib.md5(body).hexdigest())])
+                elif m == "GET":
+                    out = ["<ListPartsResult %s><Bucket>%s</Bucket><Key>%s</Key><UploadId>%s</UploadId>"
+                           "<PartNumberMarker>0</PartNumberMarker><MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>"
+                           % (self.NS, bucket, key, q["uploadId"])]
+                    for n, data in sorted(up[2].items()):
+                        out.append("<Part><PartNumber>%d</PartNumber><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+                                   "<ETag>\"%s\"</ETag><Size>%d</Size></Part>" % (n, hashlib.md5(data).hexdigest(), len(data)))
+                    out.append("</ListPartsResult>")
+                    self._xml(h, 200, "".join(out))
+                elif m == "DELETE":
+                    del self.uploads[q["uploadId"]]
+                    self._empty(h, 204)
+                else:  # POST: complete with every part named, in order
+                    nums = [int(n) for n in re.findall(rb"<PartNumber>(\d+)</PartNumber>", body)]
+                    data = b"".join(up[2][n] for n in nums)
+                    digest = hashlib.md5(b"".join(hashlib.md5(up[2][n]).digest() for n in nums)).hexdigest()
+                    etag = '"%s-%d"' % (digest, len(nums))
+                    del self.uploads[q["uploadId"]]
+                    self._next += 1
+                    vid = "v%04d" % self._next
+                    self.versions.setdefault((bucket, key), []).append(
+                        (vid, data, email.utils.formatdate(usegmt=True)))
+                    self._xml(h, 200, "<CompleteMultipartUploadResult %s><Location>http://x/%s/%s</Location>"
+                              "<Bucket>%s</Bucket><Key>%s</Key><ETag>%s</ETag></CompleteMultipartUploadResult>"
+                              % (self.NS, bucket, key, bucket, key, etag))
+        return True

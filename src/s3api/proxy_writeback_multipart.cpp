@@ -1,0 +1,363 @@
+// Multipart uploads into write-back buckets. Granary creates the upload itself (its id starts with
+// "granary-wb-"), stores each part in the spool and acknowledges it once it is durable, and at Complete
+// turns the parts into one pending write whose ETag is the multipart form S3 assigns
+// (MD5 of the parts' MD5s, "-N"). The uploader later sends the object to the backend as a multipart
+// upload of the same parts, so the backend assigns that same ETag. Abort, ListParts and
+// ListMultipartUploads answer from the spool (the last merged with the backend's own uploads).
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <pugixml.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include "common/timeutil.h"
+#include "s3api/exchange.h"
+#include "s3api/request_xml.h"
+
+namespace granary::s3api {
+namespace {
+
+namespace bhttp = boost::beast::http;
+constexpr std::string_view kSpoolUploadPrefix = "granary-wb-";
+constexpr std::size_t kMaxCompleteBody = 2 << 20;  // 10,000 parts fit in well under 1 MiB
+
+std::string isoTime(std::int64_t ms) {
+  return formatIsoTime(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
+}
+
+/// The raw bytes of a quoted or bare hex MD5.
+std::string md5Bytes(std::string_view etag) {
+  const std::string hex = unquoteEtag(etag);
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    unsigned v = 0;
+    std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+    out.push_back(static_cast<char>(v));
+  }
+  return out;
+}
+
+/// The owner/initiator S3 puts in upload listings (Granary's uploads have one principal: the proxy).
+void appendOwner(pugi::xml_node parent, const char* name) {
+  auto o = parent.append_child(name);
+  o.append_child("ID").text() = "granary";
+  o.append_child("DisplayName").text() = "granary";
+}
+
+}  // namespace
+
+bool ProxyHandler::isSpoolUploadId(std::string_view id) { return id.starts_with(kSpoolUploadPrefix); }
+
+http::Awaitable<bool> ProxyHandler::createSpoolUpload(Exchange& x) {
+  for (const auto& [name, value] : x.headers)
+    if (name.starts_with("x-amz-server-side-encryption-customer-")) co_return false;  // the backend's keys
+  cache::SpoolUpload u;
+  char id[40];
+  std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(rng_()),
+                static_cast<unsigned long long>(rng_()));
+  u.id = std::string(kSpoolUploadPrefix) + id;
+  u.backend = static_cast<std::uint32_t>(x.policy->backend);
+  u.bucket = x.backendBucket;
+  u.key = x.routed.key;
+  u.createdMs = nowMillis();
+  // Part checksums are verified here as the parts arrive; the backend is not asked to expect any.
+  for (const auto& [name, value] : x.headers)
+    if (storedObjectHeader(name) && !name.starts_with("x-amz-checksum-")) u.headers.emplace_back(name, value);
+  const std::string uploadId = u.id;
+  if (!co_await opts_.writeBack->beginUpload(std::move(u))) {
+    const S3Failure bad{S3Error::InternalError, "The write-back spool could not record the upload.", {}};
+    co_await sendError(x, bad);
+    co_return true;
+  }
+  pugi::xml_document doc;
+  auto root = newS3Document(doc, "InitiateMultipartUploadResult");
+  root.append_child("Bucket").text() = x.routed.bucket.c_str();
+  root.append_child("Key").text() = x.routed.key.c_str();
+  root.append_child("UploadId").text() = uploadId.c_str();
+  sigv4::HeaderList extra;
+  if (const auto* alg = findHeader(x.headers, "x-amz-checksum-algorithm")) extra.emplace_back("x-amz-checksum-algorithm", *alg);
+  co_await sendXml(x, doc, extra);
+  co_return true;
+}
+
+http::Awaitable<void> ProxyHandler::spoolMultipart(Exchange& x, const VerifiedAuth& auth,
+                                                   std::optional<std::uint64_t> payloadLength, BodyChecks checks,
+                                                   const std::optional<CopySource>& copySource) {
+  const std::string id = *findParam(x.routed.query, "uploadId");
+  const auto u = opts_.writeBack->findUpload(id);
+  if (!u || u->backend != x.policy->backend || u->bucket != x.backendBucket || u->key != x.routed.key) {
+    if (!x.body.done()) x.out.closeAfterResponse();
+    const S3Failure none{S3Error::NoSuchUpload, {}, {{"UploadId", id}}};
+    co_return co_await sendError(x, none);
+  }
+  if (x.op == "UploadPart" || x.op == "UploadPartCopy")
+    co_return co_await spoolPart(x, u, auth, payloadLength, std::move(checks), copySource);
+  if (x.op == "CompleteMultipartUpload")
+    co_return co_await completeSpoolUpload(x, u, auth, payloadLength, std::move(checks));
+  if (x.op == "ListParts") co_return co_await listSpoolParts(x, u);
+  if (x.op == "AbortMultipartUpload") {
+    if (!co_await opts_.writeBack->abortUpload(id)) {
+      const S3Failure none{S3Error::NoSuchUpload, {}, {{"UploadId", id}}};
+      co_return co_await sendError(x, none);
+    }
+    http::ResponseHeader h;
+    h.result(bhttp::status::no_content);
+    h.set("x-amz-request-id", x.requestId);
+    x.status = 204;
+    if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
+    co_return;
+  }
+  if (!x.body.done()) x.out.closeAfterResponse();
+  const S3Failure unsupported{S3Error::NotImplemented,
+                              "This operation is not supported on a multipart upload held by Granary's write-back spool.", {}};
+  co_await sendError(x, unsupported);
+}
+
+http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
+                                              std::optional<std::uint64_t> payloadLength, BodyChecks checks,
+                                              const std::optional<CopySource>& copySource) {
+  cache::WriteBackSpool& spool = *opts_.writeBack;
+  const auto* partParam = findParam(x.routed.query, "partNumber");
+  const auto number = partParam ? parseLength(*partParam) : std::nullopt;
+  if (!number || *number < 1 || *number > 10000) {
+    x.out.closeAfterResponse();
+    const S3Failure bad{S3Error::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive",
+                        {{"ArgumentName", "partNumber"}, {"ArgumentValue", partParam ? *partParam : std::string()}}};
+    co_return co_await sendError(x, bad);
+  }
+  // The part's bytes: the client's body, or the copy source's (read at its backend, once any write of it
+  // pending here has reached the backend).
+  UpstreamResponsePtr source;
+  std::uint64_t size = 0;
+  if (copySource) {
+    if (!co_await sourceUploaded(*copySource)) {
+      const S3Failure busy{S3Error::SlowDown, "The copy source is still being written back to its backend.", {}};
+      co_return co_await sendError(x, busy);
+    }
+    source = co_await readCopySource(x, *copySource);
+    if (!source) co_return;
+    size = *source->contentLength();
+  } else if (payloadLength) {
+    size = *payloadLength;
+  } else {
+    x.out.closeAfterResponse();
+    const S3Failure bad{S3Error::MissingContentLength, {}, {}};
+    co_return co_await sendError(x, bad);
+  }
+  const auto seq = spool.reserve(size);
+  if (!seq) {
+    // A part cannot fall back to the backend (the upload lives here): the client retries once the
+    // uploader has made room.
+    spdlog::warn("{} write-back spool full ({} of {} bytes pending): part {} of /{}/{} refused with SlowDown",
+                 x.requestId, spool.pendingBytes(), spool.capacity(), *number, x.routed.bucket, x.routed.key);
+    if (!copySource) x.out.closeAfterResponse();
+    const S3Failure full{S3Error::SlowDown,
+                         "Granary's write-back space is full; retry once pending uploads have reached the backend.", {}};
+    co_return co_await sendError(x, full);
+  }
+  const int fd = co_await spool.openData(*seq, true);
+  if (fd < 0) {
+    spool.release(*seq, size);
+    spdlog::error("write-back: cannot create {}: {}", spool.dataPath(*seq), std::strerror(errno));
+    x.out.closeAfterResponse();
+    const S3Failure bad{S3Error::InternalError, "The write-back spool could not store the part.", {}};
+    co_return co_await sendError(x, bad);
+  }
+  std::optional<VerifiedBody> verified;
+  std::optional<ResponseBody> copied;
+  upstream::BodySource* src = nullptr;
+  if (copySource) {
+    copied.emplace(*source);
+    src = &*copied;
+  } else {
+    verified.emplace(x.body, auth, payloadLength, std::move(checks));
+    src = &*verified;
+  }
+  Digest md5(Digest::Kind::Md5);
+  std::uint64_t written = 0;
+  const SpoolResult stored = co_await spoolData(*src, fd, md5, written);
+  if (verified) x.bytesIn = verified->clientBytes();
+  if (stored != SpoolResult::Ok || written != size) {
+    spool.release(*seq, size);
+    x.out.closeAfterResponse();
+    S3Failure failure{S3Error::InternalError, "The write-back spool could not store the part.", {}};
+    if (stored == SpoolResult::ReadFailed || written != size)
+      failure = verified ? verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}})
+                         : S3Failure{S3Error::ServiceUnavailable, "The copy source could not be read whole.", {}};
+    co_return co_await sendError(x, failure);
+  }
+  cache::SpooledPart part;
+  part.number = static_cast<std::uint32_t>(*number);
+  part.seq = *seq;
+  part.size = size;
+  part.etag = "\"" + md5.finishHex() + "\"";
+  part.createdMs = nowMillis();
+  const std::string etag = part.etag;
+  const std::int64_t created = part.createdMs;
+  if (!co_await spool.addPart(u->id, std::move(part))) {
+    const bool gone = spool.findUpload(u->id) == nullptr;
+    const S3Failure failure = gone ? S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}}
+                                   : S3Failure{S3Error::InternalError, "The write-back spool could not make the part durable.", {}};
+    co_return co_await sendError(x, failure);
+  }
+  if (copySource) {
+    pugi::xml_document doc;
+    auto root = newS3Document(doc, "CopyPartResult");
+    root.append_child("LastModified").text() = isoTime(created).c_str();
+    root.append_child("ETag").text() = etag.c_str();
+    const sigv4::HeaderList none;
+    co_return co_await sendXml(x, doc, none);
+  }
+  http::ResponseHeader h;
+  h.result(bhttp::status::ok);
+  h.set(bhttp::field::etag, etag);
+  // The part's checksum, verified, echoed as S3 does.
+  for (const auto& [name, value] : x.headers)
+    if (name.starts_with("x-amz-checksum-") && name != "x-amz-checksum-algorithm") h.set(name, value);
+  if (const auto* trailers = verified->trailers())
+    for (const auto& [name, value] : *trailers)
+      if (name.starts_with("x-amz-checksum-")) h.set(name, value);
+  h.set("x-amz-request-id", x.requestId);
+  h.set(bhttp::field::content_length, "0");
+  x.status = 200;
+  if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
+}
+
+http::Awaitable<void> ProxyHandler::completeSpoolUpload(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
+                                                        std::optional<std::uint64_t> payloadLength, BodyChecks checks) {
+  cache::WriteBackSpool& spool = *opts_.writeBack;
+  if (!payloadLength || *payloadLength > kMaxCompleteBody) {
+    x.out.closeAfterResponse();
+    const S3Failure bad = payloadLength ? S3Failure{S3Error::MalformedXML, "The CompleteMultipartUpload body is too long.", {}}
+                                        : S3Failure{S3Error::MissingContentLength, {}, {}};
+    co_return co_await sendError(x, bad);
+  }
+  VerifiedBody body(x.body, auth, payloadLength, std::move(checks));
+  std::string xml;
+  const bool whole = co_await readWhole(body, static_cast<std::size_t>(*payloadLength), xml);
+  x.bytesIn = body.clientBytes();
+  if (!whole) {
+    x.out.closeAfterResponse();
+    const S3Failure failure = body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
+    co_return co_await sendError(x, failure);
+  }
+  if (auto bad = checkRequestXml(x.op, xml)) co_return co_await sendError(x, *bad);
+  const auto listed = completeParts(xml);
+  std::map<std::uint32_t, KnownPart> known;
+  for (const auto& [n, part] : u->parts) known[n] = KnownPart{unquoteEtag(part.etag), part.size};
+  if (auto bad = judgeComplete(u->id, listed, known)) co_return co_await sendError(x, *bad);
+
+  cache::PendingWrite w = pendingOn(x, x.routed.key, *spool.reserve(0));
+  w.headers = u->headers;
+  std::string md5s;
+  for (const auto& [n, etag] : listed) {
+    const auto& part = u->parts.at(n);
+    w.parts.push_back(part);
+    w.size += part.size;
+    md5s += md5Bytes(part.etag);
+  }
+  Digest md5(Digest::Kind::Md5);
+  md5.update(md5s);
+  w.etag = "\"" + md5.finishHex() + "-" + std::to_string(listed.size()) + "\"";
+  const std::string etag = w.etag;
+  if (!co_await spool.completeUpload(u->id, std::move(w))) {
+    const bool gone = spool.findUpload(u->id) == nullptr;
+    const S3Failure failure = gone ? S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}}
+                                   : S3Failure{S3Error::InternalError, "The write-back spool could not complete the upload.", {}};
+    co_return co_await sendError(x, failure);
+  }
+  invalidateForWrite(x, upstream::UpstreamRequest{});
+  pugi::xml_document doc;
+  auto root = newS3Document(doc, "CompleteMultipartUploadResult");
+  const std::string host(x.req[bhttp::field::host]);
+  root.append_child("Location").text() = ("http://" + host + "/" + x.routed.bucket + "/" + x.routed.key).c_str();
+  root.append_child("Bucket").text() = x.routed.bucket.c_str();
+  root.append_child("Key").text() = x.routed.key.c_str();
+  root.append_child("ETag").text() = etag.c_str();
+  const sigv4::HeaderList none;
+  co_await sendXml(x, doc, none);
+}
+
+http::Awaitable<void> ProxyHandler::listSpoolParts(Exchange& x, const cache::UploadPtr& u) {
+  const auto* maxParam = findParam(x.routed.query, "max-parts");
+  const auto* markerParam = findParam(x.routed.query, "part-number-marker");
+  const std::uint64_t maxParts = std::min<std::uint64_t>(maxParam ? parseLength(*maxParam).value_or(1000) : 1000, 1000);
+  const std::uint64_t marker = markerParam ? parseLength(*markerParam).value_or(0) : 0;
+  pugi::xml_document doc;
+  auto root = newS3Document(doc, "ListPartsResult");
+  root.append_child("Bucket").text() = x.routed.bucket.c_str();
+  root.append_child("Key").text() = x.routed.key.c_str();
+  root.append_child("UploadId").text() = u->id.c_str();
+  appendOwner(root, "Initiator");
+  appendOwner(root, "Owner");
+  root.append_child("StorageClass").text() = "STANDARD";
+  root.append_child("PartNumberMarker").text() = std::to_string(marker).c_str();
+  auto next = root.append_child("NextPartNumberMarker");
+  root.append_child("MaxParts").text() = std::to_string(maxParts).c_str();
+  auto truncated = root.append_child("IsTruncated");
+  std::uint64_t listed = 0, last = marker;
+  bool more = false;
+  for (auto it = u->parts.upper_bound(static_cast<std::uint32_t>(std::min<std::uint64_t>(marker, 10000)));
+       it != u->parts.end(); ++it) {
+    if (listed == maxParts) {
+      more = true;
+      break;
+    }
+    auto p = root.append_child("Part");
+    p.append_child("PartNumber").text() = std::to_string(it->first).c_str();
+    p.append_child("LastModified").text() = isoTime(it->second.createdMs).c_str();
+    p.append_child("ETag").text() = it->second.etag.c_str();
+    p.append_child("Size").text() = std::to_string(it->second.size).c_str();
+    last = it->first;
+    ++listed;
+  }
+  next.text() = std::to_string(last).c_str();
+  truncated.text() = more ? "true" : "false";
+  const sigv4::HeaderList none;
+  co_await sendXml(x, doc, none);
+}
+
+http::Awaitable<void> ProxyHandler::relayUploadsWithSpool(Exchange& x, upstream::UpstreamResponse* resp) {
+  // The backend's listing when it has one (s3rver answers NotImplemented; a backend that is down, none),
+  // the spool's uploads added.
+  pugi::xml_document doc;
+  pugi::xml_node root;
+  bool parsed = false;
+  if (resp && resp->header().result_int() == 200) parsed = co_await readXml(*resp, 16 << 20, doc);  // (not in &&: GCC 12)
+  if (parsed && std::string_view(doc.document_element().name()) == "ListMultipartUploadsResult") {
+    root = doc.document_element();
+    renameBucket(root, x.backendBucket, x.routed.bucket);
+  } else {
+    std::string ignored;
+    if (resp) co_await readAll(*resp, 1 << 20, ignored);
+    doc.reset();
+    root = newS3Document(doc, "ListMultipartUploadsResult");
+    root.append_child("Bucket").text() = x.routed.bucket.c_str();
+    root.append_child("KeyMarker");
+    root.append_child("UploadIdMarker");
+    root.append_child("MaxUploads").text() = "1000";
+    root.append_child("IsTruncated").text() = "false";
+  }
+  const auto* prefixParam = findParam(x.routed.query, "prefix");
+  const auto* markerParam = findParam(x.routed.query, "key-marker");
+  const std::string marker = markerParam ? *markerParam : std::string();
+  const auto mine = opts_.writeBack->uploads(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket,
+                                             prefixParam ? *prefixParam : std::string());
+  for (const auto& u : mine) {
+    if (!marker.empty() && u->key <= marker) continue;
+    auto el = root.append_child("Upload");
+    el.append_child("Key").text() = u->key.c_str();
+    el.append_child("UploadId").text() = u->id.c_str();
+    appendOwner(el, "Initiator");
+    appendOwner(el, "Owner");
+    el.append_child("StorageClass").text() = "STANDARD";
+    el.append_child("Initiated").text() = isoTime(u->createdMs).c_str();
+  }
+  const sigv4::HeaderList none;
+  co_await sendXml(x, doc, none);
+}
+
+}  // namespace granary::s3api
