@@ -389,6 +389,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   }
   if (answered == 200 && ((x.backendBucket != x.routed.bucket && namesBucketInXml(x.op)) || expectedXmlRoot(x.op)))
     co_return co_await relayRenamed(x, **resp);
+  if (answered >= 300 && answered != 304 && x.backendBucket != x.routed.bucket && x.req.method() != bhttp::verb::head)
+    co_return co_await relayErrorRenamed(x, **resp);
   co_await relay(x, **resp);
 }
 
@@ -422,6 +424,39 @@ http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::Upstream
     if (name.starts_with("x-amz-") && name != "x-amz-request-id") extra.emplace_back(name, std::string(f.value()));
   }
   co_await sendXml(x, doc, extra);
+}
+
+http::Awaitable<void> ProxyHandler::relayErrorRenamed(Exchange& x, upstream::UpstreamResponse& resp) {
+  constexpr std::size_t kMaxError = 64 * 1024;
+  if (resp.contentLength().value_or(0) > kMaxError) co_return co_await relay(x, resp);
+  std::string body;
+  if (!co_await readAll(resp, kMaxError, body)) {
+    const S3Failure bad{S3Error::InternalError, "The backend's error answer could not be read.", {}};
+    co_return co_await sendError(x, bad);
+  }
+  pugi::xml_document doc;
+  if (doc.load_buffer(body.data(), body.size()) && std::string_view(doc.document_element().name()) == "Error") {
+    auto root = doc.document_element();
+    if (auto b = root.child("BucketName"); b && x.backendBucket == b.child_value()) b.text() = x.routed.bucket.c_str();
+    x.errorCode = root.child_value("Code");
+    std::ostringstream os;
+    doc.save(os, "", pugi::format_raw);
+    body = os.str();
+  }
+  http::ResponseHeader h;
+  h.result(resp.header().result());
+  for (const auto& f : resp.header()) {
+    const std::string name = lower(f.name_string());
+    if ((name.starts_with("x-amz-") && name != "x-amz-request-id") || name == "content-type" || name == "content-range")
+      h.set(f.name_string(), f.value());
+  }
+  h.set("x-amz-request-id", x.requestId);
+  h.set(bhttp::field::content_length, std::to_string(body.size()));
+  x.status = h.result_int();
+  if (co_await x.out.writeHeader(std::move(h))) co_return;
+  if (co_await x.out.writeBody(boost::asio::buffer(body))) co_return;
+  x.bytesOut = body.size();
+  co_await x.out.finish();
 }
 
 http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {

@@ -106,6 +106,8 @@ class ProxyHandler final : public http::RequestHandler {
   /// An XML answer Granary reads before passing it on: a renamed bucket's ([[bucket]] backend_bucket)
   /// <Name>/<Bucket> say the client's name; a new multipart upload's id is noted.
   http::Awaitable<void> relayRenamed(Exchange& x, upstream::UpstreamResponse& resp);
+  /// A backend's error about a renamed bucket: its <BucketName> says the client's name.
+  http::Awaitable<void> relayErrorRenamed(Exchange& x, upstream::UpstreamResponse& resp);
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
   http::Awaitable<void> listBucketsMerged(Exchange& x);
   std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,

@@ -55,6 +55,11 @@ backend = "b"
 backend_bucket = "real-b-data"
 
 [[bucket]]
+name = "b-missing"
+backend = "b"
+backend_bucket = "real-b-missing"
+
+[[bucket]]
 name = "frozen"
 metadata_ttl = "forever"
 
@@ -104,6 +109,13 @@ class Routing(unittest.TestCase):
                                             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
         self.assertEqual(done["Bucket"], "b-data")
         self.assertEqual(body(direct_b.get_object(Bucket="real-b-data", Key="mp")), b"p" * 1000)
+
+    def test_errors_about_a_renamed_bucket_name_the_client_bucket(self):
+        for call in (lambda: s3.list_objects_v2(Bucket="b-missing"), lambda: s3.get_object(Bucket="b-missing", Key="k")):
+            with self.assertRaises(ClientError) as e:
+                call()
+            self.assertEqual(harness.error_code(e.exception), ("NoSuchBucket", 404))
+            self.assertEqual(e.exception.response["Error"].get("BucketName"), "b-missing")
 
     def test_list_buckets_merges_backends_under_client_names(self):
         names = sorted(b["Name"] for b in s3.list_buckets()["Buckets"])
