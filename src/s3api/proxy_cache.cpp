@@ -49,8 +49,14 @@ std::string_view responseOverride(std::string_view param) {
 }
 
 /// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
+/// An object's metadata from the backend's answer to a HEAD, or to a GET (200, or 206 for a range).
 MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
-  auto size = parseLength(h[bhttp::field::content_length]);
+  std::optional<std::uint64_t> size;
+  if (h.result_int() == 206) {
+    if (const auto cr = parseContentRange(h[bhttp::field::content_range])) size = cr->total;
+  } else {
+    size = parseLength(h[bhttp::field::content_length]);
+  }
   auto etag = h[bhttp::field::etag];
   if (!size || etag.empty()) return nullptr;
   auto m = std::make_shared<ObjectMeta>();
@@ -163,7 +169,29 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
   return true;
 }
 
-http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::string& metaKey, MetaPtr stale) {
+http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::string& metaKey, MetaPtr stale,
+                                                 upstream::UpstreamResponsePtr* firstChunk) {
+  if (firstChunk && !stale) {
+    // A GET of the first chunk answers what a HEAD would, and starts that chunk's fill: the client's first
+    // byte is one backend round trip away instead of two.
+    upstream::UpstreamRequest g;
+    g.method = bhttp::verb::get;
+    g.bucket = x.backendBucket;
+    g.key = x.routed.key;
+    if (const auto* v = findParam(x.routed.query, "versionId")) g.query.emplace_back("versionId", *v);
+    g.headers.emplace_back("range", "bytes=0-" + std::to_string(cache_->cache().chunkSize() - 1));
+    cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
+    auto resp = co_await x.upstream->send(g);
+    if (!resp) co_return nullptr;
+    const unsigned status = (*resp)->header().result_int();
+    if (status == 200 || status == 206) {
+      MetaPtr m = metaFromHead((*resp)->header());
+      if (m) *firstChunk = std::move(*resp);
+      co_return m;
+    }
+    if (status != 416) co_return nullptr;  // 403, 404, 5xx...: the client's own request gets the backend's answer
+    // 416: an empty object has no first byte: a HEAD describes it.
+  }
   upstream::UpstreamRequest r;
   r.method = bhttp::verb::head;
   r.bucket = x.backendBucket;
@@ -194,7 +222,8 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
   co_return nullptr;  // 403, 404, 5xx...: the client's own request goes to the backend and gets its answer
 }
 
-http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache) {
+http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache,
+                                                 upstream::UpstreamResponsePtr* firstChunk) {
   const auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
   auto isFresh = [&](const ObjectMeta& m) {
     return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
@@ -210,7 +239,7 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   if (leader) {
     FillGuard guard{c.metaFills(), metaKey, fill};
     const std::uint64_t epoch = c.metaEpoch(metaKey);
-    MetaPtr fresh = co_await fetchMeta(x, metaKey, m);
+    MetaPtr fresh = co_await fetchMeta(x, metaKey, m, firstChunk);
     if (fresh && fresh != m) co_await cache_->storeMeta(metaKey, fresh, epoch);
     guard.ok = fresh != nullptr;
     co_return fresh;
@@ -236,10 +265,21 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   obj->chunkSize = c.chunkSize();
   obj->metaKey = metaKeyOf(obj->backendId, obj->bucket, obj->key, obj->versionId);
   bool metaFromCache = false;
-  obj->meta = co_await freshMeta(x, obj->metaKey, metaFromCache);
+  // A whole-object GET that finds no metadata learns it from a GET of the first chunk.
+  const bool whole = x.req.method() == bhttp::verb::get && !findHeader(x.headers, "range") &&
+                     !findParam(x.routed.query, "partNumber");
+  upstream::UpstreamResponsePtr firstChunk;
+  obj->meta = co_await freshMeta(x, obj->metaKey, metaFromCache, whole ? &firstChunk : nullptr);
   if (!obj->meta) {
     x.cacheStatus = "miss";
     co_return false;
+  }
+  if (firstChunk && !c.couldExist(cache::hashBytes(obj->chunkKey(0)))) {
+    std::string key = obj->chunkKey(0);
+    auto [fill, leader] = c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(0)); });
+    if (leader)
+      boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, 0, std::move(fill), std::move(key), std::move(firstChunk)),
+                            boost::asio::detached);
   }
   const ObjectMeta& meta = *obj->meta;
   std::optional<std::chrono::system_clock::time_point> lastModified;
@@ -416,7 +456,8 @@ http::Awaitable<std::pair<ConstChunkPtr, FillPtr>> ProxyHandler::obtainChunk(
   auto [fill, leader] =
       c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });
   if (leader) {
-    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, fill, std::move(key)), boost::asio::detached);
+    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, fill, std::move(key), nullptr),
+                          boost::asio::detached);
   } else {
     c.stats().fillWaits.fetch_add(1, std::memory_order_relaxed);
   }
@@ -431,12 +472,12 @@ void ProxyHandler::startFill(const std::shared_ptr<const CachedObject>& obj, std
   auto [fill, leader] =
       c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });
   if (leader)
-    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, std::move(fill), std::move(key)),
+    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, std::move(fill), std::move(key), nullptr),
                           boost::asio::detached);
 }
 
 http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
-                                                  FillPtr fill, std::string key) {
+                                                  FillPtr fill, std::string key, upstream::UpstreamResponsePtr opened) {
   cache::ChunkCache& c = cache_->cache();
   FillGuard guard{c.fills(), key, fill};
   c.stats().fillsStarted.fetch_add(1, std::memory_order_relaxed);
@@ -449,12 +490,15 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   if (!obj->versionId.empty()) r.query.emplace_back("versionId", obj->versionId);
   r.headers.emplace_back("range", "bytes=" + std::to_string(first) + "-" + std::to_string(first + len - 1));
   r.headers.emplace_back("if-match", obj->meta->etag);  // never mix bytes of two versions
-  auto resp = co_await obj->upstream->send(r);
-  if (!resp) {
-    spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, obj->bucket, obj->key, resp.error().message());
-    co_return;
+  if (!opened) {
+    auto resp = co_await obj->upstream->send(r);
+    if (!resp) {
+      spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, obj->bucket, obj->key, resp.error().message());
+      co_return;
+    }
+    opened = std::move(*resp);
   }
-  upstream::UpstreamResponse& body = **resp;
+  upstream::UpstreamResponse& body = *opened;
   const auto& h = body.header();
   std::uint64_t skip = 0;
   const unsigned status = h.result_int();

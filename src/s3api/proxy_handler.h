@@ -131,10 +131,15 @@ class ProxyHandler final : public http::RequestHandler {
   /// Serves a GET/HEAD from the cache, fetching what is missing. @return false when the request must
   /// go to the backend as it is instead (nothing was sent to the client).
   http::Awaitable<bool> serveCached(Exchange& x);
+  /// @param firstChunk when given, metadata the cache lacks is learnt from a GET of the object's first
+  ///        chunk (one round trip to the backend instead of a HEAD and then a GET); the open answer is left
+  ///        there for that chunk's fill.
   http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> freshMeta(Exchange& x, const std::string& metaKey,
-                                                                      bool& fromCache);
+                                                                      bool& fromCache,
+                                                                      upstream::UpstreamResponsePtr* firstChunk = nullptr);
   http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> fetchMeta(
-      const Exchange& x, const std::string& metaKey, std::shared_ptr<const cache::ObjectMeta> stale);
+      const Exchange& x, const std::string& metaKey, std::shared_ptr<const cache::ObjectMeta> stale,
+      upstream::UpstreamResponsePtr* firstChunk = nullptr);
   /// Streams [offset, offset+length) chunk by chunk; `header` goes out with the first byte.
   /// @return false if nothing could be sent (the caller forwards instead).
   http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,
@@ -144,8 +149,9 @@ class ProxyHandler final : public http::RequestHandler {
       const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
   /// Starts fetching a chunk in the background unless it is cached, in flight, or the budget is spent.
   void startFill(const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
+  /// Fetches chunk `index` into `fill`; `opened`: the backend's answer for it, when already asked.
   http::Awaitable<void> downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
-                                      cache::FillPtr fill, std::string key);
+                                      cache::FillPtr fill, std::string key, upstream::UpstreamResponsePtr opened);
   void invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur);
   /// Whether this request is a PUT whose bytes fill the cache once the backend has them (write-through).
   bool fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const;
