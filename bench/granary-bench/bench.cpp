@@ -161,10 +161,12 @@ class Bench {
 
 std::uint64_t Bench::sizeFor(std::size_t index) const {
   if (!o_.randSize) return o_.objSize;
-  // Warp's --obj.randsize: log2-distributed sizes up to obj.size (deterministic per object).
+  // Warp's --obj.randsize: log2-distributed sizes up to obj.size (deterministic per object), from
+  // --obj.minsize when given.
   std::mt19937_64 r(index * 2654435761u + 17);
   const double maxLog = std::log2(static_cast<double>(std::max<std::uint64_t>(o_.objSize, 2)));
-  const double l = std::uniform_real_distribution<double>(0, maxLog)(r);
+  const double minLog = o_.minSize ? std::min(maxLog, std::log2(static_cast<double>(o_.minSize))) : 0;
+  const double l = std::uniform_real_distribution<double>(minLog, maxLog)(r);
   return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::exp2(l)));
 }
 

@@ -30,6 +30,7 @@ struct Options {
   double autotermPct = 7.5;
   std::uint64_t objSize = 10ull << 20;
   bool randSize = false;
+  std::uint64_t minSize = 0;  // --obj.randsize: smallest size (ours; Warp's smallest is 1 byte)
   std::size_t objects = 2500;
   bool range = false;
   std::uint64_t rangeSize = 0;  // 0 = random length

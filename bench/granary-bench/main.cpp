@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   o.host = env("WARP_HOST", "127.0.0.1:9000");
   o.accessKey = env("WARP_ACCESS_KEY", "");
   o.secretKey = env("WARP_SECRET_KEY", "");
-  std::string duration = "5m", autotermDur = "15s", objSize = "10MiB", rangeSize, partSize = "5MiB";
+  std::string duration = "5m", autotermDur = "15s", objSize = "10MiB", rangeSize, partSize = "5MiB", minSize;
 
   auto addCommon = [&](CLI::App* c) {
     c->add_option("--host", o.host, "HOST:PORT of the S3 endpoint (env WARP_HOST)");
@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
     c->add_option("--autoterm.pct", o.autotermPct, "autoterm: allowed variation of the last 7 seconds, %");
     c->add_option("--obj.size", objSize, "object size (e.g. 4KiB, 64MiB)");
     c->add_flag("--obj.randsize", o.randSize, "random sizes up to --obj.size (log2-distributed)");
+    c->add_option("--obj.minsize", minSize, "--obj.randsize: the smallest size (granary-bench's own flag)");
     c->add_option("--objects", o.objects, "objects to prepare");
     c->add_flag("--range", o.range, "GET random byte ranges");
     c->add_option("--range-size", rangeSize, "length of --range reads (default: random)");
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
     o.objSize = sizeFlag("--obj.size", objSize);
     o.partSize = sizeFlag("--part.size", partSize);
     if (!rangeSize.empty()) o.rangeSize = sizeFlag("--range-size", rangeSize);
+    if (!minSize.empty()) o.minSize = sizeFlag("--obj.minsize", minSize);
   } catch (const CLI::ValidationError& e) {
     std::cerr << e.what() << "\n";
     return 2;

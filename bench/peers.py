@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Side by side, in one run, on one machine, over the same objects: the same granary-bench load against
+(a) the origin directly, (b) nginx proxy_cache + slice (bench/nginx/s3-cache.conf.in) and (c) Granary.
+The origin is a real s3rver behind the latency shim (granary-bench shim: +20 ms to each first byte,
+90 MB/s per connection, each way), so misses cost what they cost against S3. Workloads:
+
+  1. warm hits, 64 MiB objects, 32 connections: MiB/s
+  2. warm hits, 4 KiB and 64 KiB objects, 64 connections: obj/s and p99 latency
+  3. cold reads of 1 GiB objects, one stream: MiB/s and time to first byte
+  4. a training epoch: 2,000 objects of 1-4 MiB, 4 epochs, each in a new shuffled order: wall time per epoch
+  5. iperf3 on loopback: the wire, so hit throughput is also a share of it
+
+Each figure is the median of --runs repetitions, and is printed with its ratio to nginx and to the origin.
+Scale with --scale (0.1 for a quick look); results as Markdown on stdout and JSON with --json.
+
+  python3 bench/peers.py [--runs 3] [--scale 1] [--json out.json] [--workloads 1,2,3,4,5]
+Needs a release build (scripts/build release or cmake -DCMAKE_BUILD_TYPE=Release), and nginx-core,
+iperf3 from Debian (scripts/deps --bench installs them).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+
+BENCH = os.environ.get("GRANARY_BENCH_BIN", os.path.join(ROOT, "build", "bench", "granary-bench"))
+BUCKET = "peers"
+MIB = 1 << 20
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Shim:
+    def __init__(self, target_port, latency="20ms", rate="90MB"):
+        self.proc = subprocess.Popen([BENCH, "shim", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % target_port,
+                                      "--latency", latency, "--rate", rate], stdout=subprocess.PIPE, text=True)
+        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1))
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Nginx:
+    def __init__(self, upstream_port, cache_size="64g"):
+        self.prefix = tempfile.mkdtemp(prefix="granary-nginx-")
+        self.port = free_port()
+        with open(os.path.join(HERE, "nginx", "s3-cache.conf.in")) as f:
+            conf = f.read()
+        for k, v in {"@PREFIX@": self.prefix, "@PORT@": str(self.port), "@UPSTREAM@": "127.0.0.1:%d" % upstream_port,
+                     "@CACHE_SIZE@": cache_size}.items():
+            conf = conf.replace(k, v)
+        with open(os.path.join(self.prefix, "nginx.conf"), "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(["nginx", "-p", self.prefix, "-c", "nginx.conf", "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                import socket
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("nginx did not start: %s" % self.proc.stderr.read())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def bench(mode, port, key, *args):
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [BENCH, mode, "--host", "127.0.0.1:%d" % port, "--access-key", key[0], "--secret-key", key[1],
+           "--bucket", BUCKET, "--json", out, "-q"] + [str(a) for a in args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        raise SystemExit("%s failed:\n%s\n%s" % (" ".join(cmd), p.stdout, p.stderr))
+    with open(out) as f:
+        result = json.load(f)
+    os.unlink(out)
+    return result
+
+
+def summary(result, category, op="GET"):
+    for s in result["summaries"]:
+        if s["category"] == category and s["op"] == op:
+            return s
+    raise SystemExit("no %s/%s summary in %s" % (category, op, result["summaries"]))
+
+
+def prepare(port, key, prefix, size, objects, randsize_min=None):
+    args = ["--prefix", prefix, "--obj.size", size, "--objects", objects, "--concurrent", 8, "--duration", "0s",
+            "--noclear"]
+    if randsize_min:
+        args += ["--obj.randsize", "--obj.minsize", randsize_min]
+    bench("get", port, key, *args)
+
+
+def iperf3():
+    port = free_port()
+    server = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port), "-1"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        # 32 streams, as many as workload 1's connections.
+        p = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", "5", "-P", "32", "-J"], capture_output=True,
+                           text=True, timeout=60)
+        return json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"] / 8 / MIB
+    finally:
+        server.kill()
+        server.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0, help="object counts and durations times this")
+    ap.add_argument("--workloads", default="1,2,3,4,5")
+    ap.add_argument("--seconds", type=int, default=10, help="length of each timed warm run")
+    ap.add_argument("--ram-gib", type=int, default=6,
+                    help="Granary's RAM tier; nginx serves hits from the OS page cache, as large as free memory")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    wl = set(int(w) for w in args.workloads.split(","))
+    for tool in ("nginx", "iperf3"):
+        if not shutil.which(tool):
+            raise SystemExit("%s is missing: scripts/deps --bench installs it" % tool)
+    if not os.path.exists(BENCH):
+        raise SystemExit("%s is missing: build the tree first" % BENCH)
+
+    n = lambda x: max(1, int(round(x * args.scale)))  # noqa: E731
+    secs = "%ds" % max(2, int(args.seconds * min(1.0, args.scale * 2)))
+    work = tempfile.mkdtemp(prefix="granary-peers-")
+    origin = harness.Origin()
+    shim = Shim(origin.port)
+    nginx = Nginx(shim.port)
+    # Room for everything the run reads (Granary preallocates its cache directory; nginx's is a bound).
+    cold_size = (1 << 30) if args.scale >= 1 else (128 << 20)
+    need = ((8 * 64 * MIB * args.scale if 1 in wl else 0) + (2000 * 68 * 1024 * args.scale if 2 in wl else 0) +
+            (args.runs * cold_size if 3 in wl else 0) + (2000 * 2.2 * MIB * args.scale if 4 in wl else 0))
+    cache_gib = max(1, int(need * 1.25 / (1 << 30)) + 1)
+    nginx.stop()
+    nginx = Nginx(shim.port, cache_size="%dg" % cache_gib)
+    granary = harness.Granary("http://127.0.0.1:%d" % shim.port, threads=2,
+                              extra=["--cache-dir", "%s/granary-cache:%dGiB" % (work, cache_gib),
+                                     "--ram-cache", "%dGiB" % args.ram_gib,
+                                     "--access-log", "false", "--metadata-ttl", "forever"])
+    okey, gkey = harness.ORIGIN_KEY, harness.CLIENT_KEY
+    targets = {"origin": (shim.port, okey), "nginx": (nginx.port, okey), "granary": (granary.port, gkey)}
+    results = {}  # name -> {target: [values per run]}
+
+    def record(name, target, value):
+        results.setdefault(name, {}).setdefault(target, []).append(value)
+
+    try:
+        harness.boto3_client(origin.url, key=okey).create_bucket(Bucket=BUCKET)
+        print("preparing objects at the origin...", file=sys.stderr)
+        if 1 in wl:
+            prepare(origin.port, okey, "large", "64MiB", n(8))
+        if 2 in wl:
+            prepare(origin.port, okey, "small4k", "4KiB", n(2000))
+            prepare(origin.port, okey, "small64k", "64KiB", n(2000))
+        if 3 in wl:
+            for r in range(args.runs):
+                for t in targets:
+                    prepare(origin.port, okey, "cold-%s-%d" % (t, r), cold_size, 1)
+        if 4 in wl:
+            prepare(origin.port, okey, "epoch", "4MiB", n(2000), randsize_min="1MiB")
+
+        for r in range(args.runs):
+            print("run %d of %d" % (r + 1, args.runs), file=sys.stderr)
+            if 5 in wl:
+                record("iperf3 loopback MiB/s", "wire", iperf3())
+            for t, (port, key) in targets.items():
+                if 1 in wl:  # the origin through the shim is never warm: it is the S3 a user would read directly
+                    res = bench("get", port, key, "--prefix", "large", "--list-existing", "--concurrent", 32,
+                                "--threads", 2, "--duration", secs, *(["--cold-pass"] if r == 0 and t != "origin" else []))
+                    record("1. 64 MiB hits, 32 conns: MiB/s", t, summary(res, "warm" if r == 0 and t != "origin" else "run")["mib_per_sec"])
+                if 2 in wl:
+                    for prefix, label in (("small4k", "4 KiB"), ("small64k", "64 KiB")):
+                        warm = r == 0 and t != "origin"
+                        res = bench("get", port, key, "--prefix", prefix, "--list-existing", "--concurrent", 64,
+                                    "--threads", 2, "--duration", secs, *(["--cold-pass"] if warm else []))
+                        s = summary(res, "warm" if warm else "run")
+                        record("2. %s hits, 64 conns: obj/s" % label, t, s["obj_per_sec"])
+                        record("2. %s hits, 64 conns: p99 ms" % label, t, s["latency_us"]["p99"] / 1000)
+                if 3 in wl:
+                    res = bench("get", port, key, "--prefix", "cold-%s-%d" % (t, r), "--list-existing", "--concurrent", 1,
+                                "--access", "epoch", "--epochs", 1)
+                    s = summary(res, "epoch-1")
+                    record("3. cold 1 GiB, one stream: MiB/s", t, s["mib_per_sec"])
+                    record("3. cold 1 GiB, one stream: TTFB ms", t, s["ttfb_us"]["p50"] / 1000)
+                if 4 in wl and r == 0:  # epochs fill the caches: one run of four epochs per target
+                    res = bench("get", port, key, "--prefix", "epoch", "--list-existing", "--concurrent", 16,
+                                "--threads", 2, "--access", "epoch", "--epochs", 4)
+                    walls = {p["category"]: p["wall_seconds"] for p in res["phases"]}
+                    for e in range(1, 5):
+                        record("4. epoch %d wall s" % e, t, walls["epoch-%d" % e])
+    finally:
+        granary.stop(expect_clean=False)
+        nginx.stop()
+        shim.stop()
+        origin.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {name: {t: statistics.median(v) for t, v in per.items()} for name, per in results.items()}
+    print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary | Granary / nginx | Granary / origin |")
+    print("|---|---|---|---|---|---|")
+    for name, m in med.items():
+        if "wire" in m:
+            print("| %s | %.0f | | | | |" % (name, m["wire"]))
+            continue
+        g, ng, o = m.get("granary"), m.get("nginx"), m.get("origin")
+        ratio = lambda a, b: "%.2f" % (a / b) if a and b else "-"  # noqa: E731
+        print("| %s | %.2f | %.2f | %.2f | %s | %s |" % (name, o or 0, ng or 0, g or 0, ratio(g, ng), ratio(g, o)))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": args.runs, "scale": args.scale, "raw": results, "median": med}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
