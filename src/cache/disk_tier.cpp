@@ -129,6 +129,9 @@ bool DiskTier::openDir(std::uint8_t i, DirState& d, std::string& why) {
   // keep the sparse file).
   if (S_ISREG(st.st_mode) && ::fallocate(d.fd, 0, 0, static_cast<off_t>(dataBytes)) != 0 && errno != EOPNOTSUPP) {
     why = "cannot reserve " + std::to_string(dataBytes >> 20) + " MiB in " + d.dataPath + ": " + std::strerror(errno);
+    // A failed fallocate may keep the blocks it did get (ENOSPC part way): give them back, or a cache
+    // sized past the free space leaves the disk full and the directory unused.
+    if (::ftruncate(d.fd, 0) != 0) why += " (and it could not be emptied again)";
     return false;
   }
   if (!loaded.reset.empty()) spdlog::info("cache directory {}: starting empty ({})", d.spec.path, loaded.reset);
