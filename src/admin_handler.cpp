@@ -1,5 +1,7 @@
 #include "admin_handler.h"
 
+#include "common/crypto.h"
+
 #include <sstream>
 
 #include "cache/disk_tier.h"
@@ -77,7 +79,14 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
   const std::string_view target = req.target();
   std::string body;
   http::ResponseHeader h;
-  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+  const auto auth = req[bhttp::field::authorization];
+  const bool authorized = token_.empty() || target == "/healthz" ||
+                          (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), token_));
+  if (!authorized) {
+    h.result(bhttp::status::unauthorized);
+    h.set(bhttp::field::www_authenticate, "Bearer realm=\"granary-admin\"");
+    body = "unauthorized: send Authorization: Bearer <admin token>\n";
+  } else if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
     h.result(bhttp::status::method_not_allowed);
     body = "GET only\n";
   } else if (target == "/metrics") {

@@ -1,9 +1,11 @@
 #pragma once
 // The admin endpoint (--admin-listen, never the S3 port): GET /metrics in the Prometheus text format
 // (cache hits, misses, checksum and I/O errors, cache directories out of service, write-back pending
-// objects and bytes) and GET /healthz. Read-only; wired by main.
+// objects and bytes) and GET /healthz. Read-only; wired by main. With a token configured, every path but
+// /healthz (for probes) requires "Authorization: Bearer TOKEN", else 401.
 
 #include <memory>
+#include <string>
 
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
@@ -13,8 +15,8 @@ namespace granary {
 
 class AdminHandler final : public http::RequestHandler {
  public:
-  AdminHandler(cache::ChunkCache* cache, std::shared_ptr<cache::WriteBackSpool> spool)
-      : cache_(cache), spool_(std::move(spool)) {}
+  AdminHandler(cache::ChunkCache* cache, std::shared_ptr<cache::WriteBackSpool> spool, std::string token = {})
+      : cache_(cache), spool_(std::move(spool)), token_(std::move(token)) {}
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                http::BodyReader& body, http::ResponseWriter& out) override;
@@ -27,6 +29,7 @@ class AdminHandler final : public http::RequestHandler {
  private:
   cache::ChunkCache* cache_;
   std::shared_ptr<cache::WriteBackSpool> spool_;
+  std::string token_;
 };
 
 }  // namespace granary

@@ -163,11 +163,12 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
     throw ConfigError(os.str());
   }
-  checkKeys(root, {"listen", "admin_listen", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
+  checkKeys(root, {"listen", "admin_listen", "admin_token", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
                    "bucket", "client_keys", "cache"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
   cfg.adminListen = getString(root, "admin_listen", "", cfg.adminListen);
+  cfg.adminToken = getString(root, "admin_token", "", cfg.adminToken);
   cfg.threads = getUint(root, "threads", "", cfg.threads);
   cfg.domain = getString(root, "domain", "", cfg.domain);
   cfg.anonymous = getBool(root, "anonymous", "", cfg.anonymous);
@@ -339,6 +340,7 @@ std::string describe(const Config& cfg) {
   std::ostringstream os;
   os << "listen = \"" << cfg.listen << "\"\n"
      << "admin_listen = \"" << cfg.adminListen << "\"\n"
+     << "admin_token = \"" << mask(cfg.adminToken) << "\"\n"
      << "threads = " << cfg.threads << "\n"
      << "domain = \"" << cfg.domain << "\"\n"
      << "anonymous = " << (cfg.anonymous ? "true" : "false") << "\n"

@@ -74,6 +74,7 @@ struct CacheConfig {
 struct Config {
   std::string listen = "127.0.0.1:9000";
   std::string adminListen;  // GET /metrics, /healthz; "" = no admin endpoint
+  std::string adminToken;   // required as "Authorization: Bearer TOKEN" by the admin endpoint (/healthz aside)
   std::uint32_t threads = 0;  // 0 = one per core
   std::string domain;
   bool anonymous = false;

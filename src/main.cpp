@@ -25,7 +25,7 @@ namespace asio = boost::asio;
 
 struct Flags {
   std::string config, checkConfig;
-  std::string listen, adminListen, domain, logLevel;
+  std::string listen, adminListen, adminToken, domain, logLevel;
   std::uint32_t threads = 0;
   bool anonymous = false, accessLog = true;
   std::vector<std::string> clientKeys;
@@ -56,6 +56,7 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   auto given = [&](const char* name) { return app.count(name) > 0; };
   if (given("--listen")) cfg.listen = f.listen;
   if (given("--admin-listen")) cfg.adminListen = f.adminListen;
+  if (given("--admin-token")) cfg.adminToken = f.adminToken;
   if (given("--threads")) cfg.threads = f.threads;
   if (given("--domain")) cfg.domain = f.domain;
   if (given("--anonymous")) cfg.anonymous = f.anonymous;
@@ -97,6 +98,7 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--check-config", f.checkConfig, "Validate FILE, print the effective configuration, exit");
   app.add_option("--listen", f.listen, "Address to serve S3 on (default 127.0.0.1:9000)");
   app.add_option("--admin-listen", f.adminListen, "Address of the admin endpoint: GET /metrics, /healthz (default: none)");
+  app.add_option("--admin-token", f.adminToken, "Token the admin endpoint requires (Authorization: Bearer TOKEN; /healthz is open)");
   app.add_option("--threads", f.threads, "I/O threads (default: one per core)");
   app.add_option("--domain", f.domain, "Base domain of virtual-hosted-style addressing (bucket.DOMAIN)");
   app.add_option("--anonymous", f.anonymous, "Allow unsigned requests (true/false)");
@@ -307,8 +309,8 @@ int main(int argc, char** argv) {
       ao.listen = parseListen(cfg.adminListen);
       ao.threads = 1;
       auto* cachePtr = chunkCache.get();
-      admin = std::make_unique<http::Server>(ao, [cachePtr, spool = po.writeBack](asio::io_context&, unsigned) {
-        return std::make_unique<AdminHandler>(cachePtr, spool);
+      admin = std::make_unique<http::Server>(ao, [cachePtr, spool = po.writeBack, token = cfg.adminToken](asio::io_context&, unsigned) {
+        return std::make_unique<AdminHandler>(cachePtr, spool, token);
       });
       admin->bind();
     }

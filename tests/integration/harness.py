@@ -124,13 +124,19 @@ class Granary:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def metrics(self):
-        """The admin endpoint's /metrics as {"name{labels}": value} (start Granary with --admin-listen
-        127.0.0.1:0)."""
-        import urllib.request
+    def admin_url(self):
+        """The admin endpoint's base URL (start Granary with --admin-listen 127.0.0.1:0)."""
         self.wait_for_log("granary admin on http://")
         m = re.search(r"granary admin on http://127\.0\.0\.1:(\d+)/metrics", self.log_text())
-        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % m.group(1), timeout=10) as r:
+        return "http://127.0.0.1:%s" % m.group(1)
+
+    def metrics(self, token=None):
+        """The admin endpoint's /metrics as {"name{labels}": value}."""
+        import urllib.request
+        req = urllib.request.Request(self.admin_url() + "/metrics")
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        with urllib.request.urlopen(req, timeout=10) as r:
             text = r.read().decode()
         out = {}
         for line in text.splitlines():

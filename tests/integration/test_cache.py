@@ -394,6 +394,36 @@ class DurabilityTest(CacheCase):
         self.assertIn("is out of service", g.log_text())
         self.assertEqual(g.metrics()['granary_cache_dir_up{dir="%s"}' % not_a_dir], 0)
 
+    def test_admin_token_and_metrics_across_a_miss_then_a_hit(self):
+        import urllib.error
+        import urllib.request
+        data = payload(2 * CHUNK + 5, 51)
+        direct.put_object(Bucket=self.bucket, Key="m.bin", Body=data)
+        g = self.granary("--ram-cache", "0", "--admin-listen", "127.0.0.1:0", "--admin-token", "s3cr3t-admin")
+        base = g.admin_url()
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as r:  # probes need no token
+            self.assertEqual(r.status, 200)
+        for auth in (None, "Bearer wrong", "s3cr3t-admin", "Basic s3cr3t-admin"):
+            req = urllib.request.Request(base + "/metrics")
+            if auth:
+                req.add_header("Authorization", auth)
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=10)
+            self.assertEqual(e.exception.code, 401, auth)
+            self.assertIn("Bearer", e.exception.headers["WWW-Authenticate"])
+        before = g.metrics(token="s3cr3t-admin")
+        self.get(g, "m.bin")
+        time.sleep(0.3)
+        after_miss = g.metrics(token="s3cr3t-admin")
+        self.assertEqual(after_miss["granary_cache_misses_total"] - before["granary_cache_misses_total"], 3, "3 chunks")
+        self.assertEqual(after_miss["granary_cache_fills_total"] - before["granary_cache_fills_total"], 3)
+        self.get(g, "m.bin")
+        after_hit = g.metrics(token="s3cr3t-admin")
+        self.assertEqual(after_hit['granary_cache_hits_total{tier="disk"}'] -
+                         after_miss['granary_cache_hits_total{tier="disk"}'], 3)
+        self.assertEqual(after_hit["granary_cache_misses_total"], after_miss["granary_cache_misses_total"])
+        self.assertNotIn("s3cr3t-admin", g.log_text())
+
     def test_flipped_bytes_in_the_cache_file_are_caught(self):
         data = payload(4 * CHUNK, 50)
         direct.put_object(Bucket=self.bucket, Key="f.bin", Body=data)
