@@ -413,9 +413,11 @@ class DurabilityTest(CacheCase):
             self.assertIn("Bearer", e.exception.headers["WWW-Authenticate"])
         before = g.metrics(token="s3cr3t-admin")
         self.get(g, "m.bin")
-        time.sleep(0.3)
+        time.sleep(1.0 if SANITIZED else 0.3)  # the chunks reach the disk tier after the response
         after_miss = g.metrics(token="s3cr3t-admin")
-        self.assertEqual(after_miss["granary_cache_misses_total"] - before["granary_cache_misses_total"], 3, "3 chunks")
+        # A chunk can be looked up more than once while its fill runs (each lookup counts a miss), but each
+        # is fetched from the origin exactly once.
+        self.assertGreaterEqual(after_miss["granary_cache_misses_total"] - before["granary_cache_misses_total"], 3)
         self.assertEqual(after_miss["granary_cache_fills_total"] - before["granary_cache_fills_total"], 3)
         self.get(g, "m.bin")
         after_hit = g.metrics(token="s3cr3t-admin")
