@@ -138,6 +138,7 @@ struct ProxyHandler::CachedObject {
   std::string metaKey;
   MetaPtr meta;
   std::uint64_t chunkSize = 0;
+  bool firstChunkFetched = false;  // this request's metadata GET brought chunk 0: not a hit for it
 
   std::uint32_t chunkCount() const { return static_cast<std::uint32_t>((meta->size + chunkSize - 1) / chunkSize); }
   std::uint64_t chunkLength(std::uint32_t i) const {
@@ -223,7 +224,7 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
 }
 
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache,
-                                                 upstream::UpstreamResponsePtr* firstChunk) {
+                                                 std::shared_ptr<CachedObject> fillFirst) {
   const auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
   auto isFresh = [&](const ObjectMeta& m) {
     return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
@@ -239,7 +240,24 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   if (leader) {
     FillGuard guard{c.metaFills(), metaKey, fill};
     const std::uint64_t epoch = c.metaEpoch(metaKey);
-    MetaPtr fresh = co_await fetchMeta(x, metaKey, m, firstChunk);
+    upstream::UpstreamResponsePtr first;
+    MetaPtr fresh = co_await fetchMeta(x, metaKey, m, fillFirst ? &first : nullptr);
+    if (fresh && first) {
+      // The first chunk's fill exists before the metadata does: requests that waited for the metadata
+      // join this fill instead of asking the backend for the chunk again.
+      fillFirst->meta = fresh;
+      fillFirst->firstChunkFetched = true;
+      std::string key = fillFirst->chunkKey(0);
+      cache::ChunkCache& cc = cache_->cache();
+      if (!cc.couldExist(cache::hashBytes(key))) {
+        auto [fill, leads] =
+            cc.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, fillFirst->chunkLength(0)); });
+        if (leads)
+          boost::asio::co_spawn(cache_->executor(),
+                                downloadChunk(fillFirst, 0, std::move(fill), std::move(key), std::move(first)),
+                                boost::asio::detached);
+      }
+    }
     if (fresh && fresh != m) co_await cache_->storeMeta(metaKey, fresh, epoch);
     guard.ok = fresh != nullptr;
     co_return fresh;
@@ -268,18 +286,12 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   // A whole-object GET that finds no metadata learns it from a GET of the first chunk.
   const bool whole = x.req.method() == bhttp::verb::get && !findHeader(x.headers, "range") &&
                      !findParam(x.routed.query, "partNumber");
-  upstream::UpstreamResponsePtr firstChunk;
-  obj->meta = co_await freshMeta(x, obj->metaKey, metaFromCache, whole ? &firstChunk : nullptr);
+  std::shared_ptr<CachedObject> fillFirst = whole ? obj : nullptr;
+  MetaPtr fresh = co_await freshMeta(x, obj->metaKey, metaFromCache, fillFirst);
+  if (obj->meta != fresh) obj->meta = fresh;  // (already set when the first chunk's fill started with it)
   if (!obj->meta) {
     x.cacheStatus = "miss";
     co_return false;
-  }
-  if (firstChunk && !c.couldExist(cache::hashBytes(obj->chunkKey(0)))) {
-    std::string key = obj->chunkKey(0);
-    auto [fill, leader] = c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(0)); });
-    if (leader)
-      boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, 0, std::move(fill), std::move(key), std::move(firstChunk)),
-                            boost::asio::detached);
   }
   const ObjectMeta& meta = *obj->meta;
   std::optional<std::chrono::system_clock::time_point> lastModified;
@@ -354,6 +366,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     for (std::uint32_t i = first; i <= last; ++i) {
       // A chunk whose fill finished is served from that fill's bytes while its insert completes.
       const std::string key = obj->chunkKey(i);
+      if (i == 0 && obj->firstChunkFetched) continue;  // fetched by this very request: a miss
       bool have = c.couldExist(cache::hashBytes(key));
       if (!have)
         if (const auto fill = c.fills().find(key); fill && fill->state() == Fill::State::Done) have = true;

@@ -131,12 +131,12 @@ class ProxyHandler final : public http::RequestHandler {
   /// Serves a GET/HEAD from the cache, fetching what is missing. @return false when the request must
   /// go to the backend as it is instead (nothing was sent to the client).
   http::Awaitable<bool> serveCached(Exchange& x);
-  /// @param firstChunk when given, metadata the cache lacks is learnt from a GET of the object's first
-  ///        chunk (one round trip to the backend instead of a HEAD and then a GET); the open answer is left
-  ///        there for that chunk's fill.
+  /// @param fillFirst when given, metadata the cache lacks is learnt from a GET of that object's first
+  ///        chunk (one round trip to the backend instead of a HEAD and then a GET), whose answer becomes
+  ///        the chunk's fill, registered before any request waiting on the metadata goes on.
   http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> freshMeta(Exchange& x, const std::string& metaKey,
                                                                       bool& fromCache,
-                                                                      upstream::UpstreamResponsePtr* firstChunk = nullptr);
+                                                                      std::shared_ptr<CachedObject> fillFirst = nullptr);
   http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> fetchMeta(
       const Exchange& x, const std::string& metaKey, std::shared_ptr<const cache::ObjectMeta> stale,
       upstream::UpstreamResponsePtr* firstChunk = nullptr);
