@@ -58,8 +58,9 @@ def write(path, data):
 
 
 def multipart_uploads_completed(key):
-    """CompleteMultipartUpload requests Granary served for `key` (from its access log)."""
-    return granary.log_text().count("op=CompleteMultipartUpload method=POST bucket=%s key=%s status=200" % (BUCKET, key))
+    """CompleteMultipartUpload requests Granary served for `key` (from its access log, which is written
+    after the response went out: the line may land a moment after the client has its answer)."""
+    return granary.wait_for_log("op=CompleteMultipartUpload method=POST bucket=%s key=%s status=200" % (BUCKET, key))
 
 
 def run(cmd, timeout=600, **kw):
