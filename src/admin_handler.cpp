@@ -1,104 +1,271 @@
 #include "admin_handler.h"
 
-#include "common/crypto.h"
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
 
-#include <sstream>
+#include <charconv>
 
 #include "cache/disk_tier.h"
+#include "common/crypto.h"
+#include "common/metrics.h"
+#include "common/units.h"
 
 namespace granary {
 namespace {
 
+namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+using metrics::TextWriter;
 
-void metric(std::ostringstream& os, const char* name, const char* type, const char* help) {
-  os << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-}
-
-std::string escapeLabel(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
+struct Query {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string get(std::string_view name, std::string dflt = {}) const {
+    for (const auto& [k, v] : params)
+      if (k == name) return v;
+    return dflt;
   }
-  return out;
+  bool has(std::string_view name) const {
+    for (const auto& [k, v] : params)
+      if (k == name) return true;
+    return false;
+  }
+};
+
+std::optional<Query> parseTarget(std::string_view target) {
+  auto u = boost::urls::parse_origin_form(target);
+  if (!u) return std::nullopt;
+  Query q;
+  q.path = std::string(u->encoded_path().decode());
+  for (auto p : u->params()) q.params.emplace_back(p.key, p.has_value ? p.value : std::string());
+  return q;
 }
+
+std::optional<std::uint64_t> parseCount(const std::string& s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+bool truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes" || v.empty(); }
 
 }  // namespace
 
 std::string AdminHandler::metrics() const {
-  std::ostringstream os;
-  if (cache_ && cache_->enabled()) {
-    const auto& s = cache_->stats();
-    metric(os, "granary_cache_hits_total", "counter", "Chunks served from the cache, by tier.");
-    os << "granary_cache_hits_total{tier=\"ram\"} " << s.ramHits.load() << "\n"
-       << "granary_cache_hits_total{tier=\"disk\"} " << s.diskHits.load() << "\n";
-    metric(os, "granary_cache_misses_total", "counter", "Chunk lookups that found nothing.");
-    os << "granary_cache_misses_total " << s.misses.load() << "\n";
-    metric(os, "granary_cache_checksum_errors_total", "counter", "Entries read from disk that failed their checksum (dropped, served from the backend).");
-    os << "granary_cache_checksum_errors_total " << s.checksumErrors.load() << "\n";
-    metric(os, "granary_cache_io_errors_total", "counter", "Cache device reads and writes that failed.");
-    os << "granary_cache_io_errors_total{op=\"read\"} " << s.readErrors.load() << "\n"
-       << "granary_cache_io_errors_total{op=\"write\"} " << s.writeErrors.load() << "\n";
-    metric(os, "granary_cache_bytes_total", "counter", "Object bytes by where they came from.");
-    os << "granary_cache_bytes_total{source=\"cache\"} " << s.bytesFromCache.load() << "\n"
-       << "granary_cache_bytes_total{source=\"backend\"} " << s.bytesFromBackend.load() << "\n";
-    metric(os, "granary_cache_fills_total", "counter", "Chunk downloads started from the backend.");
-    os << "granary_cache_fills_total " << s.fillsStarted.load() << "\n";
-    metric(os, "granary_cache_revalidations_total", "counter", "Metadata requests sent to the backend.");
-    os << "granary_cache_revalidations_total " << s.revalidations.load() << "\n";
-    if (const auto* disk = cache_->disk()) {
-      metric(os, "granary_cache_dir_failures_total", "counter", "Cache directories taken out of service.");
-      os << "granary_cache_dir_failures_total " << disk->dirFailures() << "\n";
-      metric(os, "granary_cache_dir_up", "gauge", "1 if the cache directory serves, 0 if out of service (see the log for why).");
-      for (const auto& d : disk->status())
-        os << "granary_cache_dir_up{dir=\"" << escapeLabel(d.path) << "\"} " << (d.failed ? 0 : 1) << "\n";
+  TextWriter w;
+  const AdminContext& c = *ctx_;
+  if (!c.requestStats.empty()) {
+    s3api::RequestStats::Snapshot s;
+    for (const auto& r : c.requestStats) r->addTo(s);
+    w.family("granary_requests_total", "counter", "S3 requests answered, by operation and HTTP status.");
+    for (const auto& [k, n] : s.byOpStatus) w.sample("granary_requests_total", {{"op", k.first}, {"status", std::to_string(k.second)}}, n);
+    w.family("granary_cache_requests_total", "counter", "GET/HEAD object answers by cache outcome (hit, miss, partial, bypass).");
+    for (const auto& result : {"hit", "miss", "partial", "bypass"}) {
+      auto it = s.byCache.find(result);
+      w.sample("granary_cache_requests_total", {{"result", result}}, it == s.byCache.end() ? std::uint64_t{0} : it->second);
+    }
+    w.family("granary_request_bytes_total", "counter", "Body bytes received from and sent to clients.");
+    w.sample("granary_request_bytes_total", {{"direction", "in"}}, s.bytesIn);
+    w.sample("granary_request_bytes_total", {{"direction", "out"}}, s.bytesOut);
+  }
+  if (c.openConnections) {
+    w.family("granary_open_connections", "gauge", "Client connections open on the S3 port.");
+    w.sample("granary_open_connections", std::uint64_t{c.openConnections()});
+  }
+  if (c.cache && c.cache->enabled()) {
+    const auto& s = c.cache->stats();
+    w.family("granary_cache_hits_total", "counter", "Chunk lookups served from the cache, by tier.");
+    w.sample("granary_cache_hits_total", {{"tier", "ram"}}, s.ramHits.load());
+    w.sample("granary_cache_hits_total", {{"tier", "disk"}}, s.diskHits.load());
+    w.family("granary_cache_misses_total", "counter", "Chunk lookups that found nothing.");
+    w.sample("granary_cache_misses_total", s.misses.load());
+    w.family("granary_cache_served_bytes_total", "counter", "Object bytes sent to clients, by where they came from.");
+    w.sample("granary_cache_served_bytes_total", {{"tier", "ram"}}, s.bytesFromRam.load());
+    w.sample("granary_cache_served_bytes_total", {{"tier", "disk"}}, s.bytesFromDisk.load());
+    w.family("granary_cache_bytes_total", "counter", "Object bytes by where they came from (cache: RAM or disk).");
+    w.sample("granary_cache_bytes_total", {{"source", "cache"}}, s.bytesFromCache.load());
+    w.sample("granary_cache_bytes_total", {{"source", "backend"}}, s.bytesFromBackend.load());
+    w.family("granary_cache_fills_total", "counter", "Chunk downloads started from the backend.");
+    w.sample("granary_cache_fills_total", s.fillsStarted.load());
+    w.family("granary_cache_coalesced_waits_total", "counter", "Reads that joined a chunk download already in flight instead of starting one.");
+    w.sample("granary_cache_coalesced_waits_total", s.fillWaits.load());
+    w.family("granary_cache_revalidations_total", "counter", "Metadata requests sent to the backend.");
+    w.sample("granary_cache_revalidations_total", s.revalidations.load());
+    w.family("granary_cache_invalidations_total", "counter", "Objects dropped from the cache (writes, deletes, changes seen, admin).");
+    w.sample("granary_cache_invalidations_total", s.invalidations.load());
+    w.family("granary_cache_checksum_errors_total", "counter", "Entries read from disk that failed their checksum (dropped, served from the backend).");
+    w.sample("granary_cache_checksum_errors_total", s.checksumErrors.load());
+    w.family("granary_cache_io_errors_total", "counter", "Cache device reads and writes that failed.");
+    w.sample("granary_cache_io_errors_total", {{"op", "read"}}, s.readErrors.load());
+    w.sample("granary_cache_io_errors_total", {{"op", "write"}}, s.writeErrors.load());
+    w.family("granary_cache_evictions_total", "counter", "Chunks dropped to make room, by tier.");
+    w.family("granary_cache_capacity_bytes", "gauge", "Bytes the cache may hold, by tier and directory.");
+    w.family("granary_cache_used_bytes", "gauge", "Bytes the cache holds, by tier and directory.");
+    if (auto* ram = c.cache->ram()) {
+      w.sample("granary_cache_evictions_total", {{"tier", "ram"}}, ram->evictions());
+      w.sample("granary_cache_capacity_bytes", {{"tier", "ram"}, {"dir", ""}}, ram->capacity());
+      w.sample("granary_cache_used_bytes", {{"tier", "ram"}, {"dir", ""}}, ram->bytes());
+    }
+    if (const auto* disk = c.cache->disk()) {
+      const auto ds = disk->index().stats();
+      w.sample("granary_cache_evictions_total", {{"tier", "disk"}}, ds.evicted);
+      const auto status = disk->status();
+      for (std::size_t i = 0; i < status.size(); ++i) {
+        w.sample("granary_cache_capacity_bytes", {{"tier", "disk"}, {"dir", status[i].path}}, status[i].capacity);
+        w.sample("granary_cache_used_bytes", {{"tier", "disk"}, {"dir", status[i].path}},
+                 i < ds.dirBytes.size() ? ds.dirBytes[i] : std::uint64_t{0});
+      }
+      w.family("granary_cache_dir_failures_total", "counter", "Cache directories taken out of service.");
+      w.sample("granary_cache_dir_failures_total", disk->dirFailures());
+      w.family("granary_cache_dir_up", "gauge", "1 if the cache directory serves, 0 if out of service (see the log for why).");
+      for (const auto& d : status) w.sample("granary_cache_dir_up", {{"dir", d.path}}, std::uint64_t{d.failed ? 0u : 1u});
     }
   }
-  if (spool_) {
-    metric(os, "granary_writeback_pending_objects", "gauge", "Write-back operations acknowledged, not yet at the backend.");
-    os << "granary_writeback_pending_objects " << spool_->pendingObjects() << "\n";
-    metric(os, "granary_writeback_pending_bytes", "gauge", "Bytes of acknowledged writes not yet at the backend.");
-    os << "granary_writeback_pending_bytes " << spool_->pendingBytes() << "\n";
-    metric(os, "granary_writeback_open_uploads", "gauge", "Multipart uploads into write-back buckets, not completed yet.");
-    os << "granary_writeback_open_uploads " << spool_->openUploads() << "\n";
-    metric(os, "granary_writeback_used_bytes", "gauge", "Spool bytes held: pending writes and parts of open uploads.");
-    os << "granary_writeback_used_bytes " << spool_->usedBytes() << "\n";
-    metric(os, "granary_writeback_capacity_bytes", "gauge", "Capacity of the write-back spool.");
-    os << "granary_writeback_capacity_bytes " << spool_->capacity() << "\n";
+  if (!c.backends.empty()) {
+    w.family("granary_backend_request_duration_seconds", "histogram", "Backend attempts: from taking a connection to the response header.");
+    for (const auto& b : c.backends)
+      if (b.stats) w.histogram("granary_backend_request_duration_seconds", {{"backend", b.name}}, b.stats->latency.snapshot());
+    w.family("granary_backend_errors_total", "counter", "Failed backend attempts, by kind (connect, timeout, network, http_5xx).");
+    w.family("granary_backend_retries_total", "counter", "Backend requests retried.");
+    for (const auto& b : c.backends) {
+      if (!b.stats) continue;
+      const auto& s = *b.stats;
+      w.sample("granary_backend_errors_total", {{"backend", b.name}, {"kind", "connect"}}, s.connectErrors.load());
+      w.sample("granary_backend_errors_total", {{"backend", b.name}, {"kind", "timeout"}}, s.timeouts.load());
+      w.sample("granary_backend_errors_total", {{"backend", b.name}, {"kind", "network"}}, s.networkErrors.load());
+      w.sample("granary_backend_errors_total", {{"backend", b.name}, {"kind", "http_5xx"}}, s.serverErrors.load());
+      w.sample("granary_backend_retries_total", {{"backend", b.name}}, s.retries.load());
+    }
   }
-  return os.str();
+  if (c.spool) {
+    w.family("granary_writeback_pending_objects", "gauge", "Write-back operations acknowledged, not yet at the backend.");
+    w.sample("granary_writeback_pending_objects", c.spool->pendingObjects());
+    w.family("granary_writeback_pending_bytes", "gauge", "Bytes of acknowledged writes not yet at the backend.");
+    w.sample("granary_writeback_pending_bytes", c.spool->pendingBytes());
+    w.family("granary_writeback_open_uploads", "gauge", "Multipart uploads into write-back buckets, not completed yet.");
+    w.sample("granary_writeback_open_uploads", std::uint64_t{c.spool->openUploads()});
+    w.family("granary_writeback_used_bytes", "gauge", "Spool bytes held: pending writes and parts of open uploads.");
+    w.sample("granary_writeback_used_bytes", c.spool->usedBytes());
+    w.family("granary_writeback_capacity_bytes", "gauge", "Capacity of the write-back spool.");
+    w.sample("granary_writeback_capacity_bytes", c.spool->capacity());
+  }
+  return w.str();
+}
+
+http::Awaitable<std::pair<bool, std::string>> AdminHandler::readiness() {
+  bool ready = true;
+  std::string report;
+  auto ex = co_await asio::this_coro::executor;
+  for (const auto& b : ctx_->backends) {
+    boost::beast::tcp_stream s(ex);
+    asio::ip::tcp::resolver resolver(ex);
+    auto [rec, results] = co_await resolver.async_resolve(b.endpoint.host, std::to_string(b.endpoint.port),
+                                                          asio::as_tuple(asio::use_awaitable));
+    boost::system::error_code ec = rec;
+    if (!ec) {
+      s.expires_after(ctx_->readyTimeout);
+      auto [cec, ep] = co_await s.async_connect(results, asio::as_tuple(asio::use_awaitable));
+      ec = cec;
+    }
+    report += "backend " + b.name + " (" + b.endpoint.host + ":" + std::to_string(b.endpoint.port) + "): " +
+              (ec ? "unreachable: " + ec.message() : std::string("ok")) + "\n";
+    if (ec) ready = false;
+  }
+  if (ctx_->cache && ctx_->cache->disk()) {
+    bool anyUp = false;
+    for (const auto& d : ctx_->cache->disk()->status()) {
+      report += "cache dir " + d.path + ": " + (d.failed ? "out of service: " + d.why : std::string("ok")) + "\n";
+      anyUp |= !d.failed;
+    }
+    if (!anyUp) ready = false;
+  }
+  co_return std::pair{ready, std::move(report)};
 }
 
 http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const http::RequestContext&,
                                            http::BodyReader&, http::ResponseWriter& out) {
-  const std::string_view target = req.target();
   std::string body;
   http::ResponseHeader h;
+  h.result(bhttp::status::ok);
+  auto setJson = [&](const json::value& v) {
+    h.set(bhttp::field::content_type, "application/json");
+    body = json::serialize(v) + "\n";
+  };
+  auto fail = [&](bhttp::status s, std::string message) {
+    h.result(s);
+    setJson(json::object{{"error", std::move(message)}});
+  };
+  const auto q = parseTarget(req.target());
   const auto auth = req[bhttp::field::authorization];
-  const bool authorized = token_.empty() || target == "/healthz" ||
-                          (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), token_));
-  if (!authorized) {
+  const auto m = req.method();
+  const bool tokenOk = ctx_->token.empty() || (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), ctx_->token));
+  // Probes carry no token: /healthz and /readyz answer anyway (/readyz names its checks only with it).
+  const bool authorized = tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
+  s3api::CacheAdmin* admin = ctx_->cacheAdmin.get();
+  if (!q) {
+    fail(bhttp::status::bad_request, "malformed request target");
+  } else if (!authorized) {
     h.result(bhttp::status::unauthorized);
     h.set(bhttp::field::www_authenticate, "Bearer realm=\"granary-admin\"");
     body = "unauthorized: send Authorization: Bearer <admin token>\n";
-  } else if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
-    h.result(bhttp::status::method_not_allowed);
-    body = "GET only\n";
-  } else if (target == "/metrics") {
-    h.result(bhttp::status::ok);
+  } else if (q->path == "/metrics" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
     h.set(bhttp::field::content_type, "text/plain; version=0.0.4");
     body = metrics();
-  } else if (target == "/healthz") {
-    h.result(bhttp::status::ok);
+  } else if (q->path == "/healthz" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
     body = "ok\n";
+  } else if (q->path == "/readyz" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
+    auto [ready, report] = co_await readiness();
+    h.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
+    body = (ready ? "ready\n" : "not ready\n") + (tokenOk ? report : std::string());
+  } else if (q->path.starts_with("/admin/") && !admin) {
+    fail(bhttp::status::service_unavailable, "the cache admin API is not available (no cache, or shutting down)");
+  } else if (q->path == "/admin/stats" && m == bhttp::verb::get) {
+    setJson(admin->stats());
+  } else if (q->path == "/admin/ls" && m == bhttp::verb::get) {
+    const auto max = parseCount(q->get("max", "1000"));
+    if (q->get("bucket").empty()) fail(bhttp::status::bad_request, "bucket= is required");
+    else if (!max || *max == 0) fail(bhttp::status::bad_request, "max= must be a positive number");
+    else setJson(co_await admin->ls(q->get("bucket"), q->get("prefix"), *max));
+  } else if (q->path == "/admin/invalidate" && m == bhttp::verb::post) {
+    if (q->get("bucket").empty()) fail(bhttp::status::bad_request, "bucket= is required");
+    else setJson(co_await admin->invalidate(q->get("bucket"), q->get("key"), q->has("prefix") && truthy(q->get("prefix"))));
+  } else if (q->path == "/admin/load" && m == bhttp::verb::post) {
+    s3api::LoadRequest lr;
+    lr.bucket = q->get("bucket");
+    lr.prefix = q->get("prefix");
+    lr.verify = q->has("verify") && truthy(q->get("verify"));
+    const auto conc = parseCount(q->get("concurrency", "8"));
+    const auto rate = q->has("rate") ? parseSize(q->get("rate")) : std::optional<std::uint64_t>(0);
+    if (lr.bucket.empty()) {
+      fail(bhttp::status::bad_request, "bucket= is required");
+    } else if (!conc || *conc == 0 || *conc > 256) {
+      fail(bhttp::status::bad_request, "concurrency= must be a number from 1 to 256");
+    } else if (!rate) {
+      fail(bhttp::status::bad_request, "rate= must be bytes per second, e.g. 200MiB");
+    } else {
+      lr.concurrency = static_cast<unsigned>(*conc);
+      lr.bytesPerSecond = *rate;
+      h.result(bhttp::status::accepted);
+      setJson(*admin->job(admin->startLoad(std::move(lr))));
+    }
+  } else if (q->path == "/admin/jobs" && m == bhttp::verb::get) {
+    setJson(json::object{{"jobs", admin->jobs()}});
+  } else if (q->path.starts_with("/admin/jobs/") && (m == bhttp::verb::get || m == bhttp::verb::delete_)) {
+    const std::string id = q->path.substr(12);
+    if (m == bhttp::verb::delete_) admin->cancel(id);
+    if (auto j = admin->job(id)) setJson(*j);
+    else fail(bhttp::status::not_found, "no job " + id);
   } else {
-    h.result(bhttp::status::not_found);
-    body = "not found: try /metrics or /healthz\n";
+    fail(bhttp::status::not_found,
+         "not found: GET /metrics, /healthz, /readyz, /admin/stats, /admin/ls, /admin/jobs[/ID]; "
+         "POST /admin/load, /admin/invalidate; DELETE /admin/jobs/ID");
   }
   if (!h.count(bhttp::field::content_type)) h.set(bhttp::field::content_type, "text/plain");
   h.set(bhttp::field::content_length, std::to_string(body.size()));

@@ -1,22 +1,52 @@
 #pragma once
-// The admin endpoint (--admin-listen, never the S3 port): GET /metrics in the Prometheus text format
-// (cache hits, misses, checksum and I/O errors, cache directories out of service, write-back pending
-// objects and bytes) and GET /healthz. Read-only; wired by main. With a token configured, every path but
-// /healthz (for probes) requires "Authorization: Bearer TOKEN", else 401.
+// The admin endpoint (--admin-listen, never the S3 port), wired by main:
+//   GET  /metrics                Prometheus text: requests, cache tiers, fills, evictions, backend latency...
+//   GET  /healthz                the process is alive (always open, for probes)
+//   GET  /readyz                 every backend accepts TCP connections and a cache directory serves
+//   GET  /admin/stats            the cache in numbers (JSON)
+//   GET  /admin/ls?bucket=B&prefix=P[&max=N]       what is cached under a prefix (JSON)
+//   POST /admin/invalidate?bucket=B&key=K          drops K and everything listed under it as a prefix
+//   POST /admin/load?bucket=B&prefix=P[&concurrency=N][&rate=BYTES/s][&verify=true]  starts a preload job
+//   GET  /admin/jobs, /admin/jobs/ID; DELETE /admin/jobs/ID (cancel)
+// With a token configured, every path but /healthz requires "Authorization: Bearer TOKEN", else 401.
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
 #include "http/handler.h"
+#include "s3api/cache_admin.h"
+#include "s3api/request_stats.h"
+#include "upstream/endpoint.h"
+#include "upstream/http_upstream.h"
 
 namespace granary {
 
+struct AdminBackend {
+  std::string name;
+  upstream::Endpoint endpoint;
+  std::shared_ptr<upstream::UpstreamStats> stats;
+};
+
+/// What the admin endpoint reads; every pointer may be null (that part is left out).
+struct AdminContext {
+  cache::ChunkCache* cache = nullptr;
+  std::shared_ptr<cache::WriteBackSpool> spool;
+  std::string token;
+  std::vector<AdminBackend> backends;
+  std::vector<std::shared_ptr<s3api::RequestStats>> requestStats;
+  std::function<std::size_t()> openConnections;
+  /// Set once the S3 server exists (main creates it after the admin server); read on the admin thread.
+  std::shared_ptr<s3api::CacheAdmin> cacheAdmin;
+  std::chrono::milliseconds readyTimeout{2'000};  // a backend connect for /readyz
+};
+
 class AdminHandler final : public http::RequestHandler {
  public:
-  AdminHandler(cache::ChunkCache* cache, std::shared_ptr<cache::WriteBackSpool> spool, std::string token = {})
-      : cache_(cache), spool_(std::move(spool)), token_(std::move(token)) {}
+  explicit AdminHandler(std::shared_ptr<AdminContext> ctx) : ctx_(std::move(ctx)) {}
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                http::BodyReader& body, http::ResponseWriter& out) override;
@@ -27,9 +57,10 @@ class AdminHandler final : public http::RequestHandler {
   std::string metrics() const;
 
  private:
-  cache::ChunkCache* cache_;
-  std::shared_ptr<cache::WriteBackSpool> spool_;
-  std::string token_;
+  /// /readyz: status 200 or 503, and a line per check.
+  http::Awaitable<std::pair<bool, std::string>> readiness();
+
+  std::shared_ptr<AdminContext> ctx_;
 };
 
 }  // namespace granary

@@ -163,7 +163,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
     throw ConfigError(os.str());
   }
-  checkKeys(root, {"listen", "admin_listen", "admin_token", "threads", "domain", "anonymous", "log_level", "access_log", "server", "backend",
+  checkKeys(root, {"listen", "admin_listen", "admin_token", "threads", "domain", "anonymous", "log_level", "access_log", "access_log_format", "server", "backend",
                    "bucket", "client_keys", "cache"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
@@ -174,6 +174,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
   cfg.anonymous = getBool(root, "anonymous", "", cfg.anonymous);
   cfg.logLevel = getString(root, "log_level", "", cfg.logLevel);
   cfg.accessLog = getBool(root, "access_log", "", cfg.accessLog);
+  cfg.accessLogFormat = getString(root, "access_log_format", "", cfg.accessLogFormat);
 
   if (auto* server = root.get("server")) {
     if (!server->is_table()) throw ConfigError("'server' must be a table");
@@ -276,6 +277,8 @@ void validateBackend(const BackendConfig& b, const std::string& where) {
 }
 
 void validate(const Config& cfg) {
+  if (cfg.accessLogFormat != "text" && cfg.accessLogFormat != "json" && cfg.accessLogFormat != "clf")
+    throw ConfigError("'access_log_format' must be \"text\", \"json\" or \"clf\" (got '" + cfg.accessLogFormat + "')");
   validateBackend(cfg.backend, "backend.");
   if (cfg.backend.accessKey.empty())
     throw ConfigError("no backend credentials: set backend.access_key/secret_key, --backend-access-key/"
@@ -345,7 +348,8 @@ std::string describe(const Config& cfg) {
      << "domain = \"" << cfg.domain << "\"\n"
      << "anonymous = " << (cfg.anonymous ? "true" : "false") << "\n"
      << "log_level = \"" << cfg.logLevel << "\"\n"
-     << "access_log = " << (cfg.accessLog ? "true" : "false") << "\n\n"
+     << "access_log = " << (cfg.accessLog ? "true" : "false") << "\n"
+     << "access_log_format = \"" << cfg.accessLogFormat << "\"\n\n"
      << "[server]\n"
      << "idle_timeout = \"" << formatDuration(cfg.idleTimeout) << "\"\n"
      << "read_timeout = \"" << formatDuration(cfg.readTimeout) << "\"\n"

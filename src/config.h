@@ -73,13 +73,14 @@ struct CacheConfig {
 
 struct Config {
   std::string listen = "127.0.0.1:9000";
-  std::string adminListen;  // GET /metrics, /healthz; "" = no admin endpoint
+  std::string adminListen = "127.0.0.1:9001";  // metrics, health, admin API; "" = no admin endpoint
   std::string adminToken;   // required as "Authorization: Bearer TOKEN" by the admin endpoint (/healthz aside)
   std::uint32_t threads = 0;  // 0 = one per core
   std::string domain;
   bool anonymous = false;
   std::string logLevel = "info";
   bool accessLog = true;
+  std::string accessLogFormat = "text";  // text (key=value), json, clf
   std::vector<std::pair<std::string, std::string>> clientKeys;
   BackendConfig backend;                     // the default backend: buckets no [[bucket]] names go here
   std::vector<BackendConfig> otherBackends;  // further [[backend]] blocks, by name

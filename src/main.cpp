@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -14,7 +15,9 @@
 #include "admin_handler.h"
 #include "config.h"
 #include "http/server.h"
+#include "s3api/cache_admin.h"
 #include "s3api/proxy_handler.h"
+#include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
 #include "upstream/http_upstream.h"
 
@@ -25,7 +28,7 @@ namespace asio = boost::asio;
 
 struct Flags {
   std::string config, checkConfig;
-  std::string listen, adminListen, adminToken, domain, logLevel;
+  std::string listen, adminListen, adminToken, domain, logLevel, accessLogFormat;
   std::uint32_t threads = 0;
   bool anonymous = false, accessLog = true;
   std::vector<std::string> clientKeys;
@@ -62,6 +65,7 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   if (given("--anonymous")) cfg.anonymous = f.anonymous;
   if (given("--log-level")) cfg.logLevel = f.logLevel;
   if (given("--access-log")) cfg.accessLog = f.accessLog;
+  if (given("--access-log-format")) cfg.accessLogFormat = f.accessLogFormat;
   for (const auto& k : f.clientKeys) cfg.clientKeys.push_back(parseClientKey(k));
   auto& b = cfg.backend;
   if (given("--backend-endpoint")) b.endpoint = f.endpoint;
@@ -97,13 +101,14 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--config", f.config, "TOML configuration file");
   app.add_option("--check-config", f.checkConfig, "Validate FILE, print the effective configuration, exit");
   app.add_option("--listen", f.listen, "Address to serve S3 on (default 127.0.0.1:9000)");
-  app.add_option("--admin-listen", f.adminListen, "Address of the admin endpoint: GET /metrics, /healthz (default: none)");
+  app.add_option("--admin-listen", f.adminListen, "Address of the admin endpoint: /metrics, /healthz, /readyz, /admin/* (default 127.0.0.1:9001; \"\" = none)");
   app.add_option("--admin-token", f.adminToken, "Token the admin endpoint requires (Authorization: Bearer TOKEN; /healthz is open)");
   app.add_option("--threads", f.threads, "I/O threads (default: one per core)");
   app.add_option("--domain", f.domain, "Base domain of virtual-hosted-style addressing (bucket.DOMAIN)");
   app.add_option("--anonymous", f.anonymous, "Allow unsigned requests (true/false)");
   app.add_option("--log-level", f.logLevel, "trace, debug, info, warn, error, off");
   app.add_option("--access-log", f.accessLog, "One log line per request (true/false)");
+  app.add_option("--access-log-format", f.accessLogFormat, "Access lines as text (key=value), json or clf");
   app.add_option("--client-key", f.clientKeys, "Client credentials AK:SK (repeatable)");
   app.add_option("--backend-endpoint", f.endpoint, "Backend URL, http(s)://host[:port]");
   app.add_option("--backend-region", f.region, "Backend region (signing scope)");
@@ -181,7 +186,7 @@ http::ServerOptions serverOptions(const Config& cfg, const asio::ip::tcp::endpoi
   return so;
 }
 
-upstream::HttpUpstreamOptions upstreamOptions(const BackendConfig& b) {
+upstream::HttpUpstreamOptions upstreamOptions(const BackendConfig& b, std::shared_ptr<upstream::UpstreamStats> stats) {
   upstream::HttpUpstreamOptions uo;
   uo.endpoint = *upstream::parseEndpoint(b.endpoint);  // validate() checked it
   uo.region = b.region;
@@ -194,6 +199,7 @@ upstream::HttpUpstreamOptions upstreamOptions(const BackendConfig& b) {
   uo.pool.idleTimeout = b.idleTimeout;
   uo.readTimeout = b.readTimeout;
   uo.retry.maxAttempts = static_cast<int>(b.maxRetries) + 1;
+  uo.stats = std::move(stats);
   return uo;
 }
 
@@ -225,12 +231,24 @@ std::shared_ptr<const s3api::BucketMap> bucketMap(const Config& cfg) {
   return map;
 }
 
+std::shared_ptr<const s3api::TtlTable> ttlTable(const Config& cfg) {
+  auto t = std::make_shared<s3api::TtlTable>();
+  t->fallback = cfg.cache.metadataTtl;
+  for (const auto& bk : cfg.buckets)
+    if (bk.metadataTtl) t->buckets[bk.name] = *bk.metadataTtl;
+  return t;
+}
+
 s3api::ProxyOptions proxyOptions(const Config& cfg) {
   s3api::ProxyOptions po;
   po.domain = cfg.domain;
   po.auth.allowAnonymous = cfg.anonymous;
   po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
   po.accessLog = cfg.accessLog;
+  po.accessLogFormat = cfg.accessLogFormat == "json" ? s3api::AccessLogFormat::Json
+                       : cfg.accessLogFormat == "clf" ? s3api::AccessLogFormat::Common
+                                                      : s3api::AccessLogFormat::Text;
+  po.ttls = std::make_shared<s3api::TtlStore>(ttlTable(cfg));
   po.buckets = bucketMap(cfg);
   po.metadataTtl = cfg.cache.metadataTtl;
   po.cacheStatusHeader = cfg.cache.statusHeader;
@@ -242,10 +260,33 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   return po;
 }
 
+/// What SIGHUP can change without a restart; the rest is reported as needing one.
+void warnUnreloadable(const Config& was, const Config& now) {
+  auto warn = [](const char* what) { spdlog::warn("SIGHUP: '{}' changed; it takes effect at the next start", what); };
+  if (was.listen != now.listen) warn("listen");
+  if (was.adminListen != now.adminListen) warn("admin_listen");
+  if (was.threads != now.threads) warn("threads");
+  if (was.backend.endpoint != now.backend.endpoint || was.otherBackends.size() != now.otherBackends.size()) warn("backend endpoints");
+  if (was.buckets.size() != now.buckets.size()) warn("[[bucket]] blocks");
+  if (was.cache.ramBytes != now.cache.ramBytes || was.cache.chunkSize != now.cache.chunkSize ||
+      was.cache.dirs.size() != now.cache.dirs.size())
+    warn("cache sizes or directories");
+}
+
+/// A handler with its thread, for work posted to it from elsewhere (SIGHUP, the admin API).
+struct Worker {
+  asio::io_context* ioc = nullptr;
+  s3api::ProxyHandler* handler = nullptr;
+};
+
 }  // namespace
 
+int adminMain(int argc, char** argv);  // admin_cli.cpp
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "admin") return adminMain(argc - 1, argv + 1);
   CLI::App app{"Granary: an S3-compatible caching reverse proxy"};
+  app.footer("Operate a running Granary with: granary admin --help");
   Flags f;
   defineFlags(app, f);
   CLI11_PARSE(app, argc, argv);
@@ -276,10 +317,23 @@ int main(int argc, char** argv) {
   spdlog::flush_on(spdlog::level::info);  // access lines appear as requests finish
 
   const http::ServerOptions so = serverOptions(cfg, listen);
+  auto adminCtx = std::make_shared<AdminContext>();
   std::vector<upstream::HttpUpstreamOptions> uos;
-  for (const auto* b : allBackends(cfg)) uos.push_back(upstreamOptions(*b));
+  for (const auto* b : allBackends(cfg)) {
+    auto stats = std::make_shared<upstream::UpstreamStats>();
+    uos.push_back(upstreamOptions(*b, stats));
+    adminCtx->backends.push_back({b->name, uos.back().endpoint, stats});
+  }
   s3api::ProxyOptions po = proxyOptions(cfg);
+  if (cfg.accessLogFormat != "text") {
+    // JSON and CLF lines carry nothing but themselves. spdlog's console sinks share one lock, so these
+    // lines never interleave with the main log's.
+    po.accessLogger = spdlog::stdout_logger_mt("access");
+    po.accessLogger->set_pattern("%v");
+    po.accessLogger->flush_on(spdlog::level::info);
+  }
   auto keys = std::make_shared<s3api::KeyStore>(keyTable(cfg));
+  std::vector<Worker> workers(so.threads);
 
   std::unique_ptr<cache::ChunkCache> chunkCache;
   std::unique_ptr<http::Server> server;
@@ -299,8 +353,12 @@ int main(int argc, char** argv) {
       for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo));
       std::unique_ptr<cache::CacheThread> ct;
       if (chunkCache->enabled()) ct = std::make_unique<cache::CacheThread>(*chunkCache, ioc.get_executor());
-      auto handler = std::make_unique<s3api::ProxyHandler>(po, keys, std::move(ups), std::move(ct));
+      s3api::ProxyOptions threadOpts = po;
+      threadOpts.requestStats = std::make_shared<s3api::RequestStats>();
+      adminCtx->requestStats.push_back(threadOpts.requestStats);
+      auto handler = std::make_unique<s3api::ProxyHandler>(std::move(threadOpts), keys, std::move(ups), std::move(ct));
       if (index == 0) handler->startUploader(ioc.get_executor());  // one uploader: operations go in order
+      workers.at(index) = {&ioc, handler.get()};
       return handler;
     });
     server->bind();
@@ -308,9 +366,16 @@ int main(int argc, char** argv) {
       http::ServerOptions ao = so;
       ao.listen = parseListen(cfg.adminListen);
       ao.threads = 1;
-      auto* cachePtr = chunkCache.get();
-      admin = std::make_unique<http::Server>(ao, [cachePtr, spool = po.writeBack, token = cfg.adminToken](asio::io_context&, unsigned) {
-        return std::make_unique<AdminHandler>(cachePtr, spool, token);
+      adminCtx->cache = chunkCache.get();
+      adminCtx->spool = po.writeBack;
+      adminCtx->token = cfg.adminToken;
+      adminCtx->openConnections = [s = server.get()] { return s->openConnections(); };
+      admin = std::make_unique<http::Server>(ao, [&](asio::io_context& aioc, unsigned) {
+        std::vector<s3api::AdminWorker> aw;
+        for (const auto& w : workers) aw.push_back({w.ioc->get_executor(), w.handler});
+        adminCtx->cacheAdmin = std::make_shared<s3api::CacheAdmin>(aioc.get_executor(), std::move(aw),
+                                                                   chunkCache.get(), adminCtx->requestStats);
+        return std::make_unique<AdminHandler>(adminCtx);
       });
       admin->bind();
     }
@@ -325,7 +390,8 @@ int main(int argc, char** argv) {
             << so.threads << " threads)" << std::endl;
   if (admin) {
     const auto aep = admin->localEndpoint();
-    std::cout << "granary admin on http://" << aep.address().to_string() << ":" << aep.port() << "/metrics" << std::endl;
+    std::cout << "granary admin on http://" << aep.address().to_string() << ":" << aep.port() << "/metrics"
+              << (cfg.adminToken.empty() ? " (no admin token: keep it on loopback)" : "") << std::endl;
   }
 
   // Signals are taken on the main thread; the I/O threads run the server.
@@ -341,13 +407,25 @@ int main(int argc, char** argv) {
         try {
           Config fresh = buildConfig(app, f, f.config);
           keys->set(keyTable(fresh));
-          spdlog::info("SIGHUP: reloaded {} client keys from {}", fresh.clientKeys.size(), f.config);
+          po.ttls->set(ttlTable(fresh));
+          // Backend credentials live in each thread's signer: each thread swaps its own. Connections stay.
+          const auto backends = allBackends(fresh);
+          for (const auto& w : workers)
+            for (std::size_t b = 0; b < backends.size() && b < uos.size(); ++b)
+              asio::post(*w.ioc, [h = w.handler, b, creds = sigv4::Credentials{backends[b]->accessKey, backends[b]->secretKey,
+                                                                              backends[b]->sessionToken}] {
+                h->setBackendCredentials(b, creds);
+              });
+          warnUnreloadable(cfg, fresh);
+          spdlog::info("SIGHUP: reloaded {} client keys, backend credentials and metadata TTLs from {}",
+                       fresh.clientKeys.size(), f.config);
         } catch (const std::exception& e) {
           spdlog::error("SIGHUP: keeping the old configuration: {}", e.what());
         }
       }
     } else if (++stops == 1) {
       spdlog::info("signal {}: shutting down (in-flight requests get {})", sig, formatDuration(cfg.shutdownTimeout));
+      if (adminCtx->cacheAdmin) adminCtx->cacheAdmin->shutdown();  // no preload work reaches the I/O threads now
       server->shutdown();
       if (admin) admin->shutdown();
     } else {
@@ -367,6 +445,7 @@ int main(int argc, char** argv) {
   io.join();
   if (adminThread.joinable()) adminThread.join();
   admin.reset();
+  adminCtx.reset();
   server.reset();       // handlers (and their cache threads) go before the cache
   chunkCache->close();  // journals flushed and compacted: the next start is warm
   spdlog::info("stopped");

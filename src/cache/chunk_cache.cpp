@@ -65,6 +65,11 @@ void ChunkCache::invalidateMeta(const std::string& metaKey) {
   stats_.invalidations.fetch_add(1, std::memory_order_relaxed);
 }
 
+void ChunkCache::forgetChunk(std::uint64_t hash) {
+  if (ram_) ram_->remove(hash);
+  if (disk_) disk_->index().remove(hash);
+}
+
 bool ChunkCache::couldExist(std::uint64_t hash) const {
   return (ram_ && ram_->contains(hash)) || (disk_ && disk_->index().find(hash));
 }
@@ -83,12 +88,13 @@ CacheThread::CacheThread(ChunkCache& cache, asio::any_io_executor ex) : cache_(c
   if (cache_.disk()) disk_ = std::make_unique<DiskIo>(*cache_.disk(), ex);
 }
 
-asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::uint64_t hash) {
+asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::uint64_t hash, Tier* tier) {
   CacheStats& st = cache_.stats();
   if (RamTier* ram = cache_.ram()) {
     ram->recordAccess(hash);
     if (auto c = ram->get(hash, key)) {
       st.ramHits.fetch_add(1, std::memory_order_relaxed);
+      if (tier) *tier = Tier::Ram;
       co_return c;
     }
   }
@@ -99,6 +105,7 @@ asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::
       auto r = co_await disk_->read(*loc, key);
       if (r.status == EntryStatus::Ok) {
         st.diskHits.fetch_add(1, std::memory_order_relaxed);
+        if (tier) *tier = Tier::Disk;
         ConstChunkPtr c = std::move(r.chunk);
         if (RamTier* ram = cache_.ram()) ram->put(hash, c);
         co_return c;

@@ -45,6 +45,7 @@ struct CacheStats {
   std::atomic<std::uint64_t> checksumErrors{0}, readErrors{0}, writeErrors{0};
   std::atomic<std::uint64_t> inserts{0}, insertsRejected{0};
   std::atomic<std::uint64_t> bytesFromCache{0}, bytesFromBackend{0};
+  std::atomic<std::uint64_t> bytesFromRam{0}, bytesFromDisk{0};  // bytesFromCache by tier
   std::atomic<std::uint64_t> fillsStarted{0}, fillWaits{0}, revalidations{0}, invalidations{0};
 };
 
@@ -68,6 +69,8 @@ class ChunkCache {
   void metaToRam(const std::string& metaKey, std::shared_ptr<const ObjectMeta> meta);
   /// Drops an object's metadata from RAM and disk: its chunks become unreachable until revalidated.
   void invalidateMeta(const std::string& metaKey);
+  /// Drops one chunk from RAM and disk (admin invalidation; the bytes stay until their region is reused).
+  void forgetChunk(std::uint64_t hash);
   /// A counter that invalidateMeta() bumps for this key (and a few others sharing its slot). Read it
   /// before asking the backend; storeMeta() refuses metadata fetched before an invalidation.
   std::uint64_t metaEpoch(const std::string& metaKey) const;
@@ -110,8 +113,10 @@ class CacheThread {
   ChunkCache& cache() { return cache_; }
   const boost::asio::any_io_executor& executor() const { return ex_; }
 
+  enum class Tier { None, Ram, Disk };
   /// RAM, then disk. @return the verified chunk, or null (miss, corrupt entry dropped, failed directory).
-  boost::asio::awaitable<ConstChunkPtr> lookup(const std::string& key, std::uint64_t hash);
+  /// @param tier where it was found, when given.
+  boost::asio::awaitable<ConstChunkPtr> lookup(const std::string& key, std::uint64_t hash, Tier* tier = nullptr);
   /// Offers a complete, sealed chunk to the RAM tier and writes it to disk if admitted there.
   boost::asio::awaitable<void> insert(ConstChunkPtr chunk);
 

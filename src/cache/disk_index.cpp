@@ -79,7 +79,10 @@ void DiskIndex::openRegionLocked(std::uint8_t dirIdx, Dir& d, std::uint32_t r) {
       Stripe& s = stripe(h);
       std::lock_guard lk(s.m);
       auto it = s.map.find(h);
-      if (it != s.map.end() && it->second.dir == dirIdx && regionOf(d, it->second) == r) s.map.erase(it);
+      if (it != s.map.end() && it->second.dir == dirIdx && regionOf(d, it->second) == r) {
+        s.map.erase(it);
+        evicted_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
   }
   reg.hashes.clear();
@@ -249,11 +252,16 @@ std::size_t DiskIndex::memoryBytes() const {
 
 DiskIndex::Stats DiskIndex::stats() const {
   Stats st;
+  st.dirBytes.assign(dirs_.size(), 0);
   for (const Stripe& s : stripes_) {
     std::lock_guard lk(s.m);
     st.entries += s.map.size();
-    for (const auto& [h, loc] : s.map) st.bytes += std::uint64_t{loc.blocks} * 4096;
+    for (const auto& [h, loc] : s.map) {
+      st.bytes += std::uint64_t{loc.blocks} * 4096;
+      if (loc.dir < st.dirBytes.size()) st.dirBytes[loc.dir] += std::uint64_t{loc.blocks} * 4096;
+    }
   }
+  st.evicted = evicted_.load();
   st.admitted = admitted_.load();
   st.rejected = rejected_.load();
   st.regionsReclaimed = reclaimed_.load();

@@ -119,6 +119,8 @@ class DiskIndex {
     std::uint64_t admitted = 0;
     std::uint64_t rejected = 0;
     std::uint64_t regionsReclaimed = 0;
+    std::uint64_t evicted = 0;             // entries dropped with their region when it was reused
+    std::vector<std::uint64_t> dirBytes;  // `bytes` by directory
   };
   Stats stats() const;
   /// Bytes of RAM the index holds (maps, region entry lists, sketch), for the bytes-per-chunk figure.
@@ -170,7 +172,7 @@ class DiskIndex {
   mutable std::mutex sketchMutex_;
   FrequencySketch sketch_;
   EventSink sink_;
-  std::atomic<std::uint64_t> admitted_{0}, rejected_{0}, reclaimed_{0};
+  std::atomic<std::uint64_t> admitted_{0}, rejected_{0}, reclaimed_{0}, evicted_{0};
 };
 
 }  // namespace granary::cache

@@ -39,7 +39,10 @@ bool RamTier::put(std::uint64_t hash, ConstChunkPtr chunk) {
     if (sketch_.frequency(*victim) >= freq) return false;
     freed += items_.find(*victim)->second.chunk->entrySize();
   }
-  while (bytes_ + size > capacity_) eraseLocked(items_.find(order_.back()));
+  while (bytes_ + size > capacity_) {
+    eraseLocked(items_.find(order_.back()));
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+  }
   order_.push_front(hash);
   items_.emplace(hash, Item{std::move(chunk), order_.begin()});
   bytes_ += size;

@@ -5,6 +5,7 @@
 
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <mutex>
@@ -31,6 +32,8 @@ class RamTier {
   std::uint64_t bytes() const;
   std::uint64_t capacity() const { return capacity_; }
   std::size_t size() const;
+  /// Chunks displaced to make room for others.
+  std::uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
  private:
   using Order = std::list<std::uint64_t>;  // front = most recent
@@ -43,6 +46,7 @@ class RamTier {
   const std::uint64_t capacity_;
   mutable std::mutex m_;
   std::uint64_t bytes_ = 0;
+  std::atomic<std::uint64_t> evictions_{0};
   Order order_;
   boost::unordered_flat_map<std::uint64_t, Item> items_;
   FrequencySketch sketch_;

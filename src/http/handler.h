@@ -61,6 +61,9 @@ struct RequestContext {
   asio::ip::tcp::endpoint remote;
   std::uint64_t connectionId = 0;
   std::uint32_t requestOnConnection = 0;
+  /// Made inside the process by an admin operation (cache preload, verify), not read from a socket:
+  /// carries no signature and is trusted. The server never sets it.
+  bool internal = false;
 };
 
 /// One per I/O thread; called only from that thread's io_context.

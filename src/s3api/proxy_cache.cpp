@@ -225,7 +225,8 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
 
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache,
                                                  std::shared_ptr<CachedObject> fillFirst) {
-  const auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
+  const auto ttl = opts_.ttls ? opts_.ttls->get()->forBucket(x.routed.bucket)
+                              : x.policy->metadataTtl.value_or(opts_.metadataTtl);
   auto isFresh = [&](const ObjectMeta& m) {
     return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
   };
@@ -419,7 +420,8 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
   std::uint64_t pos = offset;
   for (std::uint32_t i = first; i <= last; ++i) {
     for (std::uint32_t j = i + 1; j < i + opts_.parallelFills && j <= last; ++j) startFill(obj, j);
-    auto [chunk, fill] = co_await obtainChunk(obj, i);
+    cache::CacheThread::Tier tier = cache::CacheThread::Tier::None;
+    auto [chunk, fill] = co_await obtainChunk(obj, i, &tier);
     const std::uint64_t base = std::uint64_t{i} * C;
     const std::uint64_t from = pos - base;
     const std::uint64_t to = std::min(end, base + obj->chunkLength(i)) - base;
@@ -429,6 +431,7 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
         co_return true;
       }
       st.bytesFromCache.fetch_add(to - from, std::memory_order_relaxed);
+      (tier == cache::CacheThread::Tier::Ram ? st.bytesFromRam : st.bytesFromDisk).fetch_add(to - from, std::memory_order_relaxed);
     } else {
       std::uint64_t at = from;
       while (at < to) {
@@ -462,9 +465,9 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
 }
 
 http::Awaitable<std::pair<ConstChunkPtr, FillPtr>> ProxyHandler::obtainChunk(
-    const std::shared_ptr<const CachedObject>& obj, std::uint32_t index) {
+    const std::shared_ptr<const CachedObject>& obj, std::uint32_t index, cache::CacheThread::Tier* tier) {
   std::string key = obj->chunkKey(index);
-  if (auto c = co_await cache_->lookup(key, cache::hashBytes(key))) co_return std::pair{std::move(c), FillPtr{}};
+  if (auto c = co_await cache_->lookup(key, cache::hashBytes(key), tier)) co_return std::pair{std::move(c), FillPtr{}};
   cache::ChunkCache& c = cache_->cache();
   auto [fill, leader] =
       c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });

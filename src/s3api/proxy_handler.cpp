@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <sstream>
 
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/range.h"
+#include "s3api/request_stats.h"
 #include "s3api/request_xml.h"
 #include "s3api/routing.h"
 #include "s3api/verified_body.h"
@@ -22,6 +24,62 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 using namespace boost::asio::experimental::awaitable_operators;
+
+/// A string as the inside of a JSON string literal.
+std::string jsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+/// A CLF field: no spaces, quotes or control bytes (they would split or forge fields).
+std::string clfField(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c == '"' || c == 0x7f) {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string isoTimeNow() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+std::string clfTimeNow() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+  return buf;
+}
 using boost::system::error_code;
 using upstream::UpstreamResponsePtr;
 constexpr std::size_t kMaxFreeBuffers = 32;
@@ -134,8 +192,22 @@ std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status 
   auto id = newRequestId();
   res.set(bhttp::field::content_type, "application/xml");
   res.set("x-amz-request-id", id);
-  if (opts_.accessLog)  // refused before a request existed: no remote, operation or key to report
-    spdlog::info("access id={} op=- status={} error={} in=0 out=0", id, static_cast<unsigned>(status), code);
+  if (opts_.requestStats) opts_.requestStats->record("-", static_cast<unsigned>(status), {}, {}, 0, 0);
+  if (opts_.accessLog) {  // refused before a request existed: no remote, operation or key to report
+    spdlog::logger& log = opts_.accessLogger ? *opts_.accessLogger : *spdlog::default_logger_raw();
+    switch (opts_.accessLogFormat) {
+      case AccessLogFormat::Json:
+        log.info(R"({{"time":"{}","id":"{}","op":"-","status":{},"error":"{}","bytes_in":0,"bytes_out":0}})",
+                 isoTimeNow(), id, static_cast<unsigned>(status), jsonEscape(code));
+        break;
+      case AccessLogFormat::Common:
+        log.info("- - - [{}] \"-\" {} 0 id={} op=- error={}", clfTimeNow(), static_cast<unsigned>(status), id, code);
+        break;
+      case AccessLogFormat::Text:
+        log.info("access id={} op=- status={} error={} in=0 out=0", id, static_cast<unsigned>(status), code);
+        break;
+    }
+  }
   return renderErrorXml(code, message, "", id);
 }
 
@@ -163,6 +235,11 @@ http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const
     x.backendId = &buckets.backendId(x.policy->backend);
     x.backendBucket = std::string(buckets.backendBucket(x.routed.bucket));
     co_await forward(x);
+  }
+  if (opts_.requestStats) {
+    const bool read = x.req.method() == bhttp::verb::get || x.req.method() == bhttp::verb::head;
+    opts_.requestStats->record(x.op, x.status, x.routed.bucket, read && !x.routed.key.empty() ? x.cacheStatus : "",
+                               x.bytesIn, x.bytesOut);
   }
   if (opts_.accessLog) logAccess(x);
 }
@@ -234,7 +311,9 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   in.now = std::chrono::system_clock::now();
   in.bucket = x.routed.bucket;
   in.virtualHosted = x.routed.virtualHosted;
-  AuthResult ar = verifyRequest(in, *keys, opts_.auth);
+  AuthResult ar;
+  if (x.ctx.internal) ar.auth.accessKey = "granary-admin";  // made in this process (preload): no signature
+  else ar = verifyRequest(in, *keys, opts_.auth);
   if (ar.failure) co_return co_await sendError(x, *ar.failure);
   const VerifiedAuth& auth = ar.auth;
   x.accessKey = auth.accessKey;
@@ -666,8 +745,27 @@ http::Awaitable<void> ProxyHandler::sendError(Exchange& x, const S3Failure& f, s
 
 void ProxyHandler::logAccess(const Exchange& x) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - x.start);
-  spdlog::info("access id={} remote={} op={} method={} bucket={} key={} status={} error={} in={} out={} us={} ak={} cache={}",
-               x.requestId, x.ctx.remote.address().to_string(), x.op, std::string(x.req.method_string()),
+  spdlog::logger& log = opts_.accessLogger ? *opts_.accessLogger : *spdlog::default_logger_raw();
+  if (opts_.accessLogFormat == AccessLogFormat::Json) {
+    log.info(R"({{"time":"{}","id":"{}","remote":"{}","op":"{}","method":"{}","bucket":"{}","key":"{}","status":{},)"
+             R"("error":"{}","bytes_in":{},"bytes_out":{},"duration_us":{},"access_key":"{}","cache":"{}"}})",
+             isoTimeNow(), x.requestId, x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op,
+             std::string(x.req.method_string()), jsonEscape(x.routed.bucket), jsonEscape(x.routed.key), x.status,
+             jsonEscape(x.errorCode), x.bytesIn, x.bytesOut, us.count(), jsonEscape(x.accessKey), x.cacheStatus);
+    return;
+  }
+  if (opts_.accessLogFormat == AccessLogFormat::Common) {
+    // The request line names the path only: query strings can carry presigned signatures and tokens.
+    log.info("{} - {} [{}] \"{} {} HTTP/{}.{}\" {} {} id={} op={} cache={} us={}",
+             x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(),
+             x.accessKey.empty() ? "-" : clfField(x.accessKey), clfTimeNow(), std::string(x.req.method_string()),
+             clfField(x.routed.rawPath.empty() ? std::string(splitTarget(x.req.target()).first) : x.routed.rawPath),
+             x.req.version() / 10, x.req.version() % 10, x.status, x.bytesOut, x.requestId, x.op, x.cacheStatus,
+             us.count());
+    return;
+  }
+  log.info("access id={} remote={} op={} method={} bucket={} key={} status={} error={} in={} out={} us={} ak={} cache={}",
+               x.requestId, x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op, std::string(x.req.method_string()),
                x.routed.bucket, x.routed.key, x.status, x.errorCode.empty() ? "-" : x.errorCode, x.bytesIn,
                x.bytesOut, us.count(), x.accessKey.empty() ? "-" : x.accessKey, x.cacheStatus);
 }

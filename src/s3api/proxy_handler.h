@@ -3,8 +3,11 @@
 // backend (re-signed) and stream the answer back. One instance per I/O thread.
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <unordered_map>
 
 #include <boost/asio/steady_timer.hpp>
 #include <pugixml.hpp>
@@ -22,7 +25,52 @@
 #include "s3api/verified_body.h"
 #include "upstream/upstream.h"
 
+namespace spdlog {
+class logger;
+}
+
 namespace granary::s3api {
+
+class RequestStats;
+
+enum class AccessLogFormat {
+  Text,    // "access id=... op=... status=..." (key=value), after the log's time and level
+  Json,    // one JSON object per line, nothing else on it
+  Common,  // NCSA common log format, then id=, op=, cache=, us= fields
+};
+
+/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
+/// the time returned before taking more.
+class RateLimiter {
+ public:
+  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
+  std::chrono::nanoseconds reserve(std::uint64_t bytes);
+
+ private:
+  std::mutex m_;
+  const std::uint64_t rate_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
+/// Metadata TTLs by client bucket, replaceable at run time (SIGHUP) like the key table.
+struct TtlTable {
+  std::chrono::milliseconds fallback{60'000};  // cache.metadata_ttl
+  std::unordered_map<std::string, std::chrono::milliseconds> buckets;  // [[bucket]] metadata_ttl
+  std::chrono::milliseconds forBucket(const std::string& bucket) const {
+    auto it = buckets.find(bucket);
+    return it == buckets.end() ? fallback : it->second;
+  }
+};
+
+class TtlStore {
+ public:
+  explicit TtlStore(std::shared_ptr<const TtlTable> t) : table_(std::move(t)) {}
+  std::shared_ptr<const TtlTable> get() const { return std::atomic_load(&table_); }
+  void set(std::shared_ptr<const TtlTable> t) { std::atomic_store(&table_, std::move(t)); }
+
+ private:
+  std::shared_ptr<const TtlTable> table_;
+};
 
 struct ProxyOptions {
   std::string domain;  // virtual-hosted base domain; empty = path style only
@@ -30,6 +78,12 @@ struct ProxyOptions {
   std::size_t bufferSize = 256 * 1024;               // relay buffer per request
   std::uint64_t maxObjectSize = 5ull * 1024 * 1024 * 1024;  // S3's single-PUT limit
   bool accessLog = true;
+  AccessLogFormat accessLogFormat = AccessLogFormat::Text;
+  /// Where access lines go (JSON and CLF lines need a logger printing the message alone); null = the
+  /// default logger.
+  std::shared_ptr<spdlog::logger> accessLogger;
+  /// This handler's request counters (one instance per thread); null = not counted.
+  std::shared_ptr<RequestStats> requestStats;
   /// Bodies up to this size are read and verified whole before anything goes upstream (and can then
   /// be retried); larger ones stream, their last byte held back until every check has passed.
   std::size_t verifyBeforeSend = 1 << 20;
@@ -41,6 +95,8 @@ struct ProxyOptions {
   /// How long cached metadata is trusted before a conditional request revalidates it; 0 = always,
   /// milliseconds::max() = forever (immutable data sets).
   std::chrono::milliseconds metadataTtl{60'000};
+  /// When set, TTLs come from here (reloadable) instead of metadataTtl and the bucket map.
+  std::shared_ptr<TtlStore> ttls;
   bool cacheStatusHeader = true;        // x-granary-cache on GET/HEAD responses
   std::size_t parallelFills = 4;        // chunks one request fetches at once
   std::size_t maxFills = 64;            // chunks in flight across the process (each holds a chunk of RAM)
@@ -81,6 +137,49 @@ class ProxyHandler final : public http::RequestHandler {
                             std::string_view message) override;
   /// Starts the write-back uploader on this handler's thread (main calls it on one handler).
   void startUploader(boost::asio::any_io_executor ex);
+  // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name
+  // clients use.
+  struct ListedObject {
+    std::string key;
+    std::uint64_t size = 0;
+    std::string etag;
+  };
+  struct ListPage {
+    std::vector<ListedObject> objects;
+    std::string nextToken;  // empty: the last page
+    std::string error;      // empty: listed
+  };
+  /// One page of ListObjectsV2 at the bucket's backend.
+  http::Awaitable<ListPage> adminList(std::string bucket, std::string prefix, std::string token);
+  struct CachedExtent {
+    bool known = false;  // the cache holds the object's metadata
+    std::uint64_t size = 0;
+    std::string etag;
+    std::uint32_t chunks = 0, cachedChunks = 0;
+    std::uint64_t cachedBytes = 0;
+    bool complete() const { return known && cachedChunks == chunks; }
+  };
+  /// How much of an object the cache holds (its metadata, then which chunks the index has; no data read).
+  http::Awaitable<CachedExtent> adminCached(std::string bucket, std::string key);
+  /// Drops an object's metadata and chunks from the cache. @return what was cached before.
+  http::Awaitable<CachedExtent> adminInvalidate(std::string bucket, std::string key);
+  struct ReadResult {
+    unsigned status = 0;
+    std::string cacheStatus;  // x-granary-cache of the answer
+    std::string etag;
+    std::uint64_t bytes = 0;
+    std::string md5Hex;  // when asked for
+    std::string error;   // S3 error code, or why the read stopped
+  };
+  /// GETs an object through the cache as a client would (filling what is missing); the bytes are counted
+  /// (and hashed with MD5 if `md5`), paced by `limit` when given.
+  http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5, std::shared_ptr<RateLimiter> limit);
+
+  /// New credentials for backend `backend` (SIGHUP). Call on this handler's thread.
+  void setBackendCredentials(std::size_t backend, sigv4::Credentials creds) {
+    if (backend < upstreams_.size()) upstreams_[backend]->setCredentials(std::move(creds));
+  }
+
   void shutdown() override {
     stopping_ = true;
     if (uploaderTimer_) uploaderTimer_->cancel();
@@ -124,6 +223,9 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<bool> readWhole(upstream::BodySource& body, std::size_t expected, std::string& out);
   std::string newRequestId();
   void logAccess(const Exchange& x);
+  /// Cache key pieces of a client-visible bucket's object (backend id, bucket at the backend, metadata key).
+  std::string adminMetaKey(const std::string& bucket, const std::string& key, std::string& backendId,
+                           std::string& backendBucket) const;
 
   // The cached read path and write invalidation (proxy_cache.cpp).
   struct CachedObject;
@@ -145,8 +247,9 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,
                                      std::uint64_t length, http::ResponseHeader header);
   /// The chunk from the cache, or the fill that is (or now starts) fetching it.
+  /// @param tier where a cached chunk was found, when given.
   http::Awaitable<std::pair<cache::ConstChunkPtr, cache::FillPtr>> obtainChunk(
-      const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
+      const std::shared_ptr<const CachedObject>& obj, std::uint32_t index, cache::CacheThread::Tier* tier = nullptr);
   /// Starts fetching a chunk in the background unless it is cached, in flight, or the budget is spent.
   void startFill(const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
   /// Fetches chunk `index` into `fill`; `opened`: the backend's answer for it, when already asked.

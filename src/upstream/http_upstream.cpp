@@ -229,7 +229,35 @@ Awaitable<boost::system::error_code> HttpUpstream::writeRequest(Connection& conn
   }
 }
 
+namespace {
+
+void countFailure(UpstreamStats* stats, const boost::system::error_code& ec) {
+  if (!stats || ec == make_error_code(Error::BodySourceFailed) || ec == make_error_code(Error::ShuttingDown)) return;
+  if (ec == make_error_code(Error::ConnectTimeout) || ec == make_error_code(Error::PoolExhausted) ||
+      ec == asio::error::connection_refused || ec == asio::error::host_not_found ||
+      ec == asio::error::host_not_found_try_again || ec == asio::error::network_unreachable ||
+      ec == asio::error::host_unreachable)
+    stats->connectErrors.fetch_add(1, std::memory_order_relaxed);
+  else if (ec == make_error_code(Error::ResponseTimeout))
+    stats->timeouts.fetch_add(1, std::memory_order_relaxed);
+  else
+    stats->networkErrors.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
 Awaitable<boost::system::result<UpstreamResponsePtr>> HttpUpstream::attempt(UpstreamRequest& req, bool& mayRetry) {
+  auto r = co_await attemptOnce(req, mayRetry);
+  if (auto* stats = opts_.stats.get()) {
+    stats->attempts.fetch_add(1, std::memory_order_relaxed);
+    if (!r) countFailure(stats, r.error());
+    else if ((*r)->header().result_int() >= 500) stats->serverErrors.fetch_add(1, std::memory_order_relaxed);
+  }
+  co_return r;
+}
+
+Awaitable<boost::system::result<UpstreamResponsePtr>> HttpUpstream::attemptOnce(UpstreamRequest& req, bool& mayRetry) {
+  const auto started = std::chrono::steady_clock::now();
   auto acquired = co_await pool_.acquire();
   if (!acquired) co_return acquired.error();
   ConnectionPtr conn = std::move(*acquired);
@@ -252,6 +280,7 @@ Awaitable<boost::system::result<UpstreamResponsePtr>> HttpUpstream::attempt(Upst
     pool_.release(std::move(conn), false);
     co_return rec == beast::error::timeout ? make_error_code(Error::ResponseTimeout) : rec;
   }
+  if (opts_.stats) opts_.stats->latency.observe(std::chrono::steady_clock::now() - started);
   co_return std::make_unique<HttpUpstreamResponse>(pool_, std::move(conn), std::move(parser), opts_.readTimeout);
 }
 
@@ -273,6 +302,7 @@ Awaitable<boost::system::result<UpstreamResponsePtr>> HttpUpstream::send(Upstrea
       spdlog::warn("backend request {} /{}/{} failed: {}; retrying (attempt {})", bhttp::to_string(req.method),
                    req.bucket, req.key, last.error().message(), attemptNo);
     }
+    if (opts_.stats) opts_.stats->retries.fetch_add(1, std::memory_order_relaxed);
     asio::steady_timer t(ex_, opts_.retry.backoff(attemptNo, rng_));
     co_await t.async_wait(kTuple);
   }

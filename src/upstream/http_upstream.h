@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/buffer_pool.h"
+#include "common/metrics.h"
 #include "common/sigv4.h"
 #include "upstream/connection_pool.h"
 #include "upstream/endpoint.h"
@@ -14,6 +15,15 @@
 #include "upstream/upstream.h"
 
 namespace granary::upstream {
+
+/// One backend's request figures, shared by the HttpUpstreams of every I/O thread (read by /metrics).
+struct UpstreamStats {
+  /// Each attempt: from taking a connection to the response header (time to first byte).
+  metrics::DurationHistogram latency;
+  std::atomic<std::uint64_t> attempts{0}, retries{0};
+  /// Failed attempts by kind: no connection (refused, DNS, pool), timeout, connection lost, 5xx answer.
+  std::atomic<std::uint64_t> connectErrors{0}, timeouts{0}, networkErrors{0}, serverErrors{0};
+};
 
 struct HttpUpstreamOptions {
   Endpoint endpoint;
@@ -27,6 +37,8 @@ struct HttpUpstreamOptions {
   std::size_t bodyBufferSize = 256 * 1024;
   /// Virtual-hosted addressing (bucket.host/key), for buckets whose names allow it; else path style.
   bool virtualHosted = false;
+  /// Where attempts are counted; null = not counted.
+  std::shared_ptr<UpstreamStats> stats;
 };
 
 class HttpUpstream final : public Upstream {
@@ -39,7 +51,7 @@ class HttpUpstream final : public Upstream {
   void shutdown() override;
 
   /// New backend credentials (SIGHUP reload); applies to the next request signed.
-  void setCredentials(sigv4::Credentials creds) { signer_.setCredentials(std::move(creds)); }
+  void setCredentials(sigv4::Credentials creds) override { signer_.setCredentials(std::move(creds)); }
   ConnectionPool& pool() { return pool_; }
 
   /// The wire path of a request: "/bucket/encoded/key" (empty segments as "%2F"); "/encoded/key" when
@@ -51,6 +63,7 @@ class HttpUpstream final : public Upstream {
 
  private:
   Awaitable<boost::system::result<UpstreamResponsePtr>> attempt(UpstreamRequest& req, bool& mayRetry);
+  Awaitable<boost::system::result<UpstreamResponsePtr>> attemptOnce(UpstreamRequest& req, bool& mayRetry);
   Awaitable<boost::system::error_code> writeRequest(Connection& conn, UpstreamRequest& req);
 
   asio::any_io_executor ex_;

@@ -73,6 +73,8 @@ class Upstream {
   virtual Awaitable<boost::system::result<UpstreamResponsePtr>> send(UpstreamRequest& req) = 0;
   /// Cancels timers and drops idle connections; called once at shutdown.
   virtual void shutdown() = 0;
+  /// New backend credentials (SIGHUP), for the requests signed from now on. Call on the upstream's thread.
+  virtual void setCredentials(sigv4::Credentials) {}
 };
 
 }  // namespace granary::upstream

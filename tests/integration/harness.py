@@ -115,6 +115,8 @@ class Granary:
         for ak, sk in client_keys:
             args += ["--client-key", "%s:%s" % (ak, sk)]
         args += list(extra)
+        if "--admin-listen" not in args:
+            args += ["--admin-listen", "127.0.0.1:0"]  # never the default 127.0.0.1:9001: tests run in parallel
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         m = _wait_for_line(self.proc, r"granary listening on http://127\.0\.0\.1:(\d+)", 30, self.log)
         self.port = int(m.group(1))
@@ -144,6 +146,14 @@ class Granary:
                 name, _, value = line.rpartition(" ")
                 out[name] = float(value)
         return out
+
+    def admin(self, *args, token=None, check=True, timeout=300):
+        """Runs `granary admin ARGS --admin URL [--token T]`; returns CompletedProcess (text)."""
+        cmd = [GRANARY, "admin", "--admin", self.admin_url()] + (["--token", token] if token else []) + list(args)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("granary admin %s failed (%d):\n%s\n%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+        return p
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:

@@ -424,6 +424,18 @@ class DurabilityTest(CacheCase):
         self.assertEqual(after_hit['granary_cache_hits_total{tier="disk"}'] -
                          after_miss['granary_cache_hits_total{tier="disk"}'], 3)
         self.assertEqual(after_hit["granary_cache_misses_total"], after_miss["granary_cache_misses_total"])
+        # Request-level: one GetObject 200 each, answered as a miss then as a hit; bytes by tier.
+        ok = 'granary_requests_total{op="GetObject",status="200"}'
+        self.assertEqual(after_miss[ok] - before.get(ok, 0), 1)
+        self.assertEqual(after_hit[ok] - after_miss[ok], 1)
+        for m, result in ((after_miss, "miss"), (after_hit, "hit")):
+            self.assertEqual(m['granary_cache_requests_total{result="%s"}' % result] -
+                             before['granary_cache_requests_total{result="%s"}' % result], 1, result)
+        self.assertEqual(after_hit['granary_cache_served_bytes_total{tier="disk"}'] -
+                         after_miss['granary_cache_served_bytes_total{tier="disk"}'], len(data))
+        self.assertEqual(after_hit['granary_backend_request_duration_seconds_count{backend="default"}'],
+                         after_miss['granary_backend_request_duration_seconds_count{backend="default"}'])
+        self.assertGreater(after_miss['granary_backend_request_duration_seconds_count{backend="default"}'], 0)
         self.assertNotIn("s3cr3t-admin", g.log_text())
 
     def test_flipped_bytes_in_the_cache_file_are_caught(self):

@@ -1,0 +1,348 @@
+// `granary admin ...`: the command line of the admin API. Talks HTTP to a running Granary's admin
+// endpoint (--admin URL, --token T; or the config file's admin_listen and admin_token). A separate
+// process, so blocking I/O is fine here.
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "common/units.h"
+#include "config.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+namespace json = boost::json;
+
+std::atomic<bool> interrupted{false};
+
+struct AdminTarget {
+  std::string host, port, token;
+};
+
+struct Reply {
+  unsigned status = 0;
+  std::string body;
+};
+
+/// One request to the admin endpoint. Throws std::runtime_error when it cannot be reached.
+Reply call(const AdminTarget& t, bhttp::verb method, const std::string& target) {
+  asio::io_context ioc;
+  asio::ip::tcp::resolver resolver(ioc);
+  asio::ip::tcp::socket socket(ioc);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(t.host, t.port, ec);
+  if (!ec) asio::connect(socket, results, ec);
+  if (ec) throw std::runtime_error("cannot reach the admin endpoint " + t.host + ":" + t.port + ": " + ec.message());
+  bhttp::request<bhttp::string_body> req{method, target, 11};
+  req.set(bhttp::field::host, t.host + ":" + t.port);
+  req.set(bhttp::field::user_agent, "granary-admin");
+  if (!t.token.empty()) req.set(bhttp::field::authorization, "Bearer " + t.token);
+  req.prepare_payload();
+  bhttp::write(socket, req, ec);
+  boost::beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  if (!ec) bhttp::read(socket, buf, res, ec);
+  if (ec) throw std::runtime_error("admin endpoint " + t.host + ":" + t.port + ": " + ec.message());
+  return {res.result_int(), std::move(res.body())};
+}
+
+std::string enc(std::string_view s) { return boost::urls::encode(s, boost::urls::unreserved_chars); }
+
+/// "s3://bucket/prefix" -> bucket, prefix.
+std::pair<std::string, std::string> parseS3Url(const std::string& url) {
+  if (!url.starts_with("s3://") || url.size() == 5 || url[5] == '/')
+    throw CLI::ValidationError("s3://bucket[/prefix] expected, got '" + url + "'");
+  const auto rest = url.substr(5);
+  const auto slash = rest.find('/');
+  if (slash == std::string::npos) return {rest, ""};
+  return {rest.substr(0, slash), rest.substr(slash + 1)};
+}
+
+json::object parseObject(const Reply& r) {
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (ec || !v.is_object()) {
+    std::string what = r.body.substr(0, 300);
+    while (!what.empty() && what.back() == '\n') what.pop_back();
+    throw std::runtime_error("admin endpoint answered " + std::to_string(r.status) + ": " + what);
+  }
+  auto o = std::move(v.as_object());
+  if (r.status >= 400) {
+    const auto* e = o.if_contains("error");
+    throw std::runtime_error("admin endpoint answered " + std::to_string(r.status) + ": " +
+                             (e && e->is_string() ? std::string(e->as_string()) : r.body));
+  }
+  return o;
+}
+
+std::uint64_t u64(const json::object& o, const char* k) {
+  const auto* v = o.if_contains(k);
+  if (!v) return 0;
+  if (v->is_uint64()) return v->as_uint64();
+  if (v->is_int64()) return static_cast<std::uint64_t>(std::max<std::int64_t>(0, v->as_int64()));
+  if (v->is_double()) return static_cast<std::uint64_t>(std::max(0.0, v->as_double()));
+  return 0;
+}
+double dbl(const json::object& o, const char* k) {
+  const auto* v = o.if_contains(k);
+  if (!v) return 0;
+  if (v->is_double()) return v->as_double();
+  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
+  if (v->is_int64()) return static_cast<double>(v->as_int64());
+  return 0;
+}
+std::string str(const json::object& o, const char* k) {
+  const auto* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+std::string human(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 5) v /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+  return buf;
+}
+
+void progressLine(const json::object& j) {
+  const std::uint64_t total = u64(j, "objects_total"), done = u64(j, "objects_done");
+  const std::uint64_t btotal = u64(j, "bytes_total"), bdone = u64(j, "bytes_done");
+  const int width = 24;
+  const double frac = btotal ? static_cast<double>(bdone) / static_cast<double>(btotal) : total ? static_cast<double>(done) / static_cast<double>(total) : 0;
+  const int filled = static_cast<int>(frac * width);
+  std::string bar = std::string(static_cast<std::size_t>(std::clamp(filled, 0, width)), '#') +
+                    std::string(static_cast<std::size_t>(width - std::clamp(filled, 0, width)), '.');
+  std::string line = "\r[" + bar + "] " + std::to_string(done) + "/" + std::to_string(total) + " objects  " +
+                     human(bdone) + "/" + human(btotal) + "  " + human(static_cast<std::uint64_t>(dbl(j, "rate_bytes_per_second"))) + "/s";
+  if (j.contains("eta_seconds")) line += "  ETA " + seconds(dbl(j, "eta_seconds"));
+  if (str(j, "state") == "listing") line = "\rlisting... " + std::to_string(total) + " objects, " + human(btotal);
+  std::fprintf(stderr, "%-100s", line.c_str());
+  std::fflush(stderr);
+}
+
+int load(const AdminTarget& t, const std::string& url, unsigned concurrency, const std::string& rate, bool verify,
+         bool progress, bool detach, bool asJson) {
+  const auto [bucket, prefix] = parseS3Url(url);
+  std::string target = "/admin/load?bucket=" + enc(bucket) + "&prefix=" + enc(prefix) +
+                       "&concurrency=" + std::to_string(concurrency);
+  if (!rate.empty()) target += "&rate=" + enc(rate);
+  if (verify) target += "&verify=true";
+  auto job = parseObject(call(t, bhttp::verb::post, target));
+  const std::string id = str(job, "id");
+  if (detach) {
+    std::cout << id << "\n";
+    return 0;
+  }
+  std::signal(SIGINT, [](int) { interrupted = true; });
+  std::signal(SIGTERM, [](int) { interrupted = true; });
+  while (true) {
+    const std::string state = str(job, "state");
+    if (state == "done" || state == "failed" || state == "cancelled") break;
+    if (interrupted) {
+      job = parseObject(call(t, bhttp::verb::delete_, "/admin/jobs/" + enc(id)));
+      if (progress) std::fprintf(stderr, "\ninterrupted: job %s cancelled; run the same command again to resume\n", id.c_str());
+      interrupted = false;
+      continue;  // wait for the objects in flight
+    }
+    if (progress) progressLine(job);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    job = parseObject(call(t, bhttp::verb::get, "/admin/jobs/" + enc(id)));
+  }
+  if (progress) {
+    progressLine(job);
+    std::fputc('\n', stderr);
+  }
+  if (asJson) {
+    std::cout << json::serialize(job) << "\n";
+  } else {
+    std::cout << "load " << id << " of s3://" << bucket << "/" << prefix << ": " << str(job, "state") << "\n"
+              << "  objects: " << u64(job, "objects_total") << " listed, " << u64(job, "objects_loaded") << " loaded, "
+              << u64(job, "objects_skipped") << " already cached, " << u64(job, "objects_failed") << " failed\n"
+              << "  bytes:   " << human(u64(job, "bytes_loaded")) << " loaded, " << human(u64(job, "bytes_skipped"))
+              << " already cached, in " << seconds(dbl(job, "elapsed_seconds")) << " ("
+              << human(static_cast<std::uint64_t>(dbl(job, "rate_bytes_per_second"))) << "/s)\n";
+    if (verify)
+      std::cout << "  verify:  " << u64(job, "objects_verified") << " verified, " << u64(job, "objects_verify_failed")
+                << " failed (dropped from the cache)\n";
+    if (!str(job, "error").empty()) std::cout << "  error:   " << str(job, "error") << "\n";
+    if (const auto* errs = job.if_contains("errors"); errs && errs->is_array())
+      for (const auto& e : errs->as_array())
+        if (e.is_object()) std::cout << "  failed:  " << str(e.as_object(), "key") << ": " << str(e.as_object(), "error") << "\n";
+  }
+  const bool ok = str(job, "state") == "done" && u64(job, "objects_failed") == 0 && u64(job, "objects_verify_failed") == 0;
+  return ok ? 0 : 1;
+}
+
+int invalidate(const AdminTarget& t, const std::string& url, bool asPrefix, bool asJson) {
+  const auto [bucket, key] = parseS3Url(url);
+  auto r = parseObject(call(t, bhttp::verb::post, "/admin/invalidate?bucket=" + enc(bucket) + "&key=" + enc(key) +
+                                                      (asPrefix ? "&prefix=true" : "")));
+  if (asJson) std::cout << json::serialize(r) << "\n";
+  else
+    std::cout << "invalidated s3://" << bucket << "/" << key << ": " << u64(r, "objects_invalidated")
+              << " cached objects dropped (" << human(u64(r, "bytes_invalidated")) << "), "
+              << u64(r, "objects_listed") << " objects listed at the backend\n"
+              << (str(r, "listing_error").empty() ? "" : "  listing failed: " + str(r, "listing_error") + "\n");
+  return 0;
+}
+
+int stats(const AdminTarget& t, bool asJson) {
+  auto s = parseObject(call(t, bhttp::verb::get, "/admin/stats"));
+  if (asJson) {
+    std::cout << json::serialize(s) << "\n";
+    return 0;
+  }
+  std::printf("%-28s %s / %s\n", "disk cache used / capacity", human(u64(s, "disk_used_bytes")).c_str(),
+              human(u64(s, "disk_capacity_bytes")).c_str());
+  if (const auto* dirs = s.if_contains("dirs"); dirs && dirs->is_array())
+    for (const auto& d : dirs->as_array())
+      if (d.is_object())
+        std::printf("  %-26s %s / %s%s\n", str(d.as_object(), "path").c_str(), human(u64(d.as_object(), "used_bytes")).c_str(),
+                    human(u64(d.as_object(), "capacity_bytes")).c_str(),
+                    d.as_object().at("up").as_bool() ? "" : "  OUT OF SERVICE");
+  if (s.contains("ram_capacity_bytes"))
+    std::printf("%-28s %s / %s\n", "RAM tier used / capacity", human(u64(s, "ram_used_bytes")).c_str(),
+                human(u64(s, "ram_capacity_bytes")).c_str());
+  const std::uint64_t h = u64(s, "requests_hit"), m = u64(s, "requests_miss"), p = u64(s, "requests_partial");
+  std::printf("%-28s %.1f%%  (%llu hits, %llu misses, %llu partial)\n", "request hit ratio", 100 * dbl(s, "request_hit_ratio"),
+              static_cast<unsigned long long>(h), static_cast<unsigned long long>(m), static_cast<unsigned long long>(p));
+  std::printf("%-28s %.1f%%  (RAM %s, disk %s, backend %s)\n", "byte hit ratio", 100 * dbl(s, "byte_hit_ratio"),
+              human(u64(s, "bytes_from_ram")).c_str(), human(u64(s, "bytes_from_disk")).c_str(),
+              human(u64(s, "bytes_from_backend")).c_str());
+  std::printf("%-28s %llu\n", "disk evictions", static_cast<unsigned long long>(u64(s, "disk_evictions")));
+  if (const auto* top = s.if_contains("top_buckets"); top && top->is_array() && !top->as_array().empty()) {
+    std::printf("\n%-30s %10s %12s %9s\n", "top buckets (by bytes sent)", "requests", "sent", "hit ratio");
+    for (const auto& b : top->as_array())
+      if (b.is_object())
+        std::printf("%-30s %10llu %12s %8.1f%%\n", str(b.as_object(), "bucket").c_str(),
+                    static_cast<unsigned long long>(u64(b.as_object(), "requests")), human(u64(b.as_object(), "bytes_out")).c_str(),
+                    100 * dbl(b.as_object(), "hit_ratio"));
+  }
+  return 0;
+}
+
+int ls(const AdminTarget& t, const std::string& url, std::uint64_t max, bool asJson) {
+  const auto [bucket, prefix] = parseS3Url(url);
+  auto r = parseObject(call(t, bhttp::verb::get, "/admin/ls?bucket=" + enc(bucket) + "&prefix=" + enc(prefix) +
+                                                     "&max=" + std::to_string(max)));
+  if (asJson) {
+    std::cout << json::serialize(r) << "\n";
+    return 0;
+  }
+  if (!str(r, "error").empty()) throw std::runtime_error("listing s3://" + bucket + "/" + prefix + ": " + str(r, "error"));
+  std::printf("%-9s %12s %12s  %s\n", "STATE", "SIZE", "CACHED", "KEY");
+  if (const auto* objs = r.if_contains("objects"); objs && objs->is_array())
+    for (const auto& o : objs->as_array())
+      if (o.is_object())
+        std::printf("%-9s %12s %12s  %s\n", str(o.as_object(), "state").c_str(), human(u64(o.as_object(), "size")).c_str(),
+                    human(u64(o.as_object(), "cached_bytes")).c_str(), str(o.as_object(), "key").c_str());
+  std::printf("%llu objects, %s; cached: %s (%llu whole, %llu partly)%s\n",
+              static_cast<unsigned long long>(u64(r, "total_objects")), human(u64(r, "total_bytes")).c_str(),
+              human(u64(r, "cached_bytes")).c_str(), static_cast<unsigned long long>(u64(r, "objects_full")),
+              static_cast<unsigned long long>(u64(r, "objects_partial")),
+              r.contains("truncated") && r.at("truncated").as_bool() ? " (truncated: raise --max)" : "");
+  return 0;
+}
+
+}  // namespace
+
+int adminMain(int argc, char** argv) {
+  CLI::App app{"Operate a running Granary through its admin endpoint (admin_listen)", "granary admin"};
+  app.require_subcommand(1);
+  app.fallthrough();  // --admin, --token, --json also after the subcommand
+  std::string adminUrl, token, configFile;
+  bool asJson = false;
+  app.add_option("--admin", adminUrl, "Admin endpoint, e.g. http://127.0.0.1:9001 (default: the config's admin_listen)");
+  app.add_option("--token", token, "Admin token (default: $GRANARY_ADMIN_TOKEN, then the config's admin_token)");
+  app.add_option("--config", configFile, "Granary's TOML configuration, for admin_listen and admin_token");
+  app.add_flag("--json", asJson, "Print the API's JSON instead of a table");
+
+  std::string url, rate;
+  unsigned concurrency = 8;
+  bool verify = false, noProgress = false, detach = false;
+  std::uint64_t max = 1000;
+  auto* loadCmd = app.add_subcommand("load", "Fetch every object under s3://bucket/prefix into the cache (skips what is cached and current)");
+  loadCmd->add_option("url", url, "s3://bucket/prefix")->required();
+  loadCmd->add_option("--concurrency", concurrency, "Objects fetched at once (default 8)")->check(CLI::Range(1u, 256u));
+  loadCmd->add_option("--rate", rate, "Bandwidth cap in bytes per second, e.g. 200MiB (default: none)");
+  loadCmd->add_flag("--verify", verify, "Re-read every object from the cache and check its bytes (MD5 against a single-part ETag)");
+  loadCmd->add_flag("--no-progress", noProgress, "No progress bar (it is shown only on a terminal anyway)");
+  loadCmd->add_flag("--detach", detach, "Start the job, print its id and return");
+  auto* invCmd = app.add_subcommand("invalidate", "Drop s3://bucket/key from the cache; a name no object has is a prefix: every object under it");
+  invCmd->add_option("url", url, "s3://bucket/key-or-prefix")->required();
+  bool asPrefix = false;
+  invCmd->add_flag("--prefix", asPrefix, "Treat the key as a prefix even when an object has that exact name");
+  auto* statsCmd = app.add_subcommand("stats", "Capacity, use, hit ratio and top buckets");
+  auto* lsCmd = app.add_subcommand("ls", "Objects under s3://bucket/prefix and how much of each is cached");
+  lsCmd->add_option("url", url, "s3://bucket/prefix")->required();
+  lsCmd->add_option("--max", max, "List at most this many objects (default 1000)");
+  auto* healthCmd = app.add_subcommand("health", "Exit 0 if /healthz answers (container health checks)");
+  auto* readyCmd = app.add_subcommand("ready", "Print /readyz; exit 0 if ready");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    granary::Config cfg;
+    if (!configFile.empty()) granary::loadConfigFile(configFile, cfg);
+    if (token.empty())
+      if (const char* env = std::getenv("GRANARY_ADMIN_TOKEN")) token = env;
+    if (token.empty()) token = cfg.adminToken;
+    if (adminUrl.empty()) {
+      if (cfg.adminListen.empty()) throw std::runtime_error("no admin endpoint: pass --admin URL (admin_listen is \"\")");
+      adminUrl = "http://" + cfg.adminListen;
+    }
+    auto u = boost::urls::parse_absolute_uri(adminUrl);
+    if (!u || u->scheme() != "http" || u->host().empty())
+      throw std::runtime_error("--admin: http://HOST:PORT expected, got '" + adminUrl + "'");
+    AdminTarget t{std::string(u->host_address()), u->has_port() ? std::string(u->port()) : "80", token};
+    if (t.host.size() > 2 && t.host.front() == '[') t.host = t.host.substr(1, t.host.size() - 2);
+    if (t.host == "0.0.0.0") t.host = "127.0.0.1";
+
+    if (*loadCmd) return load(t, url, concurrency, rate, verify, !noProgress && !asJson && isatty(2), detach, asJson);
+    if (*invCmd) return invalidate(t, url, asPrefix, asJson);
+    if (*statsCmd) return stats(t, asJson);
+    if (*lsCmd) return ls(t, url, max, asJson);
+    if (*healthCmd || *readyCmd) {
+      auto r = call(t, boost::beast::http::verb::get, *healthCmd ? "/healthz" : "/readyz");
+      std::cout << r.body;
+      return r.status == 200 ? 0 : 1;
+    }
+  } catch (const CLI::ValidationError& e) {
+    std::cerr << "granary admin: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "granary admin: " << e.what() << "\n";
+    return 2;
+  }
+  return 2;
+}
