@@ -62,15 +62,19 @@ struct TtlTable {
   }
 };
 
-class TtlStore {
+/// A shared, replaceable table (SIGHUP reloads swap the pointer; a request keeps the one it started with).
+template <class Table>
+class ReloadableTable {
  public:
-  explicit TtlStore(std::shared_ptr<const TtlTable> t) : table_(std::move(t)) {}
-  std::shared_ptr<const TtlTable> get() const { return std::atomic_load(&table_); }
-  void set(std::shared_ptr<const TtlTable> t) { std::atomic_store(&table_, std::move(t)); }
+  explicit ReloadableTable(std::shared_ptr<const Table> t) : table_(std::move(t)) {}
+  std::shared_ptr<const Table> get() const { return std::atomic_load(&table_); }
+  void set(std::shared_ptr<const Table> t) { std::atomic_store(&table_, std::move(t)); }
 
  private:
-  std::shared_ptr<const TtlTable> table_;
+  std::shared_ptr<const Table> table_;
 };
+using TtlStore = ReloadableTable<TtlTable>;
+using KeyStore = ReloadableTable<KeyTable>;
 
 struct ProxyOptions {
   std::string domain;  // virtual-hosted base domain; empty = path style only
@@ -110,17 +114,6 @@ struct ProxyOptions {
   /// The write-back spool (shared by every thread); null = no bucket writes back.
   std::shared_ptr<cache::WriteBackSpool> writeBack;
   std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
-};
-
-/// Shared, replaceable key table (reloads swap the pointer; requests keep the one they started with).
-class KeyStore {
- public:
-  explicit KeyStore(std::shared_ptr<const KeyTable> t) : table_(std::move(t)) {}
-  std::shared_ptr<const KeyTable> get() const { return std::atomic_load(&table_); }
-  void set(std::shared_ptr<const KeyTable> t) { std::atomic_store(&table_, std::move(t)); }
-
- private:
-  std::shared_ptr<const KeyTable> table_;
 };
 
 class ProxyHandler final : public http::RequestHandler {
