@@ -10,6 +10,9 @@
 
 #include <algorithm>
 
+#include "s3api/exchange.h"
+#include "s3api/multipart_tracker.h"
+
 namespace granary::s3api {
 namespace {
 
@@ -17,21 +20,10 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
-std::string_view unquote(std::string_view e) {
-  if (e.size() >= 2 && e.front() == '"' && e.back() == '"') return e.substr(1, e.size() - 2);
-  return e;
-}
-
 /// A single-part upload's ETag is the MD5 of the object (32 hex digits); a multipart one has "-N".
-bool isMd5Etag(std::string_view etag) {
-  etag = unquote(etag);
+bool isMd5Etag(std::string_view quoted) {
+  const std::string etag = unquoteEtag(quoted);
   return etag.size() == 32 && std::all_of(etag.begin(), etag.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 }  // namespace
@@ -172,7 +164,7 @@ asio::awaitable<void> CacheAdmin::loadWorker(std::shared_ptr<Job> job, std::shar
     const ProxyHandler::ListedObject& o = job->objects[job->nextObject++];
     const AdminWorker& w = nextWorker();
     auto have = co_await asio::co_spawn(w.ex, w.handler->adminCached(job->req.bucket, o.key), asio::use_awaitable);
-    const bool fresh = have.complete() && unquote(have.etag) == unquote(o.etag);
+    const bool fresh = have.complete() && unquoteEtag(have.etag) == unquoteEtag(o.etag);
     if (fresh) {
       ++job->skipped;
       job->bytesSkipped += o.size;
@@ -192,7 +184,7 @@ asio::awaitable<void> CacheAdmin::loadWorker(std::shared_ptr<Job> job, std::shar
       std::string why;
       if (!r.error.empty()) why = "verify: " + r.error;
       else if (r.bytes != o.size) why = "verify: read " + std::to_string(r.bytes) + " bytes, listed " + std::to_string(o.size);
-      else if (md5 && lower(r.md5Hex) != lower(unquote(o.etag))) why = "verify: MD5 " + r.md5Hex + " is not the ETag " + o.etag;
+      else if (md5 && lower(r.md5Hex) != lower(unquoteEtag(o.etag))) why = "verify: MD5 " + r.md5Hex + " is not the ETag " + o.etag;
       else if (!r.cacheStatus.empty() && r.cacheStatus != "hit") why = "verify: answered as " + r.cacheStatus + ", not from the cache";
       if (why.empty()) {
         ++job->verified;
@@ -247,7 +239,7 @@ asio::awaitable<json::object> CacheAdmin::ls(std::string bucket, std::string pre
     const AdminWorker& w = nextWorker();
     if (stopping_) break;
     auto have = co_await asio::co_spawn(w.ex, w.handler->adminCached(bucket, o.key), asio::use_awaitable);
-    const bool current = have.known && unquote(have.etag) == unquote(o.etag);
+    const bool current = have.known && unquoteEtag(have.etag) == unquoteEtag(o.etag);
     // Chunks of another version of the object are not "cached": reads will not use them.
     const std::uint64_t c = current ? have.cachedBytes : 0;
     const char* state = !have.known ? "none" : !current ? "stale" : have.complete() ? "full" : c ? "partial" : "metadata";

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <sstream>
 
+#include "common/timeutil.h"
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/range.h"
@@ -58,18 +59,6 @@ std::string clfField(std::string_view s) {
     }
   }
   return out;
-}
-
-std::string isoTimeNow() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
 }
 
 std::string clfTimeNow() {
@@ -198,7 +187,7 @@ std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status 
     switch (opts_.accessLogFormat) {
       case AccessLogFormat::Json:
         log.info(R"({{"time":"{}","id":"{}","op":"-","status":{},"error":"{}","bytes_in":0,"bytes_out":0}})",
-                 isoTimeNow(), id, static_cast<unsigned>(status), jsonEscape(code));
+                 formatIsoTime(std::chrono::system_clock::now()), id, static_cast<unsigned>(status), jsonEscape(code));
         break;
       case AccessLogFormat::Common:
         log.info("- - - [{}] \"-\" {} 0 id={} op=- error={}", clfTimeNow(), static_cast<unsigned>(status), id, code);
@@ -749,7 +738,7 @@ void ProxyHandler::logAccess(const Exchange& x) {
   if (opts_.accessLogFormat == AccessLogFormat::Json) {
     log.info(R"({{"time":"{}","id":"{}","remote":"{}","op":"{}","method":"{}","bucket":"{}","key":"{}","status":{},)"
              R"("error":"{}","bytes_in":{},"bytes_out":{},"duration_us":{},"access_key":"{}","cache":"{}"}})",
-             isoTimeNow(), x.requestId, x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op,
+             formatIsoTime(std::chrono::system_clock::now()), x.requestId, x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op,
              std::string(x.req.method_string()), jsonEscape(x.routed.bucket), jsonEscape(x.routed.key), x.status,
              jsonEscape(x.errorCode), x.bytesIn, x.bytesOut, us.count(), jsonEscape(x.accessKey), x.cacheStatus);
     return;
