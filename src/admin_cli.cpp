@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "common/units.h"
+#include "common/log_escape.h"
 #include "config.h"
 
 namespace {
@@ -33,6 +34,7 @@ namespace {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 namespace json = boost::json;
+using granary::logSafe;
 
 std::atomic<bool> interrupted{false};
 
@@ -85,13 +87,13 @@ json::object parseObject(const Reply& r) {
   if (ec || !v.is_object()) {
     std::string what = r.body.substr(0, 300);
     while (!what.empty() && what.back() == '\n') what.pop_back();
-    throw std::runtime_error("admin endpoint answered " + std::to_string(r.status) + ": " + what);
+    throw std::runtime_error("admin endpoint answered " + std::to_string(r.status) + ": " + logSafe(what));
   }
   auto o = std::move(v.as_object());
   if (r.status >= 400) {
     const auto* e = o.if_contains("error");
     throw std::runtime_error("admin endpoint answered " + std::to_string(r.status) + ": " +
-                             (e && e->is_string() ? std::string(e->as_string()) : r.body));
+                             logSafe(e && e->is_string() ? std::string(e->as_string()) : r.body));
   }
   return o;
 }
@@ -112,9 +114,11 @@ double dbl(const json::object& o, const char* k) {
   if (v->is_int64()) return static_cast<double>(v->as_int64());
   return 0;
 }
+/// A string field for the terminal: keys and error texts come from clients and backends, so control
+/// bytes are escaped (an object key must not drive the operator's terminal).
 std::string str(const json::object& o, const char* k) {
   const auto* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  return v && v->is_string() ? logSafe(v->as_string()) : std::string();
 }
 
 std::string human(std::uint64_t bytes) {
@@ -334,7 +338,10 @@ int adminMain(int argc, char** argv) {
     if (*lsCmd) return ls(t, url, max, asJson);
     if (*healthCmd || *readyCmd) {
       auto r = call(t, boost::beast::http::verb::get, *healthCmd ? "/healthz" : "/readyz");
-      std::cout << r.body;
+      std::string body = r.body;
+      const bool newline = !body.empty() && body.back() == '\n';
+      if (newline) body.pop_back();
+      std::cout << logSafe(body) << (newline ? "\n" : "");
       return r.status == 200 ? 0 : 1;
     }
   } catch (const CLI::ValidationError& e) {

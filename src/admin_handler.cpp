@@ -102,6 +102,16 @@ std::string AdminHandler::metrics() const {
     w.sample("granary_cache_invalidations_total", s.invalidations.load());
     w.family("granary_cache_checksum_errors_total", "counter", "Entries read from disk that failed their checksum (dropped, served from the backend).");
     w.sample("granary_cache_checksum_errors_total", s.checksumErrors.load());
+    w.family("granary_cache_length_errors_total", "counter",
+             "Chunks whose length did not match what their object's size implies (the object changed under the "
+             "same ETag): dropped, never served.");
+    w.sample("granary_cache_length_errors_total", s.lengthErrors.load());
+    w.family("granary_cache_bucket_invalidations_total", "counter",
+             "Whole-bucket metadata invalidations (writes Granary could not attribute to keys).");
+    w.sample("granary_cache_bucket_invalidations_total", s.bucketInvalidations.load());
+    w.family("granary_cache_stale_served_total", "counter",
+             "Answers served from cached objects the backend failed to revalidate (stale-if-error).");
+    w.sample("granary_cache_stale_served_total", s.staleServed.load());
     w.family("granary_cache_io_errors_total", "counter", "Cache device reads and writes that failed.");
     w.sample("granary_cache_io_errors_total", {{"op", "read"}}, s.readErrors.load());
     w.sample("granary_cache_io_errors_total", {{"op", "write"}}, s.writeErrors.load());

@@ -2,8 +2,11 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <set>
+#include <cstdio>
 #include <sstream>
 
 #include "common/units.h"
@@ -56,6 +59,28 @@ std::chrono::milliseconds getDuration(const toml::table& t, const char* key, con
 
 std::string mask(const std::string& s) { return s.empty() ? "" : "********"; }
 
+}  // namespace
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04X", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+namespace {
+
 std::uint64_t getSize(const toml::table& t, const char* key, const std::string& where, std::uint64_t def) {
   auto node = t.get(key);
   if (!node) return def;
@@ -99,7 +124,7 @@ WriteMode parseWriteMode(const std::string& v, const std::string& where) {
 }
 
 BucketConfig loadBucket(const toml::table& t, const std::string& where) {
-  checkKeys(t, {"name", "backend", "backend_bucket", "write_mode", "metadata_ttl", "cache"}, where);
+  checkKeys(t, {"name", "backend", "backend_bucket", "write_mode", "metadata_ttl", "stale_if_error", "cache"}, where);
   BucketConfig b;
   b.name = getString(t, "name", where, "");
   if (b.name.empty()) throw ConfigError("'" + where + "name' is required in [[bucket]] blocks");
@@ -107,14 +132,15 @@ BucketConfig loadBucket(const toml::table& t, const std::string& where) {
   b.backendBucket = getString(t, "backend_bucket", where, "");
   b.writeMode = parseWriteMode(getString(t, "write_mode", where, "write-through"), where);
   if (t.get("metadata_ttl")) b.metadataTtl = getDuration(t, "metadata_ttl", where, {});
+  if (t.get("stale_if_error")) b.staleIfError = getDuration(t, "stale_if_error", where, {});
   b.cache = getBool(t, "cache", where, true);
   return b;
 }
 
 void loadCache(const toml::table& t, CacheConfig& c) {
   const std::string where = "cache.";
-  checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "status_header", "parallel_fills", "max_fills",
-                "read_ahead", "writeback_dir", "writeback_retry_max"},
+  checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "stale_if_error", "status_header",
+                "parallel_fills", "max_fills", "read_ahead", "writeback_dir", "writeback_retry_max"},
             where);
   if (auto* dirs = t.get("cache_dir")) {
     auto* arr = dirs->as_array();
@@ -128,6 +154,7 @@ void loadCache(const toml::table& t, CacheConfig& c) {
   c.ramBytes = getSize(t, "ram_cache", where, c.ramBytes);
   c.chunkSize = getSize(t, "chunk_size", where, c.chunkSize);
   c.metadataTtl = getDuration(t, "metadata_ttl", where, c.metadataTtl);
+  c.staleIfError = getDuration(t, "stale_if_error", where, c.staleIfError);
   c.statusHeader = getBool(t, "status_header", where, c.statusHeader);
   c.parallelFills = getUint(t, "parallel_fills", where, c.parallelFills);
   c.maxFills = getUint(t, "max_fills", where, c.maxFills);
@@ -163,14 +190,23 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
     throw ConfigError(os.str());
   }
-  checkKeys(root, {"listen", "admin_listen", "admin_token", "threads", "domain", "anonymous", "log_level", "access_log", "access_log_format", "server", "backend",
-                   "bucket", "client_keys", "cache"},
+  checkKeys(root, {"listen", "admin_listen", "admin_token", "threads", "domain", "regions", "anonymous", "log_level",
+                   "access_log", "access_log_format", "server", "backend", "bucket", "client_keys", "cache"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
   cfg.adminListen = getString(root, "admin_listen", "", cfg.adminListen);
   cfg.adminToken = getString(root, "admin_token", "", cfg.adminToken);
   cfg.threads = getUint(root, "threads", "", cfg.threads);
   cfg.domain = getString(root, "domain", "", cfg.domain);
+  if (auto* regions = root.get("regions")) {
+    const auto* arr = regions->as_array();
+    if (!arr) throw ConfigError("'regions' must be an array of region names, e.g. [\"us-east-1\"]");
+    cfg.regions.clear();
+    for (auto& el : *arr) {
+      if (!el.is_string()) throw ConfigError("'regions' must be an array of region names, e.g. [\"us-east-1\"]");
+      cfg.regions.push_back(el.value<std::string>().value());
+    }
+  }
   cfg.anonymous = getBool(root, "anonymous", "", cfg.anonymous);
   cfg.logLevel = getString(root, "log_level", "", cfg.logLevel);
   cfg.accessLog = getBool(root, "access_log", "", cfg.accessLog);
@@ -299,6 +335,10 @@ void validate(const Config& cfg) {
       throw ConfigError("bucket '" + b.name + "': write_mode = \"write-back\" needs a spool: cache.writeback_dir = "
                         "\"PATH:SIZE\" (or --writeback-dir)");
   }
+  for (const auto& r : cfg.regions)
+    if (r.empty() || r.size() > 64 ||
+        !std::all_of(r.begin(), r.end(), [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-'; }))
+      throw ConfigError("'regions': '" + r + "' is not a region name (letters, digits and '-')");
   if (cfg.clientKeys.empty() && !cfg.anonymous)
     throw ConfigError("no client keys: add [[client_keys]] or --client-key AK:SK (or set anonymous = true)");
   const auto& c = cfg.cache;
@@ -322,14 +362,14 @@ std::string_view writeModeName(WriteMode m) {
 
 namespace {
 void describeBackend(std::ostringstream& os, const BackendConfig& b) {
-  os << "name = \"" << b.name << "\"\n"
-     << "endpoint = \"" << b.endpoint << "\"\n"
+  os << "name = " << quoted(b.name) << "\n"
+     << "endpoint = " << quoted(b.endpoint) << "\n"
      << "addressing = \"" << (b.virtualHosted ? "virtual" : "path") << "\"\n"
-     << "region = \"" << b.region << "\"\n"
-     << "access_key = \"" << b.accessKey << "\"\n"
+     << "region = " << quoted(b.region) << "\n"
+     << "access_key = " << quoted(b.accessKey) << "\n"
      << "secret_key = \"" << mask(b.secretKey) << "\"\n"
      << "session_token = \"" << mask(b.sessionToken) << "\"\n"
-     << "ca_file = \"" << b.caFile << "\"\n"
+     << "ca_file = " << quoted(b.caFile) << "\n"
      << "verify_tls = " << (b.verifyTls ? "true" : "false") << "\n"
      << "max_connections = " << b.maxConnections << "\n"
      << "connect_timeout = \"" << formatDuration(b.connectTimeout) << "\"\n"
@@ -341,13 +381,18 @@ void describeBackend(std::ostringstream& os, const BackendConfig& b) {
 
 std::string describe(const Config& cfg) {
   std::ostringstream os;
-  os << "listen = \"" << cfg.listen << "\"\n"
-     << "admin_listen = \"" << cfg.adminListen << "\"\n"
+  os << "listen = " << quoted(cfg.listen) << "\n"
+     << "admin_listen = " << quoted(cfg.adminListen) << "\n"
      << "admin_token = \"" << mask(cfg.adminToken) << "\"\n"
      << "threads = " << cfg.threads << "\n"
-     << "domain = \"" << cfg.domain << "\"\n"
+     << "domain = " << quoted(cfg.domain) << "\n"
+     << "regions = [" << [&] {
+          std::string r;
+          for (const auto& x : cfg.regions) r += (r.empty() ? "" : ", ") + quoted(x);
+          return r;
+        }() << "]\n"
      << "anonymous = " << (cfg.anonymous ? "true" : "false") << "\n"
-     << "log_level = \"" << cfg.logLevel << "\"\n"
+     << "log_level = " << quoted(cfg.logLevel) << "\n"
      << "access_log = " << (cfg.accessLog ? "true" : "false") << "\n"
      << "access_log_format = \"" << cfg.accessLogFormat << "\"\n\n"
      << "[server]\n"
@@ -364,29 +409,31 @@ std::string describe(const Config& cfg) {
     describeBackend(os, o);
   }
   for (const auto& bk : cfg.buckets) {
-    os << "\n[[bucket]]\nname = \"" << bk.name << "\"\n"
-       << "backend = \"" << (bk.backend.empty() ? cfg.backend.name : bk.backend) << "\"\n"
-       << "backend_bucket = \"" << (bk.backendBucket.empty() ? bk.name : bk.backendBucket) << "\"\n"
+    os << "\n[[bucket]]\nname = " << quoted(bk.name) << "\n"
+       << "backend = " << quoted(bk.backend.empty() ? cfg.backend.name : bk.backend) << "\n"
+       << "backend_bucket = " << quoted(bk.backendBucket.empty() ? bk.name : bk.backendBucket) << "\n"
        << "write_mode = \"" << writeModeName(bk.writeMode) << "\"\n"
        << "metadata_ttl = \"" << formatDuration(bk.metadataTtl.value_or(cfg.cache.metadataTtl)) << "\"\n"
+       << "stale_if_error = \"" << formatDuration(bk.staleIfError.value_or(cfg.cache.staleIfError)) << "\"\n"
        << "cache = " << (bk.cache ? "true" : "false") << "\n";
   }
   const auto& c = cfg.cache;
   os << "\n[cache]\ncache_dir = [";
   for (std::size_t i = 0; i < c.dirs.size(); ++i)
-    os << (i ? ", " : "") << "\"" << c.dirs[i].path << ":" << formatSize(c.dirs[i].size) << "\"";
+    os << (i ? ", " : "") << quoted(c.dirs[i].path + ":" + formatSize(c.dirs[i].size));
   os << "]\n"
      << "ram_cache = \"" << formatSize(c.ramBytes) << "\"\n"
      << "chunk_size = \"" << formatSize(c.chunkSize) << "\"\n"
      << "metadata_ttl = \"" << formatDuration(c.metadataTtl) << "\"\n"
+     << "stale_if_error = \"" << formatDuration(c.staleIfError) << "\"\n"
      << "status_header = " << (c.statusHeader ? "true" : "false") << "\n"
      << "parallel_fills = " << c.parallelFills << "\n"
      << "max_fills = " << c.maxFills << "\n"
      << "read_ahead = " << c.readAhead << "\n";
-  if (c.writeBack) os << "writeback_dir = \"" << c.writeBack->path << ":" << formatSize(c.writeBack->size) << "\"\n";
+  if (c.writeBack) os << "writeback_dir = " << quoted(c.writeBack->path + ":" + formatSize(c.writeBack->size)) << "\n";
   os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n";
   for (const auto& [ak, sk] : cfg.clientKeys)
-    os << "\n[[client_keys]]\naccess_key = \"" << ak << "\"\nsecret_key = \"" << mask(sk) << "\"\n";
+    os << "\n[[client_keys]]\naccess_key = " << quoted(ak) << "\nsecret_key = \"" << mask(sk) << "\"\n";
   return os.str();
 }
 

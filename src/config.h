@@ -49,6 +49,7 @@ struct BucketConfig {
   std::string backendBucket;  // its name at the backend; "" = the same as `name`
   WriteMode writeMode = WriteMode::Through;
   std::optional<std::chrono::milliseconds> metadataTtl;  // nullopt = cache.metadata_ttl
+  std::optional<std::chrono::milliseconds> staleIfError;  // nullopt = cache.stale_if_error
   bool cache = true;
 };
 
@@ -62,6 +63,9 @@ struct CacheConfig {
   std::uint64_t ramBytes = 0;        // 0: no RAM tier
   std::uint64_t chunkSize = 4ull << 20;
   std::chrono::milliseconds metadataTtl{60'000};  // milliseconds::max() = forever
+  /// How long past its TTL cached metadata may still be served when revalidating it meets a 5xx, a
+  /// timeout or a refused connection (RFC 5861's stale-if-error); 0 = never.
+  std::chrono::milliseconds staleIfError{3'600'000};
   bool statusHeader = true;
   std::uint32_t parallelFills = 4;
   std::uint32_t maxFills = 64;
@@ -77,6 +81,9 @@ struct Config {
   std::string adminToken;   // required as "Authorization: Bearer TOKEN" by the admin endpoint (/healthz aside)
   std::uint32_t threads = 0;  // 0 = one per core
   std::string domain;
+  /// The regions client signatures may name in their credential scope (the first is the one named as
+  /// expected in errors); empty = the backends' regions.
+  std::vector<std::string> regions;
   bool anonymous = false;
   std::string logLevel = "info";
   bool accessLog = true;
@@ -109,6 +116,9 @@ std::pair<std::string, std::string> parseClientKey(const std::string& s);
 
 /// "PATH:SIZE" (e.g. "/nvme0/granary:500GiB") -> directory; throws ConfigError.
 CacheDirConfig parseCacheDir(const std::string& s);
+
+/// `s` as a TOML basic string, quotes included (quotes, backslashes and control characters escaped).
+std::string quoted(std::string_view s);
 
 /// The effective configuration as TOML, secrets masked.
 std::string describe(const Config& cfg);

@@ -6,11 +6,14 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
+#include <sys/stat.h>
 #include <iostream>
 #include <thread>
 
 #include "cache/chunk_cache.h"
+#include "common/log_escape.h"
 #include "common/units.h"
 #include "admin_handler.h"
 #include "config.h"
@@ -31,14 +34,14 @@ struct Flags {
   std::string listen, adminListen, adminToken, domain, logLevel, accessLogFormat;
   std::uint32_t threads = 0;
   bool anonymous = false, accessLog = true;
-  std::vector<std::string> clientKeys;
+  std::vector<std::string> clientKeys, regions;
   std::string endpoint, region, accessKey, secretKey, sessionToken, caFile;
   bool insecure = false;
   std::uint32_t maxConnections = 0, maxRetries = 0;
   std::string connectTimeout, backendReadTimeout, backendIdleTimeout;
   std::string idleTimeout, readTimeout, writeTimeout, shutdownTimeout, maxSkew;
   std::vector<std::string> cacheDirs;
-  std::string ramCache, chunkSize, metadataTtl, writeBackDir;
+  std::string ramCache, chunkSize, metadataTtl, staleIfError, writeBackDir;
   bool cacheStatusHeader = true;
 };
 
@@ -62,6 +65,7 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   if (given("--admin-token")) cfg.adminToken = f.adminToken;
   if (given("--threads")) cfg.threads = f.threads;
   if (given("--domain")) cfg.domain = f.domain;
+  if (given("--region")) cfg.regions = f.regions;
   if (given("--anonymous")) cfg.anonymous = f.anonymous;
   if (given("--log-level")) cfg.logLevel = f.logLevel;
   if (given("--access-log")) cfg.accessLog = f.accessLog;
@@ -93,6 +97,7 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   if (given("--ram-cache")) c.ramBytes = sizeFlag("ram-cache", f.ramCache);
   if (given("--chunk-size")) c.chunkSize = sizeFlag("chunk-size", f.chunkSize);
   if (given("--metadata-ttl")) c.metadataTtl = durationFlag("metadata-ttl", f.metadataTtl);
+  if (given("--stale-if-error")) c.staleIfError = durationFlag("stale-if-error", f.staleIfError);
   if (given("--cache-status-header")) c.statusHeader = f.cacheStatusHeader;
   if (given("--writeback-dir")) c.writeBack = parseCacheDir(f.writeBackDir);
 }
@@ -105,6 +110,7 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--admin-token", f.adminToken, "Token the admin endpoint requires (Authorization: Bearer TOKEN; /healthz is open)");
   app.add_option("--threads", f.threads, "I/O threads (default: one per core)");
   app.add_option("--domain", f.domain, "Base domain of virtual-hosted-style addressing (bucket.DOMAIN)");
+  app.add_option("--region", f.regions, "A region client signatures may name (repeatable; default: the backends' regions)");
   app.add_option("--anonymous", f.anonymous, "Allow unsigned requests (true/false)");
   app.add_option("--log-level", f.logLevel, "trace, debug, info, warn, error, off");
   app.add_option("--access-log", f.accessLog, "One log line per request (true/false)");
@@ -131,6 +137,8 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--ram-cache", f.ramCache, "RAM tier size, e.g. 1GiB (default 0: none)");
   app.add_option("--chunk-size", f.chunkSize, "Cache chunk size (default 4MiB)");
   app.add_option("--metadata-ttl", f.metadataTtl, "Trust cached metadata this long: 60s (default), 0, forever");
+  app.add_option("--stale-if-error", f.staleIfError,
+                 "Serve cached objects this long past their TTL when the backend fails (default 1h; 0 = never)");
   app.add_option("--cache-status-header", f.cacheStatusHeader, "Send x-granary-cache on GET/HEAD (true/false)");
   app.add_option("--writeback-dir", f.writeBackDir, "Write-back spool PATH:SIZE (for write_mode = \"write-back\" buckets)");
 }
@@ -234,8 +242,11 @@ std::shared_ptr<const s3api::BucketMap> bucketMap(const Config& cfg) {
 std::shared_ptr<const s3api::TtlTable> ttlTable(const Config& cfg) {
   auto t = std::make_shared<s3api::TtlTable>();
   t->fallback = cfg.cache.metadataTtl;
-  for (const auto& bk : cfg.buckets)
+  t->staleFallback = cfg.cache.staleIfError;
+  for (const auto& bk : cfg.buckets) {
     if (bk.metadataTtl) t->buckets[bk.name] = *bk.metadataTtl;
+    if (bk.staleIfError) t->staleBuckets[bk.name] = *bk.staleIfError;
+  }
   return t;
 }
 
@@ -244,6 +255,11 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.domain = cfg.domain;
   po.auth.allowAnonymous = cfg.anonymous;
   po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
+  po.auth.regions = cfg.regions;
+  if (po.auth.regions.empty())  // the regions of the object stores behind this endpoint, the default's first
+    for (const auto* b : allBackends(cfg))
+      if (std::find(po.auth.regions.begin(), po.auth.regions.end(), b->region) == po.auth.regions.end())
+        po.auth.regions.push_back(b->region);
   po.accessLog = cfg.accessLog;
   po.accessLogFormat = cfg.accessLogFormat == "json" ? s3api::AccessLogFormat::Json
                        : cfg.accessLogFormat == "clf" ? s3api::AccessLogFormat::Common
@@ -271,6 +287,17 @@ void warnUnreloadable(const Config& was, const Config& now) {
   if (was.cache.ramBytes != now.cache.ramBytes || was.cache.chunkSize != now.cache.chunkSize ||
       was.cache.dirs.size() != now.cache.dirs.size())
     warn("cache sizes or directories");
+}
+
+/// A config file that holds secrets should be readable by its owner alone (as ssh insists of its keys).
+void warnIfReadableSecrets(const std::string& path, const Config& cfg) {
+  if (path.empty()) return;
+  bool secrets = !cfg.adminToken.empty() || !cfg.clientKeys.empty();
+  for (const auto* b : allBackends(cfg)) secrets = secrets || !b->secretKey.empty();
+  struct stat st {};
+  if (!secrets || ::stat(path.c_str(), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) return;
+  spdlog::warn("{} holds secrets and other users may read it (mode {:o}): chmod 600 {}", logSafe(path),
+               st.st_mode & 0777, logSafe(path));
 }
 
 /// A handler with its thread, for work posted to it from elsewhere (SIGHUP, the admin API).
@@ -315,6 +342,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(cfg.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::flush_on(spdlog::level::info);  // access lines appear as requests finish
+  warnIfReadableSecrets(f.config, cfg);
 
   const http::ServerOptions so = serverOptions(cfg, listen);
   auto adminCtx = std::make_shared<AdminContext>();
@@ -339,15 +367,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<http::Server> server;
   std::unique_ptr<http::Server> admin;  // --admin-listen
   try {
-    cache::CacheOptions co;
-    for (const auto& d : cfg.cache.dirs) co.dirs.push_back({d.path, d.size});
-    co.ramBytes = cfg.cache.ramBytes;
-    co.chunkSize = cfg.cache.chunkSize;
-    chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
-    if (cfg.cache.writeBack)
-      po.writeBack = std::make_shared<cache::WriteBackSpool>(
-          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
-    spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
+    // The ports first: a second Granary started on a port this one holds fails at once, with a message
+    // naming the address, before it opens (and waits on the lock of) any cache directory.
     server = std::make_unique<http::Server>(so, [&](asio::io_context& ioc, unsigned index) {
       std::vector<std::unique_ptr<upstream::Upstream>> ups;
       for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo));
@@ -361,15 +382,11 @@ int main(int argc, char** argv) {
       workers.at(index) = {&ioc, handler.get()};
       return handler;
     });
-    server->bind();
+    server->listen();
     if (!cfg.adminListen.empty()) {
       http::ServerOptions ao = so;
       ao.listen = parseListen(cfg.adminListen);
       ao.threads = 1;
-      adminCtx->cache = chunkCache.get();
-      adminCtx->spool = po.writeBack;
-      adminCtx->token = cfg.adminToken;
-      adminCtx->openConnections = [s = server.get()] { return s->openConnections(); };
       admin = std::make_unique<http::Server>(ao, [&](asio::io_context& aioc, unsigned) {
         std::vector<s3api::AdminWorker> aw;
         for (const auto& w : workers) aw.push_back({w.ioc->get_executor(), w.handler});
@@ -377,6 +394,24 @@ int main(int argc, char** argv) {
                                                                    chunkCache.get(), adminCtx->requestStats);
         return std::make_unique<AdminHandler>(adminCtx);
       });
+      admin->listen();
+    }
+
+    cache::CacheOptions co;
+    for (const auto& d : cfg.cache.dirs) co.dirs.push_back({d.path, d.size});
+    co.ramBytes = cfg.cache.ramBytes;
+    co.chunkSize = cfg.cache.chunkSize;
+    chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
+    if (cfg.cache.writeBack)
+      po.writeBack = std::make_shared<cache::WriteBackSpool>(
+          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
+    spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
+    server->bind();
+    if (admin) {
+      adminCtx->cache = chunkCache.get();
+      adminCtx->spool = po.writeBack;
+      adminCtx->token = cfg.adminToken;
+      adminCtx->openConnections = [s = server.get()] { return s->openConnections(); };
       admin->bind();
     }
   } catch (const std::exception& e) {

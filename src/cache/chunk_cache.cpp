@@ -65,6 +65,15 @@ void ChunkCache::invalidateMeta(const std::string& metaKey) {
   stats_.invalidations.fetch_add(1, std::memory_order_relaxed);
 }
 
+void ChunkCache::invalidateBucket(const std::string& bucketKey) {
+  bucketEpochs_[hashBytes(bucketKey) % kEpochSlots].fetch_add(1, std::memory_order_acq_rel);
+  stats_.bucketInvalidations.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t ChunkCache::bucketEpoch(const std::string& bucketKey) const {
+  return bucketEpochs_[hashBytes(bucketKey) % kEpochSlots].load(std::memory_order_acquire);
+}
+
 void ChunkCache::forgetChunk(std::uint64_t hash) {
   if (ram_) ram_->remove(hash);
   if (disk_) disk_->index().remove(hash);
@@ -88,11 +97,31 @@ CacheThread::CacheThread(ChunkCache& cache, asio::any_io_executor ex) : cache_(c
   if (cache_.disk()) disk_ = std::make_unique<DiskIo>(*cache_.disk(), ex);
 }
 
-asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::uint64_t hash, Tier* tier) {
+namespace {
+/// A cached value of another length than the object's size implies for its index (the object was
+/// rewritten with the same ETag, say, as s3rver's non-atomic overwrite does): never served.
+bool wrongLength(const Chunk& c, std::uint64_t expectedLength) {
+  return expectedLength != CacheThread::kAnyLength && c.valueSize() != expectedLength;
+}
+}  // namespace
+
+asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::uint64_t hash,
+                                                   std::uint64_t expectedLength, Tier* tier) {
   CacheStats& st = cache_.stats();
+  auto dropWrongLength = [&](const Chunk& c) {
+    st.lengthErrors.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("cache: a cached chunk holds {} bytes where its object's size implies {}: dropped",
+                 c.valueSize(), expectedLength);
+    cache_.forgetChunk(hash);
+  };
   if (RamTier* ram = cache_.ram()) {
     ram->recordAccess(hash);
     if (auto c = ram->get(hash, key)) {
+      if (wrongLength(*c, expectedLength)) {
+        dropWrongLength(*c);
+        st.misses.fetch_add(1, std::memory_order_relaxed);
+        co_return nullptr;
+      }
       st.ramHits.fetch_add(1, std::memory_order_relaxed);
       if (tier) *tier = Tier::Ram;
       co_return c;
@@ -103,7 +132,9 @@ asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::
     index.recordAccess(hash);
     if (auto loc = index.find(hash)) {
       auto r = co_await disk_->read(*loc, key);
-      if (r.status == EntryStatus::Ok) {
+      if (r.status == EntryStatus::Ok && wrongLength(*r.chunk, expectedLength)) {
+        dropWrongLength(*r.chunk);
+      } else if (r.status == EntryStatus::Ok) {
         st.diskHits.fetch_add(1, std::memory_order_relaxed);
         if (tier) *tier = Tier::Disk;
         ConstChunkPtr c = std::move(r.chunk);
@@ -126,9 +157,14 @@ asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::
   co_return nullptr;
 }
 
-asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk) {
+asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk, std::uint64_t expectedLength) {
   const std::uint64_t hash = chunk->keyHash();
   CacheStats& st = cache_.stats();
+  if (wrongLength(*chunk, expectedLength)) {
+    st.lengthErrors.fetch_add(1, std::memory_order_relaxed);
+    st.insertsRejected.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
   st.inserts.fetch_add(1, std::memory_order_relaxed);
   if (RamTier* ram = cache_.ram()) ram->put(hash, chunk);
   DiskTier* disk = cache_.disk();
@@ -150,7 +186,7 @@ asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk) {
 asio::awaitable<std::shared_ptr<const ObjectMeta>> CacheThread::lookupMeta(const std::string& metaKey) {
   if (auto m = cache_.metaInRam(metaKey)) co_return m;
   if (!cache_.disk()) co_return nullptr;
-  auto chunk = co_await lookup(metaKey, hashBytes(metaKey));
+  auto chunk = co_await lookup(metaKey, hashBytes(metaKey), kAnyLength);
   if (!chunk) co_return nullptr;
   auto parsed = parseMeta(std::string_view(chunk->value(), chunk->valueSize()));
   if (!parsed) co_return nullptr;

@@ -47,6 +47,12 @@ struct CacheStats {
   std::atomic<std::uint64_t> bytesFromCache{0}, bytesFromBackend{0};
   std::atomic<std::uint64_t> bytesFromRam{0}, bytesFromDisk{0};  // bytesFromCache by tier
   std::atomic<std::uint64_t> fillsStarted{0}, fillWaits{0}, revalidations{0}, invalidations{0};
+  /// Chunks whose length was not what the object's size implies for their index (dropped, never served).
+  std::atomic<std::uint64_t> lengthErrors{0};
+  /// Whole-bucket invalidations (writes Granary could not attribute to keys).
+  std::atomic<std::uint64_t> bucketInvalidations{0};
+  /// Answers served from cached metadata the backend could not revalidate (stale-if-error).
+  std::atomic<std::uint64_t> staleServed{0};
 };
 
 class ChunkCache {
@@ -75,6 +81,15 @@ class ChunkCache {
   /// before asking the backend; storeMeta() refuses metadata fetched before an invalidation.
   std::uint64_t metaEpoch(const std::string& metaKey) const;
 
+  /// Conservative invalidation of every object of a bucket (a write whose keys Granary cannot tell): the
+  /// bucket's epoch moves on, and metadata read before it must be revalidated before use (chunks are
+  /// keyed by ETag, so unchanged objects keep their bytes). `bucketKey` names the bucket at its backend.
+  void invalidateBucket(const std::string& bucketKey);
+  /// The bucket's epoch: read it before asking the backend, stamp the metadata with it, and trust
+  /// metadata only while the stamp equals the current epoch. (Slots are shared by hash: a collision
+  /// only costs extra revalidations.)
+  std::uint64_t bucketEpoch(const std::string& bucketKey) const;
+
   /// Whether a chunk is (probably) cached, without I/O: for X-Cache reporting and read-ahead.
   bool couldExist(std::uint64_t hash) const;
 
@@ -101,6 +116,7 @@ class ChunkCache {
     std::uint64_t epoch = 0;
   };
   mutable std::array<EpochSlot, kEpochSlots> epochs_;
+  std::array<std::atomic<std::uint64_t>, kEpochSlots> bucketEpochs_{};
   friend class CacheThread;
   CacheStats stats_;
 };
@@ -114,11 +130,18 @@ class CacheThread {
   const boost::asio::any_io_executor& executor() const { return ex_; }
 
   enum class Tier { None, Ram, Disk };
-  /// RAM, then disk. @return the verified chunk, or null (miss, corrupt entry dropped, failed directory).
+  /// Any length (metadata entries, whose length is their serialized size).
+  static constexpr std::uint64_t kAnyLength = ~std::uint64_t{0};
+  /// RAM, then disk. @return the verified chunk, or null: a miss, a corrupt entry (dropped), a failed
+  /// directory, or an entry whose value is not `expectedLength` bytes long (dropped and counted in
+  /// CacheStats::lengthErrors: never served, whatever its checksum says).
+  /// @param expectedLength what the object's size implies for this chunk index.
   /// @param tier where it was found, when given.
-  boost::asio::awaitable<ConstChunkPtr> lookup(const std::string& key, std::uint64_t hash, Tier* tier = nullptr);
-  /// Offers a complete, sealed chunk to the RAM tier and writes it to disk if admitted there.
-  boost::asio::awaitable<void> insert(ConstChunkPtr chunk);
+  boost::asio::awaitable<ConstChunkPtr> lookup(const std::string& key, std::uint64_t hash,
+                                               std::uint64_t expectedLength, Tier* tier = nullptr);
+  /// Offers a complete, sealed chunk to the RAM tier and writes it to disk if admitted there. A chunk
+  /// that is not `expectedLength` bytes long is refused and counted (lengthErrors).
+  boost::asio::awaitable<void> insert(ConstChunkPtr chunk, std::uint64_t expectedLength);
 
   /// Metadata from RAM, else from disk (then marked fromDisk). Null if absent.
   boost::asio::awaitable<std::shared_ptr<const ObjectMeta>> lookupMeta(const std::string& metaKey);

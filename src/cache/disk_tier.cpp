@@ -82,7 +82,9 @@ DiskTier::~DiskTier() {
 
 bool DiskTier::openDir(std::uint8_t i, DirState& d, std::string& why) {
   std::error_code ec;
-  std::filesystem::create_directories(d.spec.path, ec);
+  // A directory Granary creates is its own (0700): it holds cached object data.
+  if (std::filesystem::create_directories(d.spec.path, ec) && !ec)
+    std::filesystem::permissions(d.spec.path, std::filesystem::perms::owner_all, ec);
   if (ec) {
     why = "cannot create " + d.spec.path + ": " + ec.message();
     return false;
@@ -91,11 +93,12 @@ bool DiskTier::openDir(std::uint8_t i, DirState& d, std::string& why) {
   d.journalPath = (std::filesystem::path(d.spec.path) / "granary-cache.journal").string();
   int flags = O_RDWR | O_CREAT | O_CLOEXEC;
   auto openFile = [&](int f) {
-    return opts_.openFile ? opts_.openFile(d.dataPath, f) : ::open(d.dataPath.c_str(), f, 0644);
+    return opts_.openFile ? opts_.openFile(d.dataPath, f) : ::open(d.dataPath.c_str(), f, 0600);
   };
   d.fd = opts_.directIo ? openFile(flags | O_DIRECT) : -1;
   d.direct = d.fd >= 0;
   if (d.fd < 0) d.fd = openFile(flags);  // tmpfs and others refuse O_DIRECT
+  if (d.fd >= 0 && !opts_.openFile) (void)::fchmod(d.fd, 0600);  // (a file made by an older release: 0644)
   if (d.fd < 0) {
     why = "cannot open " + d.dataPath + ": " + std::strerror(errno);
     return false;

@@ -37,6 +37,11 @@ class Fill {
   /// Downloader: the fill is over. Wakes readers.
   void finish(bool ok);
 
+  /// A caller-defined word describing the outcome, set by the downloader before finish() (metadata
+  /// fills: why it failed, so waiters can act on the reason too).
+  void setNote(int note) { note_.store(note, std::memory_order_release); }
+  int note() const { return note_.load(std::memory_order_acquire); }
+
   std::size_t ready() const { return ready_.load(std::memory_order_acquire); }
   State state() const { return state_.load(std::memory_order_acquire); }
   const char* data() const { return chunk_->value(); }
@@ -54,6 +59,7 @@ class Fill {
   ChunkPtr chunk_;
   std::atomic<std::size_t> ready_{0};
   std::atomic<State> state_{State::Downloading};
+  std::atomic<int> note_{0};
   std::mutex m_;
   std::vector<Waiter> waiters_;  // guarded by m_
 };

@@ -139,7 +139,7 @@ Journal::Loaded Journal::load(const std::string& path, const DirGeometry& geo, s
 bool Journal::writeSnapshot(const std::string& path, const DirGeometry& geo, const std::vector<std::uint32_t>& gens,
                             const std::vector<std::pair<std::uint64_t, Location>>& entries, std::string& error) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     error = errnoText("cannot create " + tmp);
     return false;
@@ -166,6 +166,16 @@ bool Journal::writeSnapshot(const std::string& path, const DirGeometry& geo, con
     return false;
   }
   return ok;
+}
+
+std::string Journal::encodeHeader(const DirGeometry& geo) {
+  const Header h = makeHeader(geo);
+  return std::string(reinterpret_cast<const char*>(&h), sizeof h);
+}
+
+std::string Journal::encodeRecord(const IndexEvent& e) {
+  const Record r = toRecord(e);
+  return std::string(reinterpret_cast<const char*>(&r), sizeof r);
 }
 
 Journal::Journal(std::string path, DirGeometry geo, std::uint64_t budget, SnapshotSource source, ErrorHandler onError)

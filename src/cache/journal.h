@@ -39,6 +39,11 @@ class Journal {
   static bool writeSnapshot(const std::string& path, const DirGeometry& geo, const std::vector<std::uint32_t>& gens,
                             const std::vector<std::pair<std::uint64_t, Location>>& entries, std::string& error);
 
+  /// The bytes of a journal's header and of one record, exactly as writeSnapshot and the writer lay
+  /// them out (for tests and the fuzz targets, which build journals record by record).
+  static std::string encodeHeader(const DirGeometry& geo);
+  static std::string encodeRecord(const IndexEvent& e);
+
   using SnapshotSource =
       std::function<void(std::vector<std::uint32_t>&, std::vector<std::pair<std::uint64_t, Location>>&)>;
   using ErrorHandler = std::function<void(const std::string&)>;

@@ -20,6 +20,9 @@ struct ObjectMeta {
   /// Read back from disk (written by an earlier run): revalidated once before use, since a crash may
   /// have lost the journal record of an invalidation.
   bool fromDisk = false;
+  /// The bucket's epoch (ChunkCache::bucketEpoch) read before the backend was asked: a later
+  /// whole-bucket invalidation makes this metadata need revalidation. Not persisted.
+  std::uint64_t bucketEpoch = 0;
 };
 
 std::string serializeMeta(const ObjectMeta& m);

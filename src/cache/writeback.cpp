@@ -1,4 +1,5 @@
 #include "cache/writeback.h"
+#include "common/log_escape.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -35,6 +36,8 @@ struct AtExit {
   F end;
   ~AtExit() { end(); }
 };
+template <class F>
+AtExit(F) -> AtExit<F>;  // (clang before 17 has no deduction for aggregates)
 
 json::array headersJson(const std::vector<std::pair<std::string, std::string>>& headers) {
   json::array h;
@@ -178,7 +181,8 @@ bool fsyncPath(const std::string& path, int flags) {
 
 WriteBackSpool::WriteBackSpool(WriteBackOptions opts) : opts_(std::move(opts)) {
   std::error_code ec;
-  fs::create_directories(opts_.dir, ec);
+  // A directory Granary creates is its own (0700): it holds object data not yet uploaded.
+  if (fs::create_directories(opts_.dir, ec) && !ec) fs::permissions(opts_.dir, fs::perms::owner_all, ec);
   if (ec) throw std::runtime_error("write-back directory " + opts_.dir + ": " + ec.message());
   replay();
 }
@@ -206,7 +210,12 @@ void WriteBackSpool::replay() {
       const auto* op = o.if_contains("op");
       if (!op || !op->is_string()) break;
       if (op->as_string() == "done") {
-        if (const auto* s = o.if_contains("seq"); s && s->is_number()) live.erase(json::value_to<std::uint64_t>(*s));
+        // A "done" naming no operation (no seq, or one that is not an unsigned integer: -1, 1.5) is
+        // ignored; it must not throw out of the constructor (value_to throws on an inexact number).
+        const auto* s = o.if_contains("seq");
+        boost::system::error_code nec;
+        const auto seq = s && s->is_number() ? s->to_number<std::uint64_t>(nec) : 0;
+        if (s && s->is_number() && !nec) live.erase(seq);
         continue;
       }
       if (op->as_string() == "mpu") {
@@ -266,7 +275,7 @@ void WriteBackSpool::replay() {
     for (const auto& p : w.parts) missing = missing || !fs::exists(dataPath(p.seq));
     if (missing) {
       spdlog::error("write-back: the data of pending upload {} (/{}/{}) is missing from {}; dropping it", it->first,
-                    it->second.bucket, it->second.key, opts_.dir);
+                    logSafe(it->second.bucket), logSafe(it->second.key), opts_.dir);
       it = live.erase(it);
       continue;
     }
@@ -321,7 +330,7 @@ void WriteBackSpool::appendRecord(const std::string& line) {
 
 int WriteBackSpool::writeJournal(const std::string& records) const {
   const std::string tmp = journalPath(opts_.dir) + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return -1;
   // The descriptor stays open across the rename: appends go on to the new journal.
   if (!writeAll(fd, records) || ::fsync(fd) != 0 || std::rename(tmp.c_str(), journalPath(opts_.dir).c_str()) != 0 ||
@@ -426,7 +435,7 @@ asio::awaitable<bool> WriteBackSpool::appendOnThread(std::string line, std::uint
 }
 
 asio::awaitable<int> WriteBackSpool::openOnThread(std::string path, bool write) {
-  co_return ::open(path.c_str(), write ? (O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC) : (O_RDONLY | O_CLOEXEC), 0644);
+  co_return ::open(path.c_str(), write ? (O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC) : (O_RDONLY | O_CLOEXEC), 0600);
 }
 
 asio::awaitable<bool> WriteBackSpool::commit(PendingWrite w) {

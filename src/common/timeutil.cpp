@@ -21,6 +21,13 @@ std::optional<std::chrono::system_clock::time_point> fromTm(std::tm& tm) {
     return std::nullopt;
   time_t t = timegm(&tm);
   if (t == static_cast<time_t>(-1)) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits (years 1678 to 2262): a date outside, which any client
+  // may send ("99991231T235959Z"), would overflow the conversion. A year's margin keeps the arithmetic
+  // done on parsed times (presigned expiry, clock skew) in range too.
+  constexpr time_t kLimit =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max()).count() -
+      366 * 86400;
+  if (t > kLimit || t < -kLimit) return std::nullopt;
   return std::chrono::system_clock::from_time_t(t);
 }
 }  // namespace

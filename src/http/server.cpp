@@ -7,7 +7,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
-#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
 
 #include "http/shard.h"
 
@@ -15,7 +19,11 @@ namespace granary::http {
 
 namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+std::string describe(const asio::ip::tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
 }  // namespace
 
 Awaitable<void> Shard::acceptLoop() {
@@ -72,21 +80,34 @@ Server::Server(ServerOptions opts, HandlerFactory factory) : opts_(std::move(opt
 
 Server::~Server() = default;
 
+void Server::listen() {
+  if (listener_) return;
+  // One listening socket, without SO_REUSEPORT: a second process (of any user) that tries to bind the
+  // same address fails instead of silently taking a share of the connections. Each I/O thread accepts
+  // on its own descriptor of that socket (dup), so a connection still stays on the thread that took it.
+  auto a = std::make_unique<asio::ip::tcp::acceptor>(listenerCtx_);
+  error_code ec;
+  a->open(opts_.listen.protocol(), ec);
+  if (!ec) a->set_option(asio::socket_base::reuse_address(true), ec);  // TIME_WAIT only; never shares a listener
+  if (!ec) a->bind(opts_.listen, ec);
+  if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    const bool taken = ec == asio::error::address_in_use;
+    throw std::runtime_error("cannot listen on " + describe(opts_.listen) + ": " + ec.message() +
+                             (taken ? " (another process is listening there)" : ""));
+  }
+  bound_ = a->local_endpoint();
+  listener_ = std::move(a);
+}
+
 void Server::bind() {
-  auto endpoint = opts_.listen;
+  listen();
   for (unsigned i = 0; i < opts_.threads; ++i) {
     auto shard = std::make_unique<Shard>(opts_, i);
     shard->acceptor = std::make_unique<asio::ip::tcp::acceptor>(shard->ioc);
-    auto& a = *shard->acceptor;
-    a.open(endpoint.protocol());
-    a.set_option(asio::socket_base::reuse_address(true));
-    a.set_option(ReusePort(true));
-    a.bind(endpoint);
-    a.listen(asio::socket_base::max_listen_connections);
-    if (i == 0) {
-      bound_ = a.local_endpoint();
-      endpoint = bound_;  // port 0: the others join the port the kernel picked
-    }
+    const int fd = ::dup(listener_->native_handle());
+    if (fd < 0) throw std::runtime_error("cannot listen on " + describe(bound_) + ": dup: " + std::strerror(errno));
+    shard->acceptor->assign(bound_.protocol(), fd);
     shard->handler = factory_(shard->ioc, i);
     shards_.push_back(std::move(shard));
   }
@@ -112,6 +133,8 @@ void Server::run() {
 
 void Server::shutdown() {
   if (stopping_.exchange(true)) return;
+  error_code ec;
+  if (listener_) listener_->close(ec);  // the threads' descriptors close as each shard stops accepting
   for (auto& s : shards_) asio::post(s->ioc, [shard = s.get()] { shard->beginShutdown(); });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// The listener: one io_context and one thread per core, each with its own SO_REUSEPORT acceptor, its own
-// RequestHandler and its own sessions (a connection stays on one thread for life). Graceful shutdown stops
+// The listener: one io_context and one thread per core, each accepting on its own descriptor of one
+// listening socket (no SO_REUSEPORT: a port is one process's), with its own RequestHandler and its own
+// sessions (a connection stays on one thread for life). Graceful shutdown stops
 // accepting, closes idle keep-alive connections, lets in-flight requests finish, and cuts what remains at
 // the deadline.
 
@@ -28,6 +29,7 @@ struct ServerOptions {
   std::chrono::milliseconds shutdownTimeout{30'000};
   std::size_t headerLimit = 64 * 1024;      // total request header bytes -> 431
   std::size_t headerLineLimit = 8 * 1024;   // one header line -> 431, request line -> 400
+  std::size_t headerCountLimit = 200;       // header fields -> 431
   std::size_t readAheadLimit = 128 * 1024;  // bytes buffered beyond the request being served (pipelining)
   std::size_t drainLimit = 1 << 20;         // unread request body drained to keep a connection alive
 };
@@ -43,8 +45,10 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// Binds every acceptor (throws on failure: this runs at start-up). With port 0 the kernel picks one
-  /// port and every thread shares it.
+  /// Binds and listens on the address (throws std::runtime_error naming it on failure, e.g. when another
+  /// process holds the port: start-up only). Idempotent. With port 0 the kernel picks the port.
+  void listen();
+  /// listen(), then one acceptor and one handler (from the factory) per thread.
   void bind();
   asio::ip::tcp::endpoint localEndpoint() const { return bound_; }
 
@@ -61,6 +65,8 @@ class Server {
   ServerOptions opts_;
   HandlerFactory factory_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  asio::io_context listenerCtx_{1};  // owns the listening socket; never run
+  std::unique_ptr<asio::ip::tcp::acceptor> listener_;
   asio::ip::tcp::endpoint bound_;
   std::atomic<bool> stopping_{false};
 };

@@ -153,7 +153,7 @@ http::Awaitable<ProxyHandler::CachedExtent> ProxyHandler::adminCached(std::strin
   e.etag = meta->etag;
   e.chunks = static_cast<std::uint32_t>((meta->size + C - 1) / C);
   for (std::uint32_t i = 0; i < e.chunks; ++i) {
-    if (c.couldExist(cache::hashBytes(cache::encodeKey({backendId, backendBucket, key, meta->etag, i})))) {
+    if (c.couldExist(cache::hashBytes(chunkKeyOf(backendId, backendBucket, key, meta->etag, meta->size, {}, i)))) {
       ++e.cachedChunks;
       e.cachedBytes += std::min<std::uint64_t>(C, meta->size - std::uint64_t{i} * C);
     }
@@ -169,7 +169,7 @@ http::Awaitable<ProxyHandler::CachedExtent> ProxyHandler::adminInvalidate(std::s
   cache::ChunkCache& c = cache_->cache();
   c.invalidateMeta(metaKey);  // first: no reader finds the chunks through it any more
   for (std::uint32_t i = 0; i < e.chunks; ++i)
-    c.forgetChunk(cache::hashBytes(cache::encodeKey({backendId, backendBucket, key, e.etag, i})));
+    c.forgetChunk(cache::hashBytes(chunkKeyOf(backendId, backendBucket, key, e.etag, e.size, {}, i)));
   co_return e;
 }
 

@@ -56,6 +56,36 @@ std::vector<std::string> splitSignedHeaders(std::string_view s) {
   return out;
 }
 
+/// The x-amz-* headers present but not signed, comma-separated ("" when all are signed). An unsigned
+/// x-amz-* header would change what the request does (x-amz-copy-source turns a PUT into a copy)
+/// without the key holder having asked for it.
+std::string unsignedAmzHeaders(const sigv4::HeaderList& headers, const std::vector<std::string>& signedNames) {
+  std::vector<std::string_view> missing;
+  for (const auto& [name, value] : headers) {
+    if (!name.starts_with("x-amz-")) continue;
+    if (std::binary_search(signedNames.begin(), signedNames.end(), name)) continue;
+    if (std::find(missing.begin(), missing.end(), name) == missing.end()) missing.push_back(name);
+  }
+  std::string out;
+  for (const auto n : missing) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
+/// The scope must name a region Granary serves and the service s3.
+std::optional<S3Failure> checkScope(const Credential& cred, const AuthOptions& opts, S3Error kind,
+                                    std::string_view what) {
+  if (!opts.regions.empty() && std::find(opts.regions.begin(), opts.regions.end(), cred.region) == opts.regions.end())
+    return fail(kind,
+                std::string(what) + "; the region '" + cred.region + "' is wrong; expecting '" + opts.regions.front() + "'",
+                {{"Region", opts.regions.front()}});
+  if (cred.service != "s3")
+    return fail(kind, std::string(what) + "; the service '" + cred.service + "' is wrong; expecting 's3'");
+  return std::nullopt;
+}
+
 struct Claim {
   Credential cred;
   std::vector<std::string> signedHeaders;
@@ -90,6 +120,9 @@ std::optional<S3Failure> checkSignature(const AuthInput& in, const KeyTable& key
     return fail(S3Error::AccessDenied, "The host header must be signed.");
   if (!std::is_sorted(c.signedHeaders.begin(), c.signedHeaders.end()))
     return fail(S3Error::SignatureDoesNotMatch, "SignedHeaders must be sorted.");
+  if (auto unsigned_ = unsignedAmzHeaders(*in.headers, c.signedHeaders); !unsigned_.empty())
+    return fail(S3Error::AccessDenied, "There were headers present in the request which were not signed",
+                {{"HeadersNotSigned", unsigned_}});
 
   const std::string scope = sigv4::credentialScope(c.cred.date, c.cred.region, c.cred.service);
   const Sha256Digest key = cachedSigningKey(*secret, c.cred);
@@ -194,8 +227,8 @@ AuthResult verifyHeader(const AuthInput& in, std::string_view header, const KeyT
             {}};
   if (c.cred.date != c.amzDate.substr(0, 8))
     return {fail(S3Error::AuthorizationHeaderMalformed, "Invalid credential date. Date is not the same as X-Amz-Date."), {}};
-  if (c.cred.service != "s3")
-    return {fail(S3Error::AuthorizationHeaderMalformed, "The credential scope must name the service 's3'."), {}};
+  if (auto f = checkScope(c.cred, opts, S3Error::AuthorizationHeaderMalformed, "The authorization header is malformed"))
+    return {f, {}};
 
   const auto* payload = findHeader(*in.headers, "x-amz-content-sha256");
   if (!payload) return {fail(S3Error::InvalidRequest, "Missing required header for this request: x-amz-content-sha256"), {}};
@@ -204,7 +237,7 @@ AuthResult verifyHeader(const AuthInput& in, std::string_view header, const KeyT
   return r;
 }
 
-AuthResult verifyPresigned(const AuthInput& in, const KeyTable& keys) {
+AuthResult verifyPresigned(const AuthInput& in, const KeyTable& keys, const AuthOptions& opts) {
   const QueryParams& q = *in.query;
   const auto* alg = findParam(q, "X-Amz-Algorithm");
   if (!alg || *alg != sigv4::kAlgorithm)
@@ -223,6 +256,9 @@ AuthResult verifyPresigned(const AuthInput& in, const KeyTable& keys) {
   auto cred = parseCredential(*credential);
   if (!cred) return {fail(S3Error::AuthorizationQueryParametersError, "Error parsing the X-Amz-Credential parameter."), {}};
   c.cred = std::move(*cred);
+  if (auto f = checkScope(c.cred, opts, S3Error::AuthorizationQueryParametersError,
+                          "Error parsing the X-Amz-Credential parameter"))
+    return {f, {}};
   auto t = parseAmzDate(*date);
   if (!t) return {fail(S3Error::AuthorizationQueryParametersError, "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""), {}};
   c.time = *t;
@@ -281,7 +317,7 @@ AuthResult verifyRequest(const AuthInput& in, const KeyTable& keys, const AuthOp
   if (const auto* h = findHeader(*in.headers, "authorization")) return verifyHeader(in, *h, keys, opts);
   if (findParam(*in.query, "X-Amz-Signature") || findParam(*in.query, "X-Amz-Algorithm") ||
       findParam(*in.query, "X-Amz-Credential"))
-    return verifyPresigned(in, keys);
+    return verifyPresigned(in, keys, opts);
   if (findParam(*in.query, "Signature") && findParam(*in.query, "AWSAccessKeyId")) return verifyV2Query(in, keys);
   if (!opts.allowAnonymous) return {fail(S3Error::AccessDenied, "Anonymous requests are not allowed."), {}};
   AuthResult r;

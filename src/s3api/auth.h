@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/sigv4.h"
 #include "s3api/errors.h"
@@ -50,6 +51,9 @@ struct AuthInput {
 struct AuthOptions {
   bool allowAnonymous = false;
   std::chrono::seconds maxSkew{15 * 60};
+  /// The regions a SigV4 credential scope may name (the first is the one errors say is expected);
+  /// empty = any.
+  std::vector<std::string> regions;
 };
 
 struct VerifiedAuth {
@@ -71,9 +75,13 @@ struct AuthResult {
 };
 
 /// Verifies the request's signature (SigV4; SigV2 too, since SDKs still presign with it by default).
-/// Possible failures: AccessDenied (no credentials, expired presigned
-/// URL, host not signed), InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed,
-/// AuthorizationHeaderMalformed, AuthorizationQueryParametersError, InvalidRequest (SigV2, missing
+/// As S3 does, a SigV4 signature (header or presigned) covers every x-amz-* header present: one that
+/// is not among the signed headers is AccessDenied (with <HeadersNotSigned>). SigV2 covers them by
+/// construction (all x-amz-* headers are part of its string to sign).
+/// Possible failures: AccessDenied (no credentials, expired presigned URL, host not signed, x-amz-*
+/// headers not signed), InvalidAccessKeyId, SignatureDoesNotMatch, RequestTimeTooSkewed,
+/// AuthorizationHeaderMalformed (also: a scope naming a region not served, or a service other than
+/// s3), AuthorizationQueryParametersError (the same for presigned URLs), InvalidRequest (SigV2, missing
 /// x-amz-content-sha256), InvalidArgument (bad x-amz-content-sha256 value).
 AuthResult verifyRequest(const AuthInput& in, const KeyTable& keys, const AuthOptions& opts);
 

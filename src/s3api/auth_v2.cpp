@@ -104,10 +104,14 @@ AuthResult verifyV2Query(const AuthInput& in, const KeyTable& keys) {
       !std::all_of(expires->begin(), expires->end(), ::isdigit))
     return failure(S3Error::AccessDenied, "Query-string authentication requires the Signature, Expires and "
                                           "AWSAccessKeyId parameters");
-  const auto when = std::chrono::system_clock::from_time_t(static_cast<time_t>(std::stoll(*expires)));
-  if (in.now > when)
+  // Compared in seconds: an Expires past what the clock can represent (year 2262) must not overflow the
+  // conversion (found by fuzzing); it simply has not expired.
+  const long long expiresAt = std::stoll(*expires);
+  const long long nowSeconds = std::chrono::duration_cast<std::chrono::seconds>(in.now.time_since_epoch()).count();
+  if (nowSeconds > expiresAt)
     return failure(S3Error::AccessDenied, "Request has expired",
-                   {{"Expires", formatAmzDate(when)}, {"ServerTime", formatAmzDate(in.now)}});
+                   {{"Expires", formatAmzDate(std::chrono::system_clock::from_time_t(static_cast<time_t>(expiresAt)))},
+                    {"ServerTime", formatAmzDate(in.now)}});
   auto r = check(in, keys, *ak, *sig, *expires);
   r.auth.presigned = true;
   return r;

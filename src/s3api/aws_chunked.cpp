@@ -5,8 +5,22 @@
 
 namespace granary::s3api {
 namespace {
-constexpr std::size_t kMaxLine = 4096;
 constexpr std::uint64_t kMaxChunk = 5ull << 30;
+
+/// A trailer field name: an HTTP token of the characters x-amz-* names use.
+bool isFieldName(std::string_view n) {
+  return !n.empty() && std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+/// A field value with no control bytes but HTAB (a CR, LF or NUL could split a header it is copied into).
+bool isFieldValue(std::string_view v) {
+  return std::none_of(v.begin(), v.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+  });
+}
 }  // namespace
 
 AwsChunkedDecoder::AwsChunkedDecoder(Options opts)
@@ -74,8 +88,13 @@ bool AwsChunkedDecoder::onTrailerLine() {
     state_ = State::Done;
     return true;
   }
+  trailerBytes_ += line_.size() + 2;
+  if (++trailerFields_ > kMaxTrailerFields || trailerBytes_ > kMaxTrailerBytes)
+    return setError(State::MalformedTrailer, "the trailer is too large"), false;
   auto colon = line_.find(':');
-  if (colon == std::string::npos) return setError(State::Malformed, "bad trailer line"), false;
+  if (colon == std::string::npos || !isFieldName(std::string_view(line_).substr(0, colon)) ||
+      !isFieldValue(std::string_view(line_).substr(colon + 1)))
+    return setError(State::MalformedTrailer, "bad trailer field"), false;
   std::string name = line_.substr(0, colon);
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   std::string value = sigv4::canonicalHeaderValue(std::string_view(line_).substr(colon + 1));
@@ -106,7 +125,8 @@ AwsChunkedDecoder::Step AwsChunkedDecoder::decode(const char* in, std::size_t in
     // Line-oriented phases: Header, DataEnd (the CRLF after data), Trailer.
     char c = in[s.consumed++];
     if (c != '\n') {
-      if (line_.size() >= kMaxLine) return setError(State::Malformed, "line too long"), s;
+      if (line_.size() >= kMaxLine)
+        return setError(phase_ == Phase::Trailer ? State::MalformedTrailer : State::Malformed, "line too long"), s;
       line_.push_back(c);
       continue;
     }

@@ -15,7 +15,12 @@ namespace granary::s3api {
 
 class AwsChunkedDecoder {
  public:
-  enum class State { Ok, Done, Malformed, BadSignature };
+  /// Malformed: the chunk framing; MalformedTrailer: the trailer section (a bad field, or more than
+  /// kMaxTrailerBytes / kMaxTrailerFields of it).
+  enum class State { Ok, Done, Malformed, MalformedTrailer, BadSignature };
+  static constexpr std::size_t kMaxLine = 4096;            // a chunk header or one trailer field
+  static constexpr std::size_t kMaxTrailerBytes = 16 * 1024;  // the whole trailer section
+  static constexpr std::size_t kMaxTrailerFields = 32;
 
   struct Options {
     bool signedChunks = true;  // chunk headers carry chunk-signature
@@ -67,6 +72,8 @@ class AwsChunkedDecoder {
   std::string trailerSignature_;
   sigv4::HeaderList trailers_;
   std::uint64_t decoded_ = 0;
+  std::size_t trailerBytes_ = 0;
+  std::size_t trailerFields_ = 0;
 };
 
 }  // namespace granary::s3api

@@ -1,4 +1,5 @@
 #include "s3api/cache_admin.h"
+#include "common/log_escape.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -136,8 +137,8 @@ std::string CacheAdmin::startLoad(LoadRequest req) {
     if (victim == jobs_.end()) break;
     jobs_.erase(victim);
   }
-  spdlog::info("admin: load {} of s3://{}/{} started (concurrency {}, cap {} B/s{})", job->id, job->req.bucket,
-               job->req.prefix, job->req.concurrency, job->req.bytesPerSecond, job->req.verify ? ", verify" : "");
+  spdlog::info("admin: load {} of s3://{}/{} started (concurrency {}, cap {} B/s{})", job->id, logSafe(job->req.bucket),
+               logSafe(job->req.prefix), job->req.concurrency, job->req.bytesPerSecond, job->req.verify ? ", verify" : "");
   asio::co_spawn(ex_, runLoad(job), asio::detached);
   return job->id;
 }
@@ -285,7 +286,7 @@ asio::awaitable<json::object> CacheAdmin::invalidate(std::string bucket, std::st
       droppedBytes += had.cachedBytes;
     }
   }
-  spdlog::info("admin: invalidated s3://{}/{}: {} objects cached ({} bytes) dropped", bucket, keyOrPrefix, dropped, droppedBytes);
+  spdlog::info("admin: invalidated s3://{}/{}: {} objects cached ({} bytes) dropped", logSafe(bucket), logSafe(keyOrPrefix), dropped, droppedBytes);
   out["objects_listed"] = objects.size();
   out["objects_invalidated"] = dropped;
   out["bytes_invalidated"] = droppedBytes;

@@ -10,9 +10,12 @@
 
 #include <pugixml.hpp>
 
+#include "cache/chunk.h"
+#include "common/log_escape.h"
 #include "common/sigv4.h"
 #include "http/handler.h"
 #include "s3api/proxy_handler.h"
+#include "s3api/request_checks.h"
 #include "s3api/routing.h"
 
 namespace granary::s3api {
@@ -85,6 +88,22 @@ Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string
 /// entries).
 std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
                       const std::string& versionId);
+
+/// The cache key of chunk `index` of one version of an object. Its ETag and its size are both part of
+/// it: bytes of another version, even one a backend reports under the same ETag with another size
+/// (s3rver's non-atomic overwrite), can never be found for this one.
+inline std::string chunkKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
+                              const std::string& etag, std::uint64_t size, const std::string& versionId,
+                              std::uint32_t index) {
+  std::string version = etag + "#" + std::to_string(size);
+  if (!versionId.empty()) version += "@" + versionId;
+  return cache::encodeKey({backendId, bucket, key, std::move(version), index});
+}
+
+/// The cache's name of a bucket at its backend (ChunkCache::invalidateBucket, bucketEpoch).
+inline std::string bucketKeyOf(const std::string& backendId, const std::string& backendBucket) {
+  return cache::encodeKey({backendId, backendBucket, {}, {}, 0});
+}
 
 /// Operations whose XML answer names the bucket (<Name> or <Bucket> under the root).
 inline bool namesBucketInXml(std::string_view op) {

@@ -1,5 +1,7 @@
 #include "s3api/operation.h"
 
+#include <cctype>
+
 namespace granary::s3api {
 namespace {
 bool has(const QueryParams& q, std::string_view name) {
@@ -59,6 +61,39 @@ std::string_view operationName(std::string_view m, bool hasBucket, bool hasKey, 
     return "PostObject";
   }
   return "Unknown";
+}
+
+namespace {
+/// Query parameters of the object-level writes Granary knows to change only the path's key (and the
+/// signature parameters, and the operation hint some SDKs add).
+bool knownObjectWriteParam(std::string_view n) {
+  static constexpr std::string_view kKnown[] = {
+      "uploadId", "partNumber", "uploads", "versionId", "tagging", "acl", "restore", "select", "select-type",
+      "retention", "legal-hold", "x-id", "AWSAccessKeyId", "Signature", "Expires", "X-Amz-Algorithm",
+      "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
+      "X-Amz-Security-Token"};
+  for (const auto k : kKnown)
+    if (k == n) return true;
+  return false;
+}
+}  // namespace
+
+WriteScope writeScope(std::string_view op, std::string_view method, bool hasKey, const QueryParams& query,
+                      const std::string* contentType) {
+  if (method == "GET" || method == "HEAD" || method == "OPTIONS") return WriteScope::None;
+  if (contentType && contentType->size() >= 19) {
+    std::string t = contentType->substr(0, 19);
+    for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (t == "multipart/form-data") return WriteScope::Bucket;  // a browser form: its key is in the body
+  }
+  if (op == "DeleteObjects") return WriteScope::Listed;
+  if (hasKey) {
+    for (const auto& kv : query)
+      if (!knownObjectWriteParam(kv.first)) return WriteScope::Bucket;  // an operation Granary does not know
+    return WriteScope::Key;
+  }
+  if (op == "CreateBucket") return WriteScope::None;
+  return WriteScope::Bucket;
 }
 
 }  // namespace granary::s3api

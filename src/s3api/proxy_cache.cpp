@@ -12,6 +12,7 @@
 
 #include "common/timeutil.h"
 #include "s3api/exchange.h"
+#include "s3api/operation.h"
 #include "s3api/request_xml.h"
 #include "upstream/errors.h"
 
@@ -59,6 +60,9 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   }
   auto etag = h[bhttp::field::etag];
   if (!size || etag.empty()) return nullptr;
+  // Past 64 TiB (S3's limit is 5 TiB) a chunk index would not fit 32 bits at the smallest chunk size:
+  // such an answer is relayed, never cached.
+  if (*size > (std::uint64_t{64} << 40)) return nullptr;
   auto m = std::make_shared<ObjectMeta>();
   m->size = *size;
   m->etag = std::string(etag);
@@ -69,6 +73,10 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   m->validatedAtMs = nowMillis();
   return m;
 }
+
+/// Fills in flight (a chunk of RAM each) past which a new uncached read is relayed instead of cached:
+/// this many times ProxyOptions::maxFills.
+constexpr std::size_t kFillsHardLimitFactor = 4;
 
 /// Ends a fill exactly once, whatever path the downloader takes out of its coroutine.
 struct FillGuard {
@@ -145,9 +153,30 @@ struct ProxyHandler::CachedObject {
     return std::min<std::uint64_t>(chunkSize, meta->size - std::uint64_t{i} * chunkSize);
   }
   std::string chunkKey(std::uint32_t i) const {
-    return cache::encodeKey({backendId, bucket, key, versionId.empty() ? meta->etag : meta->etag + "@" + versionId, i});
+    return chunkKeyOf(backendId, bucket, key, meta->etag, meta->size, versionId, i);
   }
 };
+
+namespace {
+/// Whether every chunk a GET of `obj` needs (its Range, else the whole object) is in the cache now.
+bool wholeRangeCached(cache::ChunkCache& c, const ProxyHandler::CachedObject& obj, const sigv4::HeaderList& headers,
+                      bool head) {
+  if (head || obj.meta->size == 0) return true;
+  std::uint64_t offset = 0, length = obj.meta->size;
+  if (const auto* rh = findHeader(headers, "range")) {
+    ByteRange br;
+    if (parseRange(*rh, br) == RangeParse::Ok) {
+      const auto rr = resolveRange(br, obj.meta->size);
+      if (!rr) return true;  // answered 416 from the metadata alone
+      offset = rr->offset;
+      length = rr->length;
+    }
+  }
+  for (auto i = static_cast<std::uint32_t>(offset / obj.chunkSize); i <= (offset + length - 1) / obj.chunkSize; ++i)
+    if (!c.couldExist(cache::hashBytes(obj.chunkKey(i)))) return false;
+  return true;
+}
+}  // namespace
 
 bool ProxyHandler::cacheEligible(const Exchange& x) const {
   const auto m = x.req.method();
@@ -170,8 +199,11 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
   return true;
 }
 
-http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::string& metaKey, MetaPtr stale,
-                                                 upstream::UpstreamResponsePtr* firstChunk) {
+http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange& x, const std::string& metaKey,
+                                                                   MetaPtr stale, upstream::UpstreamResponsePtr* firstChunk) {
+  // What a backend failure is, for stale-if-error: no answer at all (refused, reset, timed out) or a 5xx.
+  // A 403 or 404 is an answer about the object, never a reason to serve what was cached.
+  auto failedBackend = [](unsigned status) { return status >= 500; };
   if (firstChunk && !stale) {
     // A GET of the first chunk answers what a HEAD would, and starts that chunk's fill: the client's first
     // byte is one backend round trip away instead of two.
@@ -183,14 +215,14 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
     g.headers.emplace_back("range", "bytes=0-" + std::to_string(cache_->cache().chunkSize() - 1));
     cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
     auto resp = co_await x.upstream->send(g);
-    if (!resp) co_return nullptr;
+    if (!resp) co_return MetaAnswer{nullptr, true};
     const unsigned status = (*resp)->header().result_int();
     if (status == 200 || status == 206) {
       MetaPtr m = metaFromHead((*resp)->header());
       if (m) *firstChunk = std::move(*resp);
-      co_return m;
+      co_return MetaAnswer{m, false};
     }
-    if (status != 416) co_return nullptr;  // 403, 404, 5xx...: the client's own request gets the backend's answer
+    if (status != 416) co_return MetaAnswer{nullptr, failedBackend(status)};  // the client's own request gets the answer
     // 416: an empty object has no first byte: a HEAD describes it.
   }
   upstream::UpstreamRequest r;
@@ -202,13 +234,9 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
   cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
   auto resp = co_await x.upstream->send(r);
   if (!resp) {
-    if (stale) {
-      // stale-if-error: the backend is unreachable; the bytes were the backend's when last validated.
-      spdlog::warn("{} revalidating /{}/{} failed ({}): serving the cached copy", x.requestId, r.bucket, r.key,
-                   resp.error().message());
-      co_return stale;
-    }
-    co_return nullptr;
+    spdlog::warn("{} revalidating /{}/{} failed: {}", x.requestId, logSafe(r.bucket), logSafe(r.key),
+                 resp.error().message());
+    co_return MetaAnswer{nullptr, true};
   }
   const auto& h = (*resp)->header();
   const unsigned status = h.result_int();
@@ -216,51 +244,77 @@ http::Awaitable<MetaPtr> ProxyHandler::fetchMeta(const Exchange& x, const std::s
     auto m = std::make_shared<ObjectMeta>(*stale);
     m->validatedAtMs = nowMillis();
     m->fromDisk = false;
-    co_return m;
+    co_return MetaAnswer{m, false};
   }
-  if (status == 200) co_return metaFromHead(h);
+  if (status == 200) co_return MetaAnswer{metaFromHead(h), false};
   if (status == 404 && stale) cache_->cache().invalidateMeta(metaKey);
-  co_return nullptr;  // 403, 404, 5xx...: the client's own request goes to the backend and gets its answer
+  if (failedBackend(status))
+    spdlog::warn("{} revalidating /{}/{}: the backend answered {}", x.requestId, logSafe(r.bucket), logSafe(r.key), status);
+  co_return MetaAnswer{nullptr, failedBackend(status)};  // 403, 404...: the client's own request gets the answer
 }
 
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache,
-                                                 std::shared_ptr<CachedObject> fillFirst) {
-  const auto ttl = opts_.ttls ? opts_.ttls->get()->forBucket(x.routed.bucket)
-                              : x.policy->metadataTtl.value_or(opts_.metadataTtl);
+                                                 bool& stale, std::shared_ptr<CachedObject> fillFirst) {
+  const auto tables = opts_.ttls ? opts_.ttls->get() : nullptr;
+  const auto ttl = tables ? tables->forBucket(x.routed.bucket) : x.policy->metadataTtl.value_or(opts_.metadataTtl);
+  const auto staleIfError = tables ? tables->staleIfError(x.routed.bucket) : std::chrono::milliseconds{0};
+  cache::ChunkCache& c = cache_->cache();
+  const std::string bucketKey = bucketKeyOf(*x.backendId, x.backendBucket);
+  const std::uint64_t bucketEpoch = c.bucketEpoch(bucketKey);
   auto isFresh = [&](const ObjectMeta& m) {
-    return !m.fromDisk && (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
+    return !m.fromDisk && m.bucketEpoch == bucketEpoch &&
+           (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
   };
+  // stale-if-error (RFC 5861): metadata the backend vouched for at most TTL + staleIfError ago may answer
+  // while the backend fails; its bytes were the backend's when last validated.
+  auto staleUsable = [&](const ObjectMeta& m) {
+    if (staleIfError.count() <= 0) return false;
+    if (ttl == std::chrono::milliseconds::max() || staleIfError == std::chrono::milliseconds::max()) return true;
+    return nowMillis() - m.validatedAtMs <= ttl.count() + staleIfError.count();
+  };
+  constexpr int kBackendDown = 1;  // the leader's note: the backend failed (stale copies may answer)
   MetaPtr m = co_await cache_->lookupMeta(metaKey);
   if (m && isFresh(*m)) {
     fromCache = true;
     co_return m;
   }
-  cache::ChunkCache& c = cache_->cache();
   const std::int64_t asked = nowMillis();
   auto [fill, leader] = c.metaFills().acquire(metaKey, [] { return cache::ChunkPtr{}; });
   if (leader) {
     FillGuard guard{c.metaFills(), metaKey, fill};
     const std::uint64_t epoch = c.metaEpoch(metaKey);
     upstream::UpstreamResponsePtr first;
-    MetaPtr fresh = co_await fetchMeta(x, metaKey, m, fillFirst ? &first : nullptr);
+    MetaAnswer answer = co_await fetchMeta(x, metaKey, m, fillFirst ? &first : nullptr);
+    if (answer.meta) {
+      auto stamped = std::make_shared<ObjectMeta>(*answer.meta);
+      stamped->bucketEpoch = bucketEpoch;
+      answer.meta = std::move(stamped);
+    }
+    MetaPtr fresh = answer.meta;
     if (fresh && first) {
       // The first chunk's fill exists before the metadata does: requests that waited for the metadata
       // join this fill instead of asking the backend for the chunk again.
       fillFirst->meta = fresh;
       fillFirst->firstChunkFetched = true;
       std::string key = fillFirst->chunkKey(0);
-      cache::ChunkCache& cc = cache_->cache();
-      if (!cc.couldExist(cache::hashBytes(key))) {
+      if (!c.couldExist(cache::hashBytes(key))) {
         auto [fill, leads] =
-            cc.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, fillFirst->chunkLength(0)); });
+            c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, fillFirst->chunkLength(0)); });
         if (leads)
           boost::asio::co_spawn(cache_->executor(),
                                 downloadChunk(fillFirst, 0, std::move(fill), std::move(key), std::move(first)),
                                 boost::asio::detached);
       }
     }
-    if (fresh && fresh != m) co_await cache_->storeMeta(metaKey, fresh, epoch);
+    if (fresh) co_await cache_->storeMeta(metaKey, fresh, epoch);
     guard.ok = fresh != nullptr;
+    if (!fresh && answer.backendDown) {
+      fill->setNote(kBackendDown);
+      if (m && staleUsable(*m)) {
+        stale = true;
+        co_return m;
+      }
+    }
     co_return fresh;
   }
   // Another request is asking the backend already: use its answer.
@@ -270,6 +324,11 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   }
   MetaPtr now = c.metaInRam(metaKey);
   if (fill->state() == Fill::State::Done && now && (isFresh(*now) || now->validatedAtMs >= asked)) co_return now;
+  if (fill->state() == Fill::State::Failed && fill->note() == kBackendDown && m && staleUsable(*m) &&
+      c.metaInRam(metaKey) == m) {  // (not invalidated meanwhile)
+    stale = true;
+    co_return m;
+  }
   co_return nullptr;
 }
 
@@ -283,18 +342,24 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   if (const auto* v = findParam(x.routed.query, "versionId")) obj->versionId = *v;
   obj->chunkSize = c.chunkSize();
   obj->metaKey = metaKeyOf(obj->backendId, obj->bucket, obj->key, obj->versionId);
-  bool metaFromCache = false;
+  bool metaFromCache = false, stale = false;
   // A whole-object GET that finds no metadata learns it from a GET of the first chunk.
   const bool whole = x.req.method() == bhttp::verb::get && !findHeader(x.headers, "range") &&
                      !findParam(x.routed.query, "partNumber");
   std::shared_ptr<CachedObject> fillFirst = whole ? obj : nullptr;
-  MetaPtr fresh = co_await freshMeta(x, obj->metaKey, metaFromCache, fillFirst);
+  MetaPtr fresh = co_await freshMeta(x, obj->metaKey, metaFromCache, stale, fillFirst);
   if (obj->meta != fresh) obj->meta = fresh;  // (already set when the first chunk's fill started with it)
   if (!obj->meta) {
     x.cacheStatus = "miss";
     co_return false;
   }
   const ObjectMeta& meta = *obj->meta;
+  if (stale && (findParam(x.routed.query, "partNumber") ||
+                !wholeRangeCached(c, *obj, x.headers, x.req.method() == bhttp::verb::head))) {
+    // Serving stale is only for bytes on hand: with chunks missing, the backend's error is the answer.
+    x.cacheStatus = "miss";
+    co_return false;
+  }
   std::optional<std::chrono::system_clock::time_point> lastModified;
   for (const auto& [name, value] : meta.headers)
     if (name == "last-modified") lastModified = parseHttpDate(value);
@@ -308,12 +373,18 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
 
   http::ResponseHeader h;
   for (const auto& [name, value] : meta.headers) h.insert(name, value);
-  for (const auto& [param, value] : x.routed.query)
-    if (const auto header = responseOverride(param); !header.empty()) h.set(header, value);
+  for (const auto& [param, value] : x.routed.query)  // (values checked for control bytes in forward())
+    if (const auto header = responseOverride(param); !header.empty() && isSafeHeaderValue(value)) h.set(header, value);
   h.set("x-amz-request-id", x.requestId);
+  if (stale) {
+    cache_->cache().stats().staleServed.fetch_add(1, std::memory_order_relaxed);
+    h.set(bhttp::field::warning, "110 granary \"Response is Stale\"");
+    spdlog::warn("{} /{}/{}: the backend could not revalidate it: serving the cached copy (stale-if-error)",
+                 x.requestId, logSafe(x.routed.bucket), logSafe(x.routed.key));
+  }
   if (pre == Precondition::NotModified) {
     h.result(bhttp::status::not_modified);
-    if (opts_.cacheStatusHeader) h.set("x-granary-cache", metaFromCache ? "hit" : "miss");
+    if (opts_.cacheStatusHeader) h.set("x-granary-cache", stale ? "stale" : metaFromCache ? "hit" : "miss");
     x.status = 304;
     if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
     co_return true;
@@ -322,8 +393,14 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   std::uint64_t offset = 0, length = meta.size;
   bool ranged = false;
   if (const auto* part = findParam(x.routed.query, "partNumber")) {
-    // Where the part lies is the backend's to say (a HEAD); its bytes are the cache's.
-    if (findHeader(x.headers, "range")) co_return false;  // S3 refuses the combination: the backend says so
+    // Where the part lies is the backend's to say (a HEAD); its bytes are the cache's. forward() checked
+    // the number (1 to 10000, no Range beside it); the ETag says how many parts there are.
+    if (parseLength(*part).value_or(0) > partCountOf(meta.etag)) {
+      const S3Failure bad{S3Error::InvalidPartNumber, {}, {{"PartNumberRequested", *part},
+                                                           {"ActualPartCount", std::to_string(partCountOf(meta.etag))}}};
+      co_await sendError(x, bad);
+      co_return true;
+    }
     upstream::UpstreamRequest r;
     r.method = bhttp::verb::head;
     r.bucket = obj->bucket;
@@ -375,6 +452,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     }
     status = cached == last - first + 1 ? "hit" : cached == 0 ? "miss" : "partial";
   }
+  if (stale) status = "stale";
   h.result(ranged ? bhttp::status::partial_content : bhttp::status::ok);
   h.set(bhttp::field::accept_ranges, "bytes");
   h.set(bhttp::field::content_length, std::to_string(length));
@@ -387,6 +465,12 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   if (head || length == 0) {
     if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
     co_return true;
+  }
+  if (status != "hit" && !stale && c.fills().size() >= kFillsHardLimitFactor * opts_.maxFills) {
+    // Every fill holds a chunk of RAM: past this many, a new request for uncached bytes is relayed from
+    // the backend instead of filling the cache, so concurrent cold readers cannot take unbounded memory.
+    x.cacheStatus = "bypass";
+    co_return false;
   }
   const bool served = co_await streamChunks(x, obj, offset, length, std::move(h));
   if (served && ranged) {
@@ -422,6 +506,11 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
     for (std::uint32_t j = i + 1; j < i + opts_.parallelFills && j <= last; ++j) startFill(obj, j);
     cache::CacheThread::Tier tier = cache::CacheThread::Tier::None;
     auto [chunk, fill] = co_await obtainChunk(obj, i, &tier);
+    if (!chunk && !fill) {  // a fill of another length: the object changed under this request
+      if (!headerSent) co_return false;
+      x.errorCode = "ObjectChanged";
+      co_return true;  // bytes already went out: cutting the connection is the only honest signal left
+    }
     const std::uint64_t base = std::uint64_t{i} * C;
     const std::uint64_t from = pos - base;
     const std::uint64_t to = std::min(end, base + obj->chunkLength(i)) - base;
@@ -452,8 +541,8 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
       if (at < to) {
         if (!headerSent) co_return false;
         // Bytes already went out: cutting the connection is the only honest signal left.
-        spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent", x.requestId, obj->bucket,
-                     obj->key, i, x.bytesOut);
+        spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent", x.requestId,
+                     logSafe(obj->bucket), logSafe(obj->key), i, x.bytesOut);
         x.errorCode = "CacheFillFailed";
         co_return true;
       }
@@ -467,13 +556,21 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
 http::Awaitable<std::pair<ConstChunkPtr, FillPtr>> ProxyHandler::obtainChunk(
     const std::shared_ptr<const CachedObject>& obj, std::uint32_t index, cache::CacheThread::Tier* tier) {
   std::string key = obj->chunkKey(index);
-  if (auto c = co_await cache_->lookup(key, cache::hashBytes(key), tier)) co_return std::pair{std::move(c), FillPtr{}};
+  const std::uint64_t length = obj->chunkLength(index);
+  if (auto c = co_await cache_->lookup(key, cache::hashBytes(key), length, tier))
+    co_return std::pair{std::move(c), FillPtr{}};
   cache::ChunkCache& c = cache_->cache();
-  auto [fill, leader] =
-      c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });
+  auto [fill, leader] = c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, length); });
   if (leader) {
     boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, fill, std::move(key), nullptr),
                           boost::asio::detached);
+  } else if (fill->sharedChunk()->valueSize() != length) {
+    // Started by a request that saw another size under the same ETag: the object is being rewritten.
+    c.stats().lengthErrors.fetch_add(1, std::memory_order_relaxed);
+    c.invalidateMeta(obj->metaKey);
+    spdlog::warn("/{}/{}: chunk {} is being fetched as {} bytes, this request expects {}: the object changed",
+                 logSafe(obj->bucket), logSafe(obj->key), index, fill->sharedChunk()->valueSize(), length);
+    co_return std::pair{ConstChunkPtr{}, FillPtr{}};
   } else {
     c.stats().fillWaits.fetch_add(1, std::memory_order_relaxed);
   }
@@ -509,7 +606,8 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   if (!opened) {
     auto resp = co_await obj->upstream->send(r);
     if (!resp) {
-      spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, obj->bucket, obj->key, resp.error().message());
+      spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, logSafe(obj->bucket), logSafe(obj->key),
+                   resp.error().message());
       co_return;
     }
     opened = std::move(*resp);
@@ -520,33 +618,49 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   const unsigned status = h.result_int();
   if ((status == 200 || status == 206) && !h[bhttp::field::etag].empty() && h[bhttp::field::etag] != obj->meta->etag) {
     // A backend that ignores If-Match (s3rver does) sent another version: its bytes must not join ours.
-    spdlog::info("/{}/{} changed at the backend (ETag {} -> {}): revalidating", obj->bucket, obj->key,
-                 obj->meta->etag, std::string(h[bhttp::field::etag]));
+    spdlog::info("/{}/{} changed at the backend (ETag {} -> {}): revalidating", logSafe(obj->bucket),
+                 logSafe(obj->key), logSafe(obj->meta->etag), logSafe(h[bhttp::field::etag]));
     c.invalidateMeta(obj->metaKey);
     co_return;
   }
   switch (status) {
     case 206: {
       const auto cr = parseContentRange(h[bhttp::field::content_range]);
-      if (!cr || cr->first != first || cr->last != first + len - 1 || cr->total != obj->meta->size) {
-        spdlog::warn("chunk {} of /{}/{}: the backend answered {} for bytes {}-{}", index, obj->bucket, obj->key,
-                     std::string(h[bhttp::field::content_range]), first, first + len - 1);
+      if (cr && cr->total && *cr->total != obj->meta->size) {
+        // Same ETag, another size: the object is being rewritten (s3rver overwrites in place). Its
+        // metadata goes; no byte of this answer joins the cache.
+        c.stats().lengthErrors.fetch_add(1, std::memory_order_relaxed);
+        c.invalidateMeta(obj->metaKey);
+        spdlog::warn("chunk {} of /{}/{}: the backend says the object holds {} bytes, not {}: revalidating", index,
+                     logSafe(obj->bucket), logSafe(obj->key), *cr->total, obj->meta->size);
         co_return;
       }
+      if (!cr || cr->first != first || cr->last != first + len - 1) {
+        spdlog::warn("chunk {} of /{}/{}: the backend answered {} for bytes {}-{}", index, logSafe(obj->bucket),
+                     logSafe(obj->key), logSafe(h[bhttp::field::content_range]), first, first + len - 1);
+        co_return;
+      }
+      if (const auto cl = body.contentLength(); cl && *cl != len) co_return;
       break;
     }
     case 200:  // the Range was ignored: the whole object follows
-      if (body.contentLength() != obj->meta->size) co_return;
+      if (body.contentLength() != obj->meta->size) {
+        c.stats().lengthErrors.fetch_add(1, std::memory_order_relaxed);
+        c.invalidateMeta(obj->metaKey);
+        co_return;
+      }
       skip = first;
       break;
     case 412:
     case 416:
       // The object changed at the backend: its old metadata (and with it the old chunks) must go.
-      spdlog::info("/{}/{} changed at the backend (ETag {} gone): revalidating", obj->bucket, obj->key, obj->meta->etag);
+      spdlog::info("/{}/{} changed at the backend (ETag {} gone): revalidating", logSafe(obj->bucket),
+                   logSafe(obj->key), logSafe(obj->meta->etag));
       c.invalidateMeta(obj->metaKey);
       co_return;
     default:
-      spdlog::warn("chunk {} of /{}/{}: the backend answered {}", index, obj->bucket, obj->key, h.result_int());
+      spdlog::warn("chunk {} of /{}/{}: the backend answered {}", index, logSafe(obj->bucket), logSafe(obj->key),
+                   h.result_int());
       co_return;
   }
   char* dst = fill->chunk().value();
@@ -559,8 +673,8 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   while (got < len) {
     auto n = co_await body.read(boost::asio::buffer(dst + got, static_cast<std::size_t>(len - got)));
     if (!n || *n == 0) {
-      spdlog::warn("chunk {} of /{}/{}: the backend body ended after {} of {} bytes", index, obj->bucket, obj->key,
-                   got, len);
+      spdlog::warn("chunk {} of /{}/{}: the backend body ended after {} of {} bytes", index, logSafe(obj->bucket),
+                   logSafe(obj->key), got, len);
       co_return;
     }
     got += *n;
@@ -571,7 +685,7 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   guard.ok = true;
   fill->finish(true);
   // Readers already have the bytes; the fill stays findable until the cache holds the chunk.
-  co_await cache_->insert(fill->sharedChunk());
+  co_await cache_->insert(fill->sharedChunk(), len);
 }
 
 bool ProxyHandler::fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const {
@@ -586,7 +700,7 @@ bool ProxyHandler::fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> 
 struct ProxyHandler::WrittenObject {
   upstream::Upstream* upstream = nullptr;
   std::string backendId, bucket, key, etag, data;
-  std::uint64_t epoch = 0;
+  std::uint64_t epoch = 0, bucketEpoch = 0;
 };
 
 void ProxyHandler::startFillAfterWrite(const Exchange& x, std::string etag, std::string data) {
@@ -600,6 +714,7 @@ void ProxyHandler::startFillAfterWrite(const Exchange& x, std::string etag, std:
   w->data = std::move(data);
   // Taken after the write's own invalidation: any later write or invalidation makes the fill a no-op.
   w->epoch = cache_->cache().metaEpoch(metaKeyOf(w->backendId, w->bucket, w->key, {}));
+  w->bucketEpoch = cache_->cache().bucketEpoch(bucketKeyOf(w->backendId, w->bucket));
   boost::asio::co_spawn(cache_->executor(), fillAfterWrite(std::move(w)), boost::asio::detached);
 }
 
@@ -610,41 +725,56 @@ http::Awaitable<void> ProxyHandler::fillAfterWrite(std::shared_ptr<WrittenObject
   r.key = w->key;
   auto resp = co_await w->upstream->send(r);
   if (!resp || (*resp)->header().result_int() != 200) co_return;
-  MetaPtr meta = metaFromHead((*resp)->header());
+  MetaPtr head = metaFromHead((*resp)->header());
   // Another write may have landed between the PUT and this HEAD: then these bytes are not the object's.
-  if (!meta || meta->etag != w->etag || meta->size != w->data.size()) co_return;
+  if (!head || head->etag != w->etag || head->size != w->data.size()) co_return;
+  auto meta = std::make_shared<ObjectMeta>(*head);
+  meta->bucketEpoch = w->bucketEpoch;
   const std::string metaKey = metaKeyOf(w->backendId, w->bucket, w->key, {});
   if (cache_->cache().metaEpoch(metaKey) != w->epoch) co_return;
   const std::uint64_t chunkSize = cache_->cache().chunkSize();
   for (std::uint64_t off = 0, i = 0; off < w->data.size(); off += chunkSize, ++i) {
     const std::uint64_t len = std::min<std::uint64_t>(chunkSize, w->data.size() - off);
     auto chunk = std::make_shared<cache::Chunk>(
-        cache::encodeKey({w->backendId, w->bucket, w->key, w->etag, static_cast<std::uint32_t>(i)}), len);
+        chunkKeyOf(w->backendId, w->bucket, w->key, w->etag, w->data.size(), {}, static_cast<std::uint32_t>(i)), len);
     std::memcpy(chunk->value(), w->data.data() + off, static_cast<std::size_t>(len));
     chunk->seal();
-    co_await cache_->insert(std::move(chunk));
+    co_await cache_->insert(std::move(chunk), len);
   }
   co_await cache_->storeMeta(metaKey, std::move(meta), w->epoch);  // chunks first: the metadata finds them
 }
 
 void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur) {
-  if (!cache_) return;
+  if (!cache_ || x.routed.bucket.empty()) return;
   const auto m = x.req.method();
-  if (m != bhttp::verb::put && m != bhttp::verb::post && m != bhttp::verb::delete_) return;
+  if (m == bhttp::verb::get || m == bhttp::verb::head || m == bhttp::verb::options) return;
   cache::ChunkCache& c = cache_->cache();
   auto invalidate = [&](const std::string& key, const std::string& versionId = {}) {
     c.invalidateMeta(metaKeyOf(*x.backendId, x.backendBucket, key, {}));
     // A version is immutable; only deleting it (DELETE ?versionId=) makes its entries go.
     if (!versionId.empty()) c.invalidateMeta(metaKeyOf(*x.backendId, x.backendBucket, key, versionId));
   };
-  if (!x.routed.key.empty()) {
-    const auto* v = m == bhttp::verb::delete_ ? findParam(x.routed.query, "versionId") : nullptr;
-    invalidate(x.routed.key, v ? *v : std::string());
-    return;
-  }
-  if (m == bhttp::verb::post && findParam(x.routed.query, "delete") && !ur.bufferedBody.empty()) {
-    // DeleteObjects: every key it names.
-    for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody)) invalidate(key, versionId);
+  switch (writeScope(x.op, x.req.method_string(), !x.routed.key.empty(), x.routed.query,
+                     findHeader(x.headers, "content-type"))) {
+    case WriteScope::None:
+      return;
+    case WriteScope::Key: {
+      const auto* v = m == bhttp::verb::delete_ ? findParam(x.routed.query, "versionId") : nullptr;
+      invalidate(x.routed.key, v ? *v : std::string());
+      return;
+    }
+    case WriteScope::Listed:
+      // DeleteObjects: every key its body names, read as the backend reads them (forward() buffered and
+      // checked the body; a body Granary cannot read never reaches the backend).
+      for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody)) invalidate(key, versionId);
+      return;
+    case WriteScope::Bucket:
+      // A write whose keys Granary cannot tell (a browser POST form upload names its key inside the
+      // form; an operation Granary does not know): everything cached of the bucket is revalidated.
+      c.invalidateBucket(bucketKeyOf(*x.backendId, x.backendBucket));
+      spdlog::info("{} {} {} /{}: invalidating the bucket's cached metadata (a write Granary cannot attribute to keys)",
+                   x.requestId, logSafe(x.req.method_string()), logSafe(x.op), logSafe(x.routed.bucket));
+      return;
   }
 }
 

@@ -10,10 +10,12 @@
 #include <ctime>
 #include <sstream>
 
+#include "common/log_escape.h"
 #include "common/timeutil.h"
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/range.h"
+#include "s3api/request_checks.h"
 #include "s3api/request_stats.h"
 #include "s3api/request_xml.h"
 #include "s3api/routing.h"
@@ -25,41 +27,6 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 using namespace boost::asio::experimental::awaitable_operators;
-
-/// A string as the inside of a JSON string literal.
-std::string jsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-/// A CLF field: no spaces, quotes or control bytes (they would split or forge fields).
-std::string clfField(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c <= 0x20 || c == '"' || c == 0x7f) {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
 
 std::string clfTimeNow() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -207,7 +174,19 @@ http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const
   x.requestId = newRequestId();
   x.headers.reserve(16);
   for (const auto& f : req) x.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
-  auto routed = route(req.target(), req[bhttp::field::host], opts_.domain);
+  std::string_view target = req.target();
+  std::string host(req[bhttp::field::host]);
+  bool wellFormed = true;
+  const auto absolute = splitAbsoluteForm(target, wellFormed);
+  if (absolute) {
+    // RFC 9112 section 3.2.2: the target's authority replaces the Host header, for routing and for the
+    // signature alike (a signature over another Host does not match).
+    host = std::string(absolute->authority);
+    dropHeader(x.headers, "host");
+    x.headers.emplace_back("host", host);
+    target = absolute->originForm;
+  }
+  auto routed = wellFormed ? route(target, host, opts_.domain) : std::nullopt;
   if (!routed) {
     const S3Failure bad{S3Error::InvalidURI, {}, {}};
     co_await sendError(x, bad);
@@ -252,6 +231,8 @@ std::optional<S3Failure> ProxyHandler::planBody(const Exchange& x, const Verifie
   if (payloadLength && *payloadLength > opts_.maxObjectSize)
     return S3Failure{S3Error::EntityTooLarge, {},
                      {{"ProposedSize", std::to_string(*payloadLength)}, {"MaxSizeAllowed", std::to_string(opts_.maxObjectSize)}}};
+  if (isXmlBodyOp(x.op) && payloadLength && *payloadLength > kMaxRequestXml)
+    return S3Failure{S3Error::MaxMessageLengthExceeded, {}, {}};
   hasBody = !x.body.done() && (!wireLength || *wireLength > 0);
   if (!hasBody && auth.payload == PayloadMode::Sha256 && auth.payloadHash != kEmptySha256Hex)
     return S3Failure{S3Error::XAmzContentSHA256Mismatch, {}, {}};
@@ -276,8 +257,13 @@ upstream::UpstreamRequest ProxyHandler::upstreamRequestFor(const Exchange& x, co
   for (const auto& [name, value] : x.headers) {
     if (dropTowardBackend(name, streaming)) continue;
     if (name == "range") {
-      ByteRange ignored;
-      if (parseRange(value, ignored) == RangeParse::Ignore) continue;  // S3 ignores a malformed Range
+      ByteRange r;
+      const RangeParse parsed = parseRange(value, r);
+      if (parsed == RangeParse::Ignore) continue;  // S3 ignores a malformed Range
+      if (parsed == RangeParse::Ok) {  // as Granary read it, in numbers every backend parses
+        ur.headers.emplace_back(name, canonicalRange(r));
+        continue;
+      }
     }
     if (streaming && name == "content-encoding") {
       std::string rest = stripAwsChunked(value);
@@ -301,11 +287,16 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   in.bucket = x.routed.bucket;
   in.virtualHosted = x.routed.virtualHosted;
   AuthResult ar;
-  if (x.ctx.internal) ar.auth.accessKey = "granary-admin";  // made in this process (preload): no signature
+  if (auto bad = checkSingletonHeaders(x.headers)) ar.failure = std::move(bad);
+  else if (x.ctx.internal) ar.auth.accessKey = "granary-admin";  // made in this process (preload): no signature
   else ar = verifyRequest(in, *keys, opts_.auth);
   if (ar.failure) co_return co_await sendError(x, *ar.failure);
   const VerifiedAuth& auth = ar.auth;
   x.accessKey = auth.accessKey;
+  if (auto bad = checkRequest(x.req.method_string(), x.op, x.routed, x.headers)) {
+    if (!x.body.done()) x.out.closeAfterResponse();
+    co_return co_await sendError(x, *bad);
+  }
 
   // What the body is and how long it will be once decoded.
   std::optional<std::uint64_t> payloadLength;
@@ -317,6 +308,11 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   std::optional<CopySource> copySource;
   if (x.op == "CopyObject" || x.op == "UploadPartCopy") {
     copySource = parseCopySource(*findHeader(x.headers, "x-amz-copy-source"));
+    if (copySource && copySource->key.size() > kMaxKeyBytes) {
+      const S3Failure tooLong{S3Error::KeyTooLongError, {},
+                              {{"Size", std::to_string(copySource->key.size())}, {"MaxSizeAllowed", std::to_string(kMaxKeyBytes)}}};
+      co_return co_await sendError(x, tooLong);
+    }
     if (!copySource) {
       const S3Failure bad{S3Error::InvalidArgument,
                           "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
@@ -370,17 +366,22 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (hasBody) {
     verified.emplace(x.body, auth, payloadLength, std::move(checks));
     ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
-    const bool buffered = payloadLength && *payloadLength <= opts_.verifyBeforeSend;
+    // An XML body (DeleteObjects, CompleteMultipartUpload, tagging...) is always read whole, however it
+    // is framed: Granary must see all of it to check it and to invalidate exactly what it changes.
+    const bool xmlBody = isXmlBodyOp(x.op);
+    const bool buffered = xmlBody || (payloadLength && *payloadLength <= opts_.verifyBeforeSend);
     // A streamed body's trailer arrives after the request went out: its checksum is verified here but
     // cannot be passed on, so the backend must not be told one is coming.
     if (!buffered && trailerChecksum) dropHeader(ur.headers, "x-amz-sdk-checksum-algorithm");
     if (buffered) {
       // Small body: verify it whole first, so a refused body never reaches the backend at all.
-      const bool ok = co_await readWhole(*verified, static_cast<std::size_t>(*payloadLength), ur.bufferedBody);
+      const ReadWhole got = co_await readWhole(*verified, payloadLength, xmlBody ? kMaxRequestXml : opts_.verifyBeforeSend,
+                                               ur.bufferedBody);
       x.bytesIn = verified->clientBytes();
-      if (!ok) {
+      if (got != ReadWhole::Ok) {
         x.out.closeAfterResponse();
-        const S3Failure failure = verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
+        S3Failure failure{S3Error::MaxMessageLengthExceeded, {}, {}};  // (no ?: of temporaries: GCC 12 coroutines)
+        if (got != ReadWhole::TooLong) failure = verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
         co_return co_await sendError(x, failure);
       }
       ur.contentLength = ur.bufferedBody.size();
@@ -390,10 +391,9 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       if (writesBack(x) && x.op == "DeleteObjects")  // what is pending for those keys must not land later
         for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody)) co_await supersedePending(x, key);
       if (fillOnWrite) written = ur.bufferedBody;
-      // The trailer's checksums (verified) become headers: the backend stores them with the object.
-      if (const auto* trailers = verified->trailers())
-        for (const auto& [name, value] : *trailers)
-          if (checksumFromHeader(name)) ur.headers.emplace_back(name, value);
+      // The trailer's checksum (the one x-amz-trailer named, verified) becomes a header: the backend
+      // stores it with the object. Other trailer fields were checked by nobody: they stay here.
+      if (const auto trailer = verified->verifiedTrailerChecksum()) ur.headers.push_back(*trailer);
     } else if (fillOnWrite) {
       written.reserve(static_cast<std::size_t>(*payloadLength));
       capture.emplace(*verified, written, static_cast<std::size_t>(*payloadLength));
@@ -421,7 +421,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   if (!resp) {
     if (verified && verified->started()) x.out.closeAfterResponse();
     if (writesBack(x) && x.op == "ListMultipartUploads") co_return co_await relayUploadsWithSpool(x, nullptr);
-    spdlog::warn("{} {} /{}/{}: backend failed: {}", x.requestId, x.op, x.routed.bucket, x.routed.key,
+    spdlog::warn("{} {} /{}/{}: backend failed: {}", x.requestId, x.op, logSafe(x.routed.bucket), logSafe(x.routed.key),
                  resp.error().message());
     const S3Failure failure = upstreamFailure(resp.error());
     co_return co_await sendError(x, failure);
@@ -440,6 +440,41 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     }
   }
   const unsigned answered = (*resp)->header().result_int();
+  if (answered == 416 && x.op == "GetObject" && findHeader(x.headers, "range") &&
+      (*resp)->header()[bhttp::field::content_range].empty()) {
+    // S3 names the object's size in a 416 (Content-Range: bytes */size); a backend that does not (s3rver)
+    // is asked for it, so clients can tell an unsatisfiable range from a missing object.
+    upstream::UpstreamRequest head;
+    head.method = bhttp::verb::head;
+    head.bucket = x.backendBucket;
+    head.key = x.routed.key;
+    if (const auto* v = findParam(x.routed.query, "versionId")) head.query.emplace_back("versionId", *v);
+    resp = UpstreamResponsePtr{};
+    auto sized = co_await x.upstream->send(head);
+    // (Every string below is a named object: GCC 12 mishandles temporaries of ?: inside coroutines.)
+    std::optional<std::uint64_t> size;
+    if (sized && (*sized)->header().result_int() == 200) size = (*sized)->contentLength();
+    std::string asked, actual, contentRange;
+    if (const auto* rh = findHeader(x.headers, "range"); rh && isSafeHeaderValue(*rh)) asked = *rh;
+    if (size) {
+      actual = std::to_string(*size);
+      contentRange = "bytes */" + actual;
+    }
+    const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", asked}, {"ActualObjectSize", actual}}};
+    co_return co_await sendError(x, bad, contentRange);
+  }
+  if ((x.op == "GetObject" || x.op == "HeadObject") && (answered == 200 || answered == 206)) {
+    // A backend that ignores partNumber (s3rver) answers any number with the whole object: past the
+    // part count its ETag shows, S3's answer is InvalidPartNumber.
+    if (const auto* part = findParam(x.routed.query, "partNumber")) {
+      const auto parts = partCountOf((*resp)->header()[bhttp::field::etag]);
+      if (parseLength(*part).value_or(0) > parts) {
+        const S3Failure bad{S3Error::InvalidPartNumber, {},
+                            {{"PartNumberRequested", *part}, {"ActualPartCount", std::to_string(parts)}}};
+        co_return co_await sendError(x, bad);
+      }
+    }
+  }
   if (fillOnWrite && answered == 200 && written.size() == payloadLength.value_or(0) && (!capture || capture->complete()))
     startFillAfterWrite(x, std::string((*resp)->header()[bhttp::field::etag]), std::move(written));
   if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && answered == 200 &&
@@ -480,7 +515,7 @@ http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::Upstream
   }
   if (expected && std::string_view(doc.document_element().name()) != expected) {
     spdlog::warn("{} {} /{}/{}: the backend answered <{}>, not <{}>: answered NotImplemented", x.requestId, x.op,
-                 x.routed.bucket, x.routed.key, doc.document_element().name(), expected);
+                 logSafe(x.routed.bucket), logSafe(x.routed.key), logSafe(doc.document_element().name()), expected);
     co_return co_await sendError(x, unsupported);
   }
   renameBucket(doc.document_element(), x.backendBucket, x.routed.bucket);
@@ -593,19 +628,25 @@ http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const pugi::xml_documen
   co_await x.out.finish();
 }
 
-http::Awaitable<bool> ProxyHandler::readWhole(upstream::BodySource& body, std::size_t expected, std::string& out) {
-  constexpr std::size_t kSpare = 64 * 1024;  // room to notice a body longer than declared
-  out.resize(expected + kSpare);
+http::Awaitable<ProxyHandler::ReadWhole> ProxyHandler::readWhole(upstream::BodySource& body,
+                                                                 std::optional<std::uint64_t> expected,
+                                                                 std::size_t limit, std::string& out) {
+  // A declared length is read into one buffer of that size (plus room to notice a longer body); an
+  // undeclared one (chunked) grows as it arrives, never past `limit`.
+  constexpr std::size_t kSpare = 64 * 1024;  // room to notice a body longer than declared, or than `limit`
+  out.resize(expected ? static_cast<std::size_t>(*expected) + kSpare : std::min<std::size_t>(limit + kSpare, kSpare));
   std::size_t have = 0;
   for (;;) {
+    if (out.size() - have < kSpare / 2) out.resize(std::min<std::size_t>(limit + kSpare, out.size() * 2));
     auto n = co_await body.read(boost::asio::buffer(out.data() + have, out.size() - have));
-    if (!n) co_return false;
+    if (!n) co_return ReadWhole::Failed;
     if (*n == 0) break;
     have += *n;
-    if (have > expected) co_return false;
+    if (expected && have > *expected) co_return ReadWhole::Failed;
+    if (have > limit) co_return ReadWhole::TooLong;
   }
   out.resize(have);
-  co_return have == expected;
+  co_return !expected || have == *expected ? ReadWhole::Ok : ReadWhole::Failed;
 }
 
 RangeFix ProxyHandler::rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const {
@@ -676,8 +717,8 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
       if (!n) {
         // The backend failed mid-body. Bytes already went out, so no retry and no error document:
         // cutting the connection is the only honest signal (the client sees a short body).
-        spdlog::warn("{} {} /{}/{}: backend body failed after {} bytes: {}", x.requestId, x.op, x.routed.bucket,
-                     x.routed.key, x.bytesOut, n.error().message());
+        spdlog::warn("{} {} /{}/{}: backend body failed after {} bytes: {}", x.requestId, x.op, logSafe(x.routed.bucket),
+                     logSafe(x.routed.key), x.bytesOut, n.error().message());
         x.errorCode = "BackendBodyFailed";
         co_return;
       }
@@ -738,8 +779,9 @@ void ProxyHandler::logAccess(const Exchange& x) {
   if (opts_.accessLogFormat == AccessLogFormat::Json) {
     log.info(R"({{"time":"{}","id":"{}","remote":"{}","op":"{}","method":"{}","bucket":"{}","key":"{}","status":{},)"
              R"("error":"{}","bytes_in":{},"bytes_out":{},"duration_us":{},"access_key":"{}","cache":"{}"}})",
-             formatIsoTime(std::chrono::system_clock::now()), x.requestId, x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op,
-             std::string(x.req.method_string()), jsonEscape(x.routed.bucket), jsonEscape(x.routed.key), x.status,
+             formatIsoTime(std::chrono::system_clock::now()), jsonEscape(x.requestId),
+             x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op,
+             jsonEscape(x.req.method_string()), jsonEscape(x.routed.bucket), jsonEscape(x.routed.key), x.status,
              jsonEscape(x.errorCode), x.bytesIn, x.bytesOut, us.count(), jsonEscape(x.accessKey), x.cacheStatus);
     return;
   }
@@ -747,16 +789,18 @@ void ProxyHandler::logAccess(const Exchange& x) {
     // The request line names the path only: query strings can carry presigned signatures and tokens.
     log.info("{} - {} [{}] \"{} {} HTTP/{}.{}\" {} {} id={} op={} cache={} us={}",
              x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(),
-             x.accessKey.empty() ? "-" : clfField(x.accessKey), clfTimeNow(), std::string(x.req.method_string()),
+             x.accessKey.empty() ? "-" : clfField(x.accessKey), clfTimeNow(), clfField(x.req.method_string()),
              clfField(x.routed.rawPath.empty() ? std::string(splitTarget(x.req.target()).first) : x.routed.rawPath),
-             x.req.version() / 10, x.req.version() % 10, x.status, x.bytesOut, x.requestId, x.op, x.cacheStatus,
+             x.req.version() / 10, x.req.version() % 10, x.status, x.bytesOut, logField(x.requestId), logField(x.op),
+             x.cacheStatus,
              us.count());
     return;
   }
+  // Client text (bucket, key, access key) and backend text (error codes) are escaped: one request, one line.
   log.info("access id={} remote={} op={} method={} bucket={} key={} status={} error={} in={} out={} us={} ak={} cache={}",
-               x.requestId, x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op, std::string(x.req.method_string()),
-               x.routed.bucket, x.routed.key, x.status, x.errorCode.empty() ? "-" : x.errorCode, x.bytesIn,
-               x.bytesOut, us.count(), x.accessKey.empty() ? "-" : x.accessKey, x.cacheStatus);
+           logField(x.requestId), x.ctx.internal ? "internal" : x.ctx.remote.address().to_string(), x.op,
+           logField(x.req.method_string()), logField(x.routed.bucket), logField(x.routed.key), x.status,
+           logField(x.errorCode), x.bytesIn, x.bytesOut, us.count(), logField(x.accessKey), x.cacheStatus);
 }
 
 }  // namespace granary::s3api

@@ -56,9 +56,17 @@ class RateLimiter {
 struct TtlTable {
   std::chrono::milliseconds fallback{60'000};  // cache.metadata_ttl
   std::unordered_map<std::string, std::chrono::milliseconds> buckets;  // [[bucket]] metadata_ttl
+  /// cache.stale_if_error / [[bucket]] stale_if_error: how long past the TTL cached metadata may be
+  /// served when revalidation meets a backend failure; 0 = never.
+  std::chrono::milliseconds staleFallback{3'600'000};
+  std::unordered_map<std::string, std::chrono::milliseconds> staleBuckets;
   std::chrono::milliseconds forBucket(const std::string& bucket) const {
     auto it = buckets.find(bucket);
     return it == buckets.end() ? fallback : it->second;
+  }
+  std::chrono::milliseconds staleIfError(const std::string& bucket) const {
+    auto it = staleBuckets.find(bucket);
+    return it == staleBuckets.end() ? staleFallback : it->second;
   }
 };
 
@@ -213,7 +221,12 @@ class ProxyHandler final : public http::RequestHandler {
   upstream::UpstreamRequest upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const;
   http::ResponseHeader responseHeaderFor(Exchange& x, const upstream::UpstreamResponse& resp, const RangeFix& fix) const;
   http::Awaitable<void> relay(Exchange& x, upstream::UpstreamResponse& resp);
-  http::Awaitable<bool> readWhole(upstream::BodySource& body, std::size_t expected, std::string& out);
+  enum class ReadWhole { Ok, TooLong, Failed };
+  /// Reads a body whole into `out`: `expected` bytes when declared, at most `limit` bytes in any case.
+  /// @return TooLong past `limit`; Failed when the body failed its checks (see the source's failure()),
+  ///         ended early or ran past `expected`.
+  http::Awaitable<ReadWhole> readWhole(upstream::BodySource& body, std::optional<std::uint64_t> expected,
+                                       std::size_t limit, std::string& out);
   std::string newRequestId();
   void logAccess(const Exchange& x);
   /// Cache key pieces of a client-visible bucket's object (backend id, bucket at the backend, metadata key).
@@ -221,7 +234,16 @@ class ProxyHandler final : public http::RequestHandler {
                            std::string& backendBucket) const;
 
   // The cached read path and write invalidation (proxy_cache.cpp).
-  struct CachedObject;
+ public:
+  struct CachedObject;  // (public: helpers of proxy_cache.cpp take it)
+
+ private:
+  /// What revalidating an object's metadata learnt: the metadata, or nothing; `backendDown` when the
+  /// backend failed (no answer, or a 5xx), which stale-if-error may answer from the cache.
+  struct MetaAnswer {
+    std::shared_ptr<const cache::ObjectMeta> meta;
+    bool backendDown = false;
+  };
   bool cacheEligible(const Exchange& x) const;
   /// Serves a GET/HEAD from the cache, fetching what is missing. @return false when the request must
   /// go to the backend as it is instead (nothing was sent to the client).
@@ -229,12 +251,14 @@ class ProxyHandler final : public http::RequestHandler {
   /// @param fillFirst when given, metadata the cache lacks is learnt from a GET of that object's first
   ///        chunk (one round trip to the backend instead of a HEAD and then a GET), whose answer becomes
   ///        the chunk's fill, registered before any request waiting on the metadata goes on.
+  /// @param stale set when the metadata returned could not be revalidated because the backend failed, and
+  ///        the bucket's stale_if_error allows serving it (stale-if-error).
   http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> freshMeta(Exchange& x, const std::string& metaKey,
-                                                                      bool& fromCache,
+                                                                      bool& fromCache, bool& stale,
                                                                       std::shared_ptr<CachedObject> fillFirst = nullptr);
-  http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> fetchMeta(
-      const Exchange& x, const std::string& metaKey, std::shared_ptr<const cache::ObjectMeta> stale,
-      upstream::UpstreamResponsePtr* firstChunk = nullptr);
+  http::Awaitable<MetaAnswer> fetchMeta(const Exchange& x, const std::string& metaKey,
+                                        std::shared_ptr<const cache::ObjectMeta> stale,
+                                        upstream::UpstreamResponsePtr* firstChunk = nullptr);
   /// Streams [offset, offset+length) chunk by chunk; `header` goes out with the first byte.
   /// @return false if nothing could be sent (the caller forwards instead).
   http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,

@@ -12,6 +12,8 @@
 #include <boost/asio/write.hpp>
 #include <pugixml.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -19,6 +21,7 @@
 #include <sstream>
 
 #include "common/timeutil.h"
+#include "common/log_escape.h"
 #include "common/uri.h"
 #include "s3api/exchange.h"
 
@@ -87,7 +90,7 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
   const auto seq = spool.reserve(*payloadLength);
   if (!seq) {
     spdlog::warn("{} write-back spool full ({} of {} bytes pending): /{}/{} is written through", x.requestId,
-                 spool.pendingBytes(), spool.capacity(), x.routed.bucket, x.routed.key);
+                 spool.pendingBytes(), spool.capacity(), logSafe(x.routed.bucket), logSafe(x.routed.key));
     co_return false;
   }
   const int fd = co_await spool.openData(*seq, true);
@@ -116,9 +119,7 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
   w.etag = "\"" + md5.finishHex() + "\"";
   for (const auto& [name, value] : x.headers)
     if (storedObjectHeader(name)) w.headers.emplace_back(name, value);
-  if (const auto* trailers = body.trailers())
-    for (const auto& [name, value] : *trailers)
-      if (name.starts_with("x-amz-checksum-")) w.headers.emplace_back(name, value);
+  if (const auto& trailer = body.verifiedTrailerChecksum()) w.headers.push_back(*trailer);
   const std::string etag = w.etag;
   if (!co_await spool.commit(std::move(w))) {
     const S3Failure bad{S3Error::InternalError, "The write-back spool could not make the object durable.", {}};
@@ -317,6 +318,17 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
       if (at + piece.size > offset && at < offset + length) {
         const int fd = co_await spool.openData(piece.seq, false);
         if (fd < 0) co_return false;
+        // A data file of another size than its journal record says (a damaged disk) is never served:
+        // a short file would cut the body after the header promised its length.
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != piece.size) {
+          ::close(fd);
+          spdlog::error("{} write-back: {} holds {} bytes, its journal record says {}", x.requestId,
+                        spool.dataPath(piece.seq), static_cast<long long>(st.st_size), piece.size);
+          const S3Failure bad{S3Error::InternalError, "The write-back spool's copy of this object is damaged.", {}};
+          co_await sendError(x, bad);
+          co_return true;
+        }
         files.back() = std::make_unique<asio::random_access_file>(co_await asio::this_coro::executor);
         boost::system::error_code ec;
         files.back()->assign(fd, ec);
@@ -439,7 +451,8 @@ http::Awaitable<bool> ProxyHandler::upload(const cache::PendingWrite& w) {
   r.headers = w.headers;
   const auto etag = co_await sendSpoolFile(up, r, w.seq, w.size);
   if (etag && !etag->empty() && *etag != w.etag)
-    spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", w.bucket, w.key, w.etag, *etag);
+    spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", logSafe(w.bucket), logSafe(w.key),
+                 w.etag, logSafe(*etag));
   co_return etag.has_value();
 }
 
@@ -447,7 +460,8 @@ http::Awaitable<std::optional<std::string>> ProxyHandler::sendSpoolFile(upstream
                                                                         std::uint64_t seq, std::uint64_t size) {
   const int fd = co_await opts_.writeBack->openData(seq, false);
   if (fd < 0) {
-    spdlog::error("write-back: the data of /{}/{} ({}) cannot be opened", r.bucket, r.key, opts_.writeBack->dataPath(seq));
+    spdlog::error("write-back: the data of /{}/{} ({}) cannot be opened", logSafe(r.bucket), logSafe(r.key),
+                  opts_.writeBack->dataPath(seq));
     co_return std::nullopt;
   }
   asio::random_access_file file(co_await asio::this_coro::executor);
@@ -460,7 +474,7 @@ http::Awaitable<std::optional<std::string>> ProxyHandler::sendSpoolFile(upstream
   auto resp = co_await up.send(r);
   r.source = nullptr;
   if (!resp) {
-    spdlog::warn("write-back: uploading /{}/{} failed: {}", r.bucket, r.key, resp.error().message());
+    spdlog::warn("write-back: uploading /{}/{} failed: {}", logSafe(r.bucket), logSafe(r.key), resp.error().message());
     co_return std::nullopt;
   }
   const auto& h = (*resp)->header();
@@ -469,7 +483,8 @@ http::Awaitable<std::optional<std::string>> ProxyHandler::sendSpoolFile(upstream
   std::string answer;
   co_await readAll(**resp, 64 * 1024, answer);
   if (status != 200) {
-    spdlog::warn("write-back: uploading /{}/{}: the backend answered {}: {}", r.bucket, r.key, status, answer.substr(0, 300));
+    spdlog::warn("write-back: uploading /{}/{}: the backend answered {}: {}", logSafe(r.bucket), logSafe(r.key), status,
+                 logSafe(answer.substr(0, 300)));
     co_return std::nullopt;
   }
   co_return etag;
@@ -489,7 +504,8 @@ http::Awaitable<bool> ProxyHandler::uploadMultipart(const cache::PendingWrite& w
   create.payloadHash = std::string(kEmptySha256Hex);
   auto created = co_await up.send(create);
   if (!created) {
-    spdlog::warn("write-back: starting the upload of /{}/{} failed: {}", w.bucket, w.key, created.error().message());
+    spdlog::warn("write-back: starting the upload of /{}/{} failed: {}", logSafe(w.bucket), logSafe(w.key),
+                 created.error().message());
     co_return false;
   }
   pugi::xml_document doc;
@@ -497,7 +513,8 @@ http::Awaitable<bool> ProxyHandler::uploadMultipart(const cache::PendingWrite& w
   const bool read = co_await readXml(**created, 64 * 1024, doc);
   const std::string uploadId = read ? doc.document_element().child_value("UploadId") : std::string();
   if (createStatus != 200 || uploadId.empty()) {
-    spdlog::warn("write-back: starting the upload of /{}/{}: the backend answered {}", w.bucket, w.key, createStatus);
+    spdlog::warn("write-back: starting the upload of /{}/{}: the backend answered {}", logSafe(w.bucket), logSafe(w.key),
+                 createStatus);
     co_return false;
   }
   pugi::xml_document complete;
@@ -539,9 +556,10 @@ http::Awaitable<bool> ProxyHandler::uploadMultipart(const cache::PendingWrite& w
     if (ok) {
       const std::string etag = answer.document_element().child_value("ETag");
       if (!etag.empty() && etag != w.etag)
-        spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", w.bucket, w.key, w.etag, etag);
+        spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", logSafe(w.bucket),
+                     logSafe(w.key), w.etag, logSafe(etag));
     } else {
-      spdlog::warn("write-back: completing the upload of /{}/{} failed ({})", w.bucket, w.key,
+      spdlog::warn("write-back: completing the upload of /{}/{} failed ({})", logSafe(w.bucket), logSafe(w.key),
                    done ? std::to_string(status) : done.error().message());
     }
   }

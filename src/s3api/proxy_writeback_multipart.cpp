@@ -14,6 +14,7 @@
 #include <cstdio>
 
 #include "common/timeutil.h"
+#include "common/log_escape.h"
 #include "s3api/exchange.h"
 #include "s3api/request_xml.h"
 
@@ -22,7 +23,6 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 constexpr std::string_view kSpoolUploadPrefix = "granary-wb-";
-constexpr std::size_t kMaxCompleteBody = 2 << 20;  // 10,000 parts fit in well under 1 MiB
 
 std::string isoTime(std::int64_t ms) {
   return formatIsoTime(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
@@ -152,7 +152,7 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
     // A part cannot fall back to the backend (the upload lives here): the client retries once the
     // uploader has made room.
     spdlog::warn("{} write-back spool full ({} of {} bytes pending): part {} of /{}/{} refused with SlowDown",
-                 x.requestId, spool.pendingBytes(), spool.capacity(), *number, x.routed.bucket, x.routed.key);
+                 x.requestId, spool.pendingBytes(), spool.capacity(), *number, logSafe(x.routed.bucket), logSafe(x.routed.key));
     if (!copySource) x.out.closeAfterResponse();
     const S3Failure full{S3Error::SlowDown,
                          "Granary's write-back space is full; retry once pending uploads have reached the backend.", {}};
@@ -217,9 +217,7 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
   // The part's checksum, verified, echoed as S3 does.
   for (const auto& [name, value] : x.headers)
     if (name.starts_with("x-amz-checksum-") && name != "x-amz-checksum-algorithm") h.set(name, value);
-  if (const auto* trailers = verified->trailers())
-    for (const auto& [name, value] : *trailers)
-      if (name.starts_with("x-amz-checksum-")) h.set(name, value);
+  if (const auto& trailer = verified->verifiedTrailerChecksum()) h.set(trailer->first, trailer->second);
   h.set("x-amz-request-id", x.requestId);
   h.set(bhttp::field::content_length, "0");
   x.status = 200;
@@ -229,19 +227,19 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
 http::Awaitable<void> ProxyHandler::completeSpoolUpload(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
                                                         std::optional<std::uint64_t> payloadLength, BodyChecks checks) {
   cache::WriteBackSpool& spool = *opts_.writeBack;
-  if (!payloadLength || *payloadLength > kMaxCompleteBody) {
+  if (payloadLength && *payloadLength > kMaxRequestXml) {
     x.out.closeAfterResponse();
-    const S3Failure bad = payloadLength ? S3Failure{S3Error::MalformedXML, "The CompleteMultipartUpload body is too long.", {}}
-                                        : S3Failure{S3Error::MissingContentLength, {}, {}};
+    const S3Failure bad{S3Error::MaxMessageLengthExceeded, {}, {}};
     co_return co_await sendError(x, bad);
   }
   VerifiedBody body(x.body, auth, payloadLength, std::move(checks));
   std::string xml;
-  const bool whole = co_await readWhole(body, static_cast<std::size_t>(*payloadLength), xml);
+  const ReadWhole got = co_await readWhole(body, payloadLength, kMaxRequestXml, xml);
   x.bytesIn = body.clientBytes();
-  if (!whole) {
+  if (got != ReadWhole::Ok) {
     x.out.closeAfterResponse();
-    const S3Failure failure = body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
+    S3Failure failure{S3Error::MaxMessageLengthExceeded, {}, {}};  // (no ?: of temporaries: GCC 12 coroutines)
+    if (got != ReadWhole::TooLong) failure = body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
     co_return co_await sendError(x, failure);
   }
   if (auto bad = checkRequestXml(x.op, xml)) co_return co_await sendError(x, *bad);

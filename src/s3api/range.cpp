@@ -1,15 +1,33 @@
 #include "s3api/range.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace granary::s3api {
 namespace {
+/// Exact decimal digits (Content-Range from a backend): at most 19, no overflow.
 bool parseNumber(std::string_view s, std::uint64_t& out) {
   if (s.empty() || s.size() > 19) return false;
   std::uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
     v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+/// A byte position in a client's Range: any number of digits; values past 2^64-1 saturate (RFC 9110
+/// section 14.1.1: a position past the end means the end, so only its size relative to the object's
+/// matters). Leading zeros are digits like any other.
+bool parsePosition(std::string_view s, std::uint64_t& out) {
+  if (s.empty() || s.size() > 1024) return false;
+  constexpr std::uint64_t kMax = ~std::uint64_t{0};
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    v = v > (kMax - d) / 10 ? kMax : v * 10 + d;
   }
   out = v;
   return true;
@@ -33,16 +51,24 @@ RangeParse parseRange(std::string_view header, ByteRange& out) {
   std::string_view a = trim(spec.substr(0, dash)), b = trim(spec.substr(dash + 1));
   std::uint64_t x = 0, y = 0;
   if (a.empty()) {
-    if (!parseNumber(b, y)) return RangeParse::Ignore;
+    if (!parsePosition(b, y)) return RangeParse::Ignore;
     out.suffix = y;
     return RangeParse::Ok;
   }
-  if (!parseNumber(a, x)) return RangeParse::Ignore;
+  if (!parsePosition(a, x)) return RangeParse::Ignore;
   out.first = x;
   if (b.empty()) return RangeParse::Ok;
-  if (!parseNumber(b, y) || y < x) return RangeParse::Ignore;
+  if (!parsePosition(b, y) || y < x) return RangeParse::Ignore;
   out.last = y;
   return RangeParse::Ok;
+}
+
+std::string canonicalRange(const ByteRange& r) {
+  constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (r.suffix) return "bytes=-" + std::to_string(std::min(*r.suffix, kMax));
+  std::string out = "bytes=" + std::to_string(std::min(r.first.value_or(0), kMax)) + "-";
+  if (r.last && *r.last < kMax) out += std::to_string(*r.last);
+  return out;
 }
 
 std::optional<ResolvedRange> resolveRange(const ByteRange& r, std::uint64_t size) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace granary::s3api {
@@ -27,6 +28,10 @@ struct ResolvedRange {
   std::uint64_t offset;
   std::uint64_t length;
 };
+
+/// The range as a header value a backend parses the same way: positions past 2^63-1 (any object ends
+/// before them) are written as that, and a last position that large as an open end.
+std::string canonicalRange(const ByteRange& r);
 
 /// Resolves against an object size. nullopt = unsatisfiable (416 InvalidRange, Content-Range: bytes */size).
 std::optional<ResolvedRange> resolveRange(const ByteRange& r, std::uint64_t size);

@@ -2,11 +2,17 @@
 
 #include <pugixml.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <set>
 #include <string>
 
 namespace granary::s3api {
 namespace {
+
+// Whitespace-only text is kept (a key may be " "); DOCTYPE and the declaration become nodes, so they
+// can be refused or checked; entities and end-of-lines are decoded as every XML parser must.
+constexpr unsigned kParse = pugi::parse_default | pugi::parse_ws_pcdata | pugi::parse_doctype | pugi::parse_declaration;
 
 S3Failure malformed(std::string why = {}) {
   return {S3Error::MalformedXML,
@@ -15,19 +21,68 @@ S3Failure malformed(std::string why = {}) {
           {}};
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+/// Parses `body` as Granary reads request XML. @return the error, or nullopt with `doc` loaded.
+std::optional<S3Failure> load(std::string_view body, pugi::xml_document& doc) {
+  if (!doc.load_buffer(body.data(), body.size(), kParse, pugi::encoding_utf8)) return malformed();
+  for (const auto& n : doc.children()) {
+    if (n.type() == pugi::node_doctype) return malformed("a DOCTYPE is not allowed");
+    if (n.type() == pugi::node_declaration) {
+      const std::string_view enc = n.attribute("encoding").value();
+      if (!enc.empty() && !iequals(enc, "utf-8") && !iequals(enc, "utf8"))
+        return malformed("only UTF-8 is accepted");
+    }
+  }
+  if (!doc.document_element()) return malformed();
+  return std::nullopt;
+}
+
+/// All the character data of an element (split by comments or not, CDATA included); nullopt when it
+/// holds an element, which readers would disagree on.
+std::optional<std::string> textOf(const pugi::xml_node& e) {
+  std::string out;
+  for (const auto& c : e.children()) {
+    if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
+    else if (c.type() == pugi::node_element) return std::nullopt;
+  }
+  return out;
+}
+
+/// The one child element `name` of `parent` and its text; an error when there are several, when it holds
+/// an element, or (required) when there is none.
+std::optional<S3Failure> onlyText(const pugi::xml_node& parent, const char* name, bool required, std::string& out) {
+  pugi::xml_node found;
+  for (const auto& c : parent.children(name)) {
+    if (found) return malformed(std::string("more than one ") + name);
+    found = c;
+  }
+  if (!found) return required ? std::optional(malformed(std::string("a ") + name + " is required")) : std::nullopt;
+  auto t = textOf(found);
+  if (!t) return malformed(std::string(name) + " holds an element");
+  out = std::move(*t);
+  return std::nullopt;
+}
+
 std::optional<S3Failure> checkComplete(const pugi::xml_node& root) {
   if (std::string_view(root.name()) != "CompleteMultipartUpload") return malformed("the root is not CompleteMultipartUpload");
   long previous = 0;
   bool any = false;
   for (const auto& part : root.children()) {
-    if (std::string_view(part.name()) != "Part") continue;
+    if (part.type() != pugi::node_element || std::string_view(part.name()) != "Part") continue;
     any = true;
-    const std::string_view num = part.child_value("PartNumber");
+    std::string num, etag;
+    if (auto bad = onlyText(part, "PartNumber", true, num)) return bad;
+    if (auto bad = onlyText(part, "ETag", true, etag)) return bad;
     long n = 0;
     const auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
     if (num.empty() || ec != std::errc{} || end != num.data() + num.size() || n < 1 || n > 10000)
       return malformed("PartNumber must be a number from 1 to 10000");
-    if (std::string_view(part.child_value("ETag")).empty()) return malformed("every Part needs an ETag");
+    if (etag.empty()) return malformed("every Part needs an ETag");
     if (n <= previous) return S3Failure{S3Error::InvalidPartOrder, {}, {}};
     previous = n;
   }
@@ -37,35 +92,67 @@ std::optional<S3Failure> checkComplete(const pugi::xml_node& root) {
 
 std::optional<S3Failure> checkDelete(const pugi::xml_node& root) {
   if (std::string_view(root.name()) != "Delete") return malformed("the root is not Delete");
-  std::size_t keys = 0;
+  std::size_t objects = 0;
   for (const auto& obj : root.children("Object")) {
-    if (!obj.child("Key")) return malformed("every Object needs a Key");
-    ++keys;
+    std::string key, version;
+    if (auto bad = onlyText(obj, "Key", true, key)) return bad;
+    if (auto bad = onlyText(obj, "VersionId", false, version)) return bad;
+    ++objects;
   }
-  if (keys == 0 || keys > 1000) return malformed("a Delete request names 1 to 1000 objects");
+  if (objects == 0 || objects > 1000) return malformed("a Delete request names 1 to 1000 objects");
+  // Keys elsewhere than Object/Key would be read by no S3, but some parser might: refused.
+  std::size_t keys = 0;
+  for (const auto& k : root.select_nodes(".//Key")) (void)k, ++keys;
+  if (keys != objects) return malformed("Key elements outside Object");
+  return std::nullopt;
+}
+
+std::optional<S3Failure> checkTagging(const pugi::xml_node& root, std::size_t maxTags) {
+  if (std::string_view(root.name()) != "Tagging") return malformed("the root is not Tagging");
+  const auto set = root.child("TagSet");
+  if (!set) return malformed("a TagSet is required");
+  std::set<std::string> keys;
+  for (const auto& tag : set.children("Tag")) {
+    std::string key, value;
+    if (auto bad = onlyText(tag, "Key", true, key)) return bad;
+    if (auto bad = onlyText(tag, "Value", true, value)) return bad;
+    if (key.empty() || key.size() > 128) return S3Failure{S3Error::InvalidTag, "The TagKey you have provided is invalid", {}};
+    if (value.size() > 256) return S3Failure{S3Error::InvalidTag, "The TagValue you have provided is invalid", {}};
+    if (!keys.insert(key).second) return S3Failure{S3Error::InvalidTag, "Cannot provide multiple Tags with the same key", {}};
+  }
+  if (keys.size() > maxTags)
+    return S3Failure{S3Error::InvalidTag, "Object tags cannot be greater than " + std::to_string(maxTags), {}};
   return std::nullopt;
 }
 
 }  // namespace
 
+bool isXmlBodyOp(std::string_view op) {
+  return op == "CompleteMultipartUpload" || op == "DeleteObjects" || op == "PutObjectTagging" ||
+         op == "PutObjectAcl" || op == "PutBucketSubresource" || op == "CreateBucket" || op == "PostObject";
+}
+
 std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view body) {
-  const bool complete = op == "CompleteMultipartUpload";
-  if (!complete && op != "DeleteObjects") return std::nullopt;
+  if (op != "CompleteMultipartUpload" && op != "DeleteObjects" && op != "PutObjectTagging") return std::nullopt;
+  if (body.size() > kMaxRequestXml) return S3Failure{S3Error::MaxMessageLengthExceeded, {}, {}};
   pugi::xml_document doc;
-  if (!doc.load_buffer(body.data(), body.size())) return malformed();
+  if (auto bad = load(body, doc)) return bad;
   const pugi::xml_node root = doc.document_element();
-  return complete ? checkComplete(root) : checkDelete(root);
+  if (op == "CompleteMultipartUpload") return checkComplete(root);
+  if (op == "DeleteObjects") return checkDelete(root);
+  return checkTagging(root, 10);
 }
 
 std::vector<std::pair<std::uint32_t, std::string>> completeParts(std::string_view body) {
   std::vector<std::pair<std::uint32_t, std::string>> parts;
   pugi::xml_document doc;
-  if (!doc.load_buffer(body.data(), body.size())) return parts;
+  if (load(body, doc)) return parts;
   for (const auto& p : doc.document_element().children("Part")) {
-    const std::string_view num = p.child_value("PartNumber");
+    std::string num, etag;
+    if (onlyText(p, "PartNumber", true, num) || onlyText(p, "ETag", true, etag)) continue;
     std::uint32_t n = 0;
     std::from_chars(num.data(), num.data() + num.size(), n);
-    parts.emplace_back(n, p.child_value("ETag"));
+    parts.emplace_back(n, std::move(etag));
   }
   return parts;
 }
@@ -73,9 +160,16 @@ std::vector<std::pair<std::uint32_t, std::string>> completeParts(std::string_vie
 std::vector<std::pair<std::string, std::string>> deleteObjectsKeys(std::string_view body) {
   std::vector<std::pair<std::string, std::string>> keys;
   pugi::xml_document doc;
-  if (!doc.load_buffer(body.data(), body.size())) return keys;
-  for (const auto& obj : doc.document_element().children("Object"))
-    if (const char* k = obj.child_value("Key"); *k) keys.emplace_back(k, obj.child_value("VersionId"));
+  if (load(body, doc)) return keys;
+  // Every Key in the document, wherever it is: a superset of what the backend deletes.
+  for (const auto& k : doc.document_element().select_nodes(".//Key")) {
+    const pugi::xml_node key = k.node();
+    auto text = textOf(key);
+    if (!text || text->empty()) continue;
+    std::string version;
+    if (auto v = key.parent().child("VersionId")) version = textOf(v).value_or("");
+    keys.emplace_back(std::move(*text), std::move(version));
+  }
   return keys;
 }
 

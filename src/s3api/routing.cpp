@@ -23,6 +23,32 @@ std::string_view hostWithoutPort(std::string_view host) {
   return host;
 }
 
+std::optional<AbsoluteTarget> splitAbsoluteForm(std::string_view target, bool& ok) {
+  ok = true;
+  auto startsWithI = [&](std::string_view prefix) {
+    return target.size() >= prefix.size() &&
+           std::equal(prefix.begin(), prefix.end(), target.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+           });
+  };
+  std::size_t schemeLen = 0;
+  if (startsWithI("http://")) schemeLen = 7;
+  else if (startsWithI("https://")) schemeLen = 8;
+  else return std::nullopt;
+  std::string_view rest = target.substr(schemeLen);
+  const std::size_t end = std::min(rest.find('/'), rest.find('?'));
+  AbsoluteTarget t;
+  t.authority = rest.substr(0, end);
+  if (end == std::string_view::npos) t.originForm = "/";
+  else if (rest[end] == '?') t.originForm = "/" + std::string(rest.substr(end));
+  else t.originForm = std::string(rest.substr(end));
+  if (t.authority.empty() || t.authority.find('@') != std::string_view::npos) {
+    ok = false;  // no host, or userinfo (never sent by S3 clients; a known source of confusion)
+    return std::nullopt;
+  }
+  return t;
+}
+
 std::optional<RoutedRequest> route(std::string_view target, std::string_view host, std::string_view domain) {
   auto [rawPath, rawQuery] = splitTarget(target);
   if (rawPath.empty() || rawPath.front() != '/') return std::nullopt;

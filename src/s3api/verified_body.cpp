@@ -136,6 +136,7 @@ bool VerifiedBody::checksMatch() {
                                    " you specified did not match the calculated checksum.");
     return false;
   }
+  if (!checks_.expected) trailerChecksum_ = std::pair{checks_.checksumHeader, *expected};
   return true;
 }
 
@@ -169,6 +170,8 @@ upstream::Awaitable<boost::system::result<std::size_t>> VerifiedBody::readChunke
       switch (chunked_->state()) {
         case AwsChunkedDecoder::State::Malformed:
           co_return refuse(S3Error::IncompleteBody, "Malformed aws-chunked body: " + chunked_->error());
+        case AwsChunkedDecoder::State::MalformedTrailer:
+          co_return refuse(S3Error::MalformedTrailerError, {});
         case AwsChunkedDecoder::State::BadSignature:
           co_return refuse(S3Error::SignatureDoesNotMatch,
                            "The request signature we calculated does not match the signature you provided: " +
@@ -180,6 +183,16 @@ upstream::Awaitable<boost::system::result<std::size_t>> VerifiedBody::readChunke
       if (step.produced > 0) co_return step.produced;
     }
     if (chunked_->state() == AwsChunkedDecoder::State::Done) {
+      // Nothing may follow the encoding's end: bytes that no one checks never pass as part of a body.
+      while (rawPos_ == rawLen_ && !clientDone_) {
+        auto r = co_await client_.read(upstream::asio::buffer(raw_));
+        if (!r) co_return refuse(S3Error::IncompleteBody, "The client stopped sending the body: " + r.error().message());
+        clientBytes_ += *r;
+        rawPos_ = 0;
+        rawLen_ = *r;
+        if (*r == 0) clientDone_ = true;
+      }
+      if (rawPos_ < rawLen_) co_return refuse(S3Error::IncompleteBody, "Data follows the end of the aws-chunked body.");
       if (declared_ && payloadBytes_ != *declared_)
         co_return refuse(S3Error::IncompleteBody, "The decoded body is shorter than x-amz-decoded-content-length.");
       if (!checksMatch()) co_return make_error_code(upstream::Error::BodySourceFailed);

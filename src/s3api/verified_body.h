@@ -46,8 +46,12 @@ class VerifiedBody final : public upstream::BodySource {
 
   /// Why the body was refused (set once read() has returned an error).
   const std::optional<S3Failure>& failure() const { return failure_; }
-  /// aws-chunked trailers (x-amz-checksum-*), once the body is done.
+  /// aws-chunked trailers (x-amz-checksum-*), once the body is done. Only the checksum x-amz-trailer
+  /// named is verified: see verifiedTrailerChecksum().
   const sigv4::HeaderList* trailers() const { return chunked_ ? &chunked_->trailers() : nullptr; }
+  /// The trailer's checksum field (name, value) that x-amz-trailer announced, once the body is done and it
+  /// matched the payload; nullopt otherwise.
+  const std::optional<std::pair<std::string, std::string>>& verifiedTrailerChecksum() const { return trailerChecksum_; }
   std::uint64_t clientBytes() const { return clientBytes_; }
 
  private:
@@ -78,6 +82,7 @@ class VerifiedBody final : public upstream::BodySource {
   bool hasPending_ = false;
   char pending_ = 0;
   std::optional<S3Failure> failure_;
+  std::optional<std::pair<std::string, std::string>> trailerChecksum_;
 };
 
 /// Passes another body source through and keeps a copy of every byte (write-through PUTs: the bytes

@@ -1,4 +1,5 @@
 #include "upstream/http_upstream.h"
+#include "common/log_escape.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -295,12 +296,12 @@ Awaitable<boost::system::result<UpstreamResponsePtr>> HttpUpstream::send(Upstrea
       const unsigned status = (*last)->header().result_int();
       if (!canRetry || !RetryPolicy::retriableStatus(status)) co_return last;
       spdlog::warn("backend answered {} to {} /{}/{}; retrying (attempt {})", status,
-                   bhttp::to_string(req.method), req.bucket, req.key, attemptNo);
+                   bhttp::to_string(req.method), logSafe(req.bucket), logSafe(req.key), attemptNo);
       last = UpstreamResponsePtr{};  // drops (closes) the connection of the failed attempt
     } else {
       if (!canRetry || !RetryPolicy::retriableError(last.error())) co_return last;
       spdlog::warn("backend request {} /{}/{} failed: {}; retrying (attempt {})", bhttp::to_string(req.method),
-                   req.bucket, req.key, last.error().message(), attemptNo);
+                   logSafe(req.bucket), logSafe(req.key), last.error().message(), attemptNo);
     }
     if (opts_.stats) opts_.stats->retries.fetch_add(1, std::memory_order_relaxed);
     asio::steady_timer t(ex_, opts_.retry.backoff(attemptNo, rng_));

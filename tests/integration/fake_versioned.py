@@ -99,12 +99,22 @@ class FakeVersionedBackend:
         if body:
             h.wfile.write(xml)
 
+    def _etag(self, h, vid, data):
+        """S3's ETag: the MD5 of the bytes, or for an object stored with a part size (uploaded in parts)
+        the MD5 of its parts' MD5s followed by "-<part count>"."""
+        bucket, key = unquote(urlsplit(h.path).path).lstrip("/").split("/", 1)
+        size = self.part_sizes.get((bucket, key, vid))
+        if not size:
+            return '"%s"' % hashlib.md5(data).hexdigest()
+        parts = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
+        return '"%s-%d"' % (hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest(), len(parts))
+
     def _serve(self, h, body):
         found, q, missing = self._find(h)
         if found is None:
             return self._error(h, 404, missing, body)
         vid, data, modified = found
-        etag = '"%s"' % hashlib.md5(data).hexdigest()
+        etag = self._etag(h, vid, data)
         im, inm = h.headers.get("If-Match"), h.headers.get("If-None-Match")
         if im and im != etag:
             return self._error(h, 412, "PreconditionFailed", body)
@@ -123,7 +133,7 @@ class FakeVersionedBackend:
             parts = max(1, -(-len(data) // size))
             n = int(q["partNumber"])
             if n < 1 or n > parts:
-                return self._error(h, 400, "InvalidPartNumber", body)
+                return self._error(h, 416, "InvalidPartNumber", body)  # S3's status for a part past the count
             status, first, last, m = 206, (n - 1) * size, min(n * size, len(data)) - 1, None
         if m and len(data):
             status, first = 206, int(m.group(1))

@@ -98,7 +98,10 @@ class Smoke(unittest.TestCase):
                 ("list", ["--obj.size", "1KiB", "--objects", "30", "--max-keys", "10", "--duration", "1s"], ["LIST"]),
                 ("delete", ["--obj.size", "1KiB", "--objects", "40", "--batch", "10"], ["DELETE"]),
                 ("mixed", ["--obj.size", "2KiB", "--objects", "40", "--duration", "2s"], ["GET", "STAT", "PUT"]),
-                ("multipart", ["--part.size", "5MiB", "--parts", "2", "--duration", "1s"], ["GET"])):
+                # s3rver gives a multipart object a plain MD5 ETag (no "-N"), which by S3's rules names a
+                # single-part object: Granary answers partNumber 2 and up with 416 InvalidPartNumber there.
+                # Part reads of real multipart objects are tested against fake_versioned (test_cache).
+                ("multipart", ["--part.size", "5MiB", "--parts", "1", "--duration", "1s"], ["GET"])):
             with self.subTest(mode=mode):
                 text, summary, _ = bench(mode, "--concurrent", "4", *args)
                 for op in ops:

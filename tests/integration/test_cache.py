@@ -344,7 +344,7 @@ class PartsTest(CacheCase):
             self.assertEqual(fake.count("GET"), 0, "part bytes come from the cache; only HEADs locate the parts")
             with self.assertRaises(Exception) as ctx:
                 s3.get_object(Bucket="parts", Key="mp.bin", PartNumber=9)
-            self.assertEqual(harness.error_code(ctx.exception), ("InvalidPartNumber", 400))
+            self.assertEqual(harness.error_code(ctx.exception), ("InvalidPartNumber", 416))
         finally:
             fake.stop()
 

@@ -266,3 +266,20 @@ TEST_CASE("write-back spool: the journal is compacted while running, and replays
   REQUIRE(s.findUpload("u"));
   CHECK(s.findUpload("u")->parts.size() == 1);
 }
+
+// Found by fuzzing (tests/fuzz/corpus/writeback_journal/seed-done-negative, seed-done-fraction): a "done"
+// record whose seq is not an unsigned integer made boost::json throw out of the replay, so the spool
+// (and Granary) could not start.
+TEST_CASE("write-back spool: a done record with a seq that is not an unsigned integer is ignored", "[cache]") {
+  TempDir dir;
+  {
+    WriteBackSpool s({dir.path.string(), 100});
+    REQUIRE(run(s.commit(put(s, "a", "12345"))));
+  }
+  std::ofstream(dir.path / "writeback.journal", std::ios::app)
+      << "{\"op\":\"done\",\"seq\":-1}\n{\"op\":\"done\",\"seq\":1.5}\n{\"op\":\"done\",\"seq\":1e300}\n"
+      << "{\"op\":\"done\",\"seq\":\"1\"}\n";
+  WriteBackSpool s({dir.path.string(), 100});
+  CHECK(s.pendingObjects() == 1);
+  CHECK(s.find(0, "b", "a"));
+}

@@ -119,3 +119,15 @@ TEST_CASE("time formats round-trip", "[unit][time]") {
   CHECK_FALSE(parseAmzDate("20131324T000000Z"));
   CHECK_FALSE(parseHttpDate("Fri, 24 Foo 2013 00:00:00 GMT"));
 }
+
+// Found by fuzzing (tests/fuzz/corpus/sigv4/crash-bde3d451...): a date past what system_clock's 64-bit
+// nanoseconds hold overflowed (signed integer overflow under UBSan) instead of being refused.
+TEST_CASE("dates outside the clock's range are refused, not overflowed", "[unit][time]") {
+  CHECK_FALSE(parseAmzDate("99991231T235959Z"));
+  CHECK_FALSE(parseAmzDate("23130524T000000Z"));
+  CHECK_FALSE(parseAmzDate("00000101T000000Z"));
+  CHECK_FALSE(parseHttpDate("Fri, 24 May 9999 00:00:00 GMT"));
+  CHECK_FALSE(parseHttpDate("Sat, 01 Jan 1000 00:00:00 GMT"));
+  CHECK(parseAmzDate("22000101T000000Z"));
+  CHECK(parseAmzDate("19700101T000000Z"));
+}

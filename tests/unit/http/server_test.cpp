@@ -175,6 +175,31 @@ TEST_CASE("request bodies stream: content-length and chunked", "[net][http]") {
   CHECK(r2->body() == "PUT /chunked 8 2");
 }
 
+TEST_CASE("a chunked body whose last chunk arrives apart from its end is read whole", "[net][http]") {
+  // Beast 1.81 asserts (wrongly) when "0\r\n" and the final "\r\n" come in separate reads
+  // (boostorg/beast#2861): a client's segmentation must not abort a build that keeps assertions.
+  RunningServer s;
+  RawClient c(s.port());
+  c.send("PUT /split HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  c.send("\r\n");
+  auto r = c.read();
+  REQUIRE(r);
+  CHECK(r->body() == "PUT /split 5 1");
+}
+
+TEST_CASE("obsolete line folding is refused, the connection closed", "[net][http]") {
+  RunningServer s;
+  for (const char* fold : {" continued", "\tcontinued"}) {
+    RawClient c(s.port());
+    c.send(std::string("GET /a HTTP/1.1\r\nHost: x\r\nX-A: first\r\n") + fold + "\r\n\r\n");
+    auto r = c.read();
+    REQUIRE(r);
+    CHECK(r->result_int() == 400);
+    CHECK(c.closedByPeer());
+  }
+}
+
 TEST_CASE("Expect: 100-continue gets an interim response before the body is sent", "[net][http]") {
   RunningServer s;
   RawClient c(s.port());

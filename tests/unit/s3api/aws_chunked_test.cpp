@@ -146,3 +146,50 @@ TEST_CASE("aws-chunked: signed chunks with a signed trailer", "[unit][chunked]")
     CHECK(d.state() == AwsChunkedDecoder::State::BadSignature);
   }
 }
+
+TEST_CASE("aws-chunked: the trailer section is bounded and its fields are clean", "[unit][chunked]") {
+  AwsChunkedDecoder::Options o;
+  o.signedChunks = false;
+  o.trailer = true;
+  auto decodeWith = [&](const std::string& trailerLines) {
+    AwsChunkedDecoder d(o);
+    decodeAll(d, "3\r\nabc\r\n0\r\n" + trailerLines + "\r\n", 4096);
+    return d.state();
+  };
+  using S = AwsChunkedDecoder::State;
+  CHECK(decodeWith("x-amz-checksum-crc32:AAAAAA==\r\n") == S::Done);
+  // A CR, NUL or other control byte in a value could split a header it is copied into.
+  CHECK(decodeWith(std::string("x-amz-checksum-crc32:AAAA\rX-Evil: 1\r\n")) == S::MalformedTrailer);
+  CHECK(decodeWith(std::string("x-amz-checksum-crc32:AA\0AA\r\n", 29)) == S::MalformedTrailer);
+  CHECK(decodeWith("x-amz-checksum-crc32:AA\x1b[31m\r\n") == S::MalformedTrailer);
+  CHECK(decodeWith("bad name:v\r\n") == S::MalformedTrailer);
+  CHECK(decodeWith(":v\r\n") == S::MalformedTrailer);
+  // Bounded: one line, the field count and the section's bytes.
+  CHECK(decodeWith("x-amz-a:" + std::string(5000, 'v') + "\r\n") == S::MalformedTrailer);
+  std::string many;
+  for (int i = 0; i < 33; ++i) many += "x-amz-f" + std::to_string(i) + ":v\r\n";
+  CHECK(decodeWith(many) == S::MalformedTrailer);
+  std::string big;
+  for (int i = 0; i < 5; ++i) big += "x-amz-f" + std::to_string(i) + ":" + std::string(4000, 'v') + "\r\n";
+  CHECK(decodeWith(big) == S::MalformedTrailer);
+  // An endless trailer fed in pieces stops at the limit instead of growing.
+  AwsChunkedDecoder d(o);
+  decodeAll(d, "3\r\nabc\r\n0\r\n", 100);
+  const std::string field = "x-amz-pad:" + std::string(1000, 'p') + "\r\n";
+  std::size_t fed = 0;
+  char out[16];
+  while (d.state() == S::Ok && fed < (60u << 20)) {
+    d.decode(field.data(), field.size(), out, sizeof out);
+    fed += field.size();
+  }
+  CHECK(d.state() == S::MalformedTrailer);
+  CHECK(fed <= AwsChunkedDecoder::kMaxTrailerBytes + field.size());
+}
+
+TEST_CASE("aws-chunked: a chunk header line is bounded", "[unit][chunked]") {
+  AwsChunkedDecoder::Options o;
+  o.signedChunks = false;
+  AwsChunkedDecoder d(o);
+  decodeAll(d, "3;" + std::string(5000, 'x') + "\r\nabc\r\n0\r\n\r\n", 4096);
+  CHECK(d.state() == AwsChunkedDecoder::State::Malformed);
+}

@@ -20,3 +20,24 @@ TEST_CASE("operations are named as S3 names them", "[unit][operation]") {
   CHECK(operationName("POST", true, true, {{"uploadId", "u"}}) == "CompleteMultipartUpload");
   CHECK(operationName("POST", true, false, {{"delete", ""}}) == "DeleteObjects");
 }
+
+TEST_CASE("what a write invalidates: its key, its listed keys, or (unknowable) the bucket", "[unit][operation]") {
+  const std::string form = "multipart/form-data; boundary=x", xml = "application/xml";
+  CHECK(writeScope("GetObject", "GET", true, {}, nullptr) == WriteScope::None);
+  CHECK(writeScope("HeadObject", "HEAD", true, {}, nullptr) == WriteScope::None);
+  CHECK(writeScope("PutObject", "PUT", true, {{"x-id", "PutObject"}}, nullptr) == WriteScope::Key);
+  CHECK(writeScope("DeleteObject", "DELETE", true, {{"versionId", "v"}}, nullptr) == WriteScope::Key);
+  CHECK(writeScope("Unknown", "PATCH", true, {}, nullptr) == WriteScope::Key);
+  CHECK(writeScope("DeleteObjects", "POST", false, {{"delete", ""}}, &xml) == WriteScope::Listed);
+  CHECK(writeScope("CreateBucket", "PUT", false, {}, nullptr) == WriteScope::None);
+  // A browser form upload names its key inside the form; bucket-level writes Granary does not know.
+  CHECK(writeScope("Unknown", "POST", false, {}, &form) == WriteScope::Bucket);
+  CHECK(writeScope("PostObject", "POST", true, {}, &form) == WriteScope::Bucket);
+  CHECK(writeScope("Unknown", "POST", false, {{"unknownop", ""}}, nullptr) == WriteScope::Bucket);
+  // An object-level write with a parameter Granary does not know may act on other keys (S3 Express's
+  // ?renameObject removes its source): the bucket.
+  CHECK(writeScope("PutObject", "PUT", true, {{"renameObject", ""}}, nullptr) == WriteScope::Bucket);
+  CHECK(writeScope("PutObject", "PUT", true, {{"append", ""}, {"position", "0"}}, nullptr) == WriteScope::Bucket);
+  CHECK(writeScope("PutBucketSubresource", "PUT", false, {{"versioning", ""}}, nullptr) == WriteScope::Bucket);
+  CHECK(writeScope("DeleteBucket", "DELETE", false, {}, nullptr) == WriteScope::Bucket);
+}

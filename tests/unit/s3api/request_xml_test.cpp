@@ -45,3 +45,51 @@ TEST_CASE("request xml: DeleteObjects", "[s3api]") {
   CHECK(code("DeleteObjects", many + "</Delete>") == "MalformedXML");
   CHECK(code("PutObject", "not xml at all") == "ok");  // not a body Granary reads
 }
+
+TEST_CASE("request xml: keys are read as every XML parser reads them", "[s3api]") {
+  using Keys = std::vector<std::pair<std::string, std::string>>;
+  // A comment splits the text, CDATA and character references are decoded, whitespace is kept.
+  CHECK(deleteObjectsKeys("<Delete><Object><Key>fo<!-- x -->o</Key></Object></Delete>") == Keys{{"foo", ""}});
+  CHECK(deleteObjectsKeys("<Delete><Object><Key><![CDATA[a<b>&c]]></Key></Object></Delete>") == Keys{{"a<b>&c", ""}});
+  CHECK(deleteObjectsKeys("<Delete><Object><Key>&#x66;&#111;o&amp;</Key><VersionId>v1</VersionId></Object></Delete>") ==
+        Keys{{"foo&", "v1"}});
+  CHECK(deleteObjectsKeys("<Delete><Object><Key> </Key></Object></Delete>") == Keys{{" ", ""}});
+  CHECK(deleteObjectsKeys("<Delete><Object><Key>a\r\nb</Key></Object></Delete>") == Keys{{"a\nb", ""}});
+  CHECK(code("DeleteObjects", "<Delete><Object><Key>fo<!-- x -->o</Key></Object></Delete>") == "ok");
+}
+
+TEST_CASE("request xml: what two parsers could read differently is refused", "[s3api]") {
+  // A DOCTYPE can define entities some parsers expand; another encoding, another reading of the bytes.
+  CHECK(code("DeleteObjects", "<!DOCTYPE d [<!ENTITY e \"foo\">]><Delete><Object><Key>&e;</Key></Object></Delete>") ==
+        "MalformedXML");
+  CHECK(code("DeleteObjects", "<!DOCTYPE Delete><Delete><Object><Key>a</Key></Object></Delete>") == "MalformedXML");
+  CHECK(code("DeleteObjects", "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><Delete><Object><Key>\xe9</Key></Object></Delete>") ==
+        "MalformedXML");
+  CHECK(code("DeleteObjects", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Object><Key>a</Key></Object></Delete>") == "ok");
+  CHECK(code("DeleteObjects", std::string("\xff\xfe<\0D\0", 6)) == "MalformedXML");  // UTF-16
+  // Two keys in one Object, an element inside a key, a key outside any Object.
+  CHECK(code("DeleteObjects", "<Delete><Object><Key>a</Key><Key>b</Key></Object></Delete>") == "MalformedXML");
+  CHECK(code("DeleteObjects", "<Delete><Object><Key>a<b/>c</Key></Object></Delete>") == "MalformedXML");
+  CHECK(code("DeleteObjects", "<Delete><Object><Key>a</Key></Object><X><Key>b</Key></X></Delete>") == "MalformedXML");
+  // Still: every Key anywhere is a key to invalidate.
+  CHECK(deleteObjectsKeys("<Delete><Object><Key>a</Key></Object><X><Key>b</Key></X></Delete>").size() == 2);
+}
+
+TEST_CASE("request xml: tagging and sizes", "[s3api]") {
+  auto tags = [](int n, const std::string& value = "v") {
+    std::string b = "<Tagging><TagSet>";
+    for (int i = 0; i < n; ++i) b += "<Tag><Key>k" + std::to_string(i) + "</Key><Value>" + value + "</Value></Tag>";
+    return b + "</TagSet></Tagging>";
+  };
+  CHECK(code("PutObjectTagging", tags(10)) == "ok");
+  CHECK(code("PutObjectTagging", tags(11)) == "InvalidTag");
+  CHECK(code("PutObjectTagging", tags(1, std::string(257, 'v'))) == "InvalidTag");
+  CHECK(code("PutObjectTagging", "<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag><Tag><Key>a</Key><Value>2</Value></Tag></TagSet></Tagging>") ==
+        "InvalidTag");
+  CHECK(code("PutObjectTagging", "<Tagging/>") == "MalformedXML");
+  CHECK(code("DeleteObjects", "<Delete>" + std::string(kMaxRequestXml, ' ') + "</Delete>") == "MaxMessageLengthExceeded");
+  CHECK(isXmlBodyOp("DeleteObjects"));
+  CHECK(isXmlBodyOp("CompleteMultipartUpload"));
+  CHECK_FALSE(isXmlBodyOp("PutObject"));
+  CHECK_FALSE(isXmlBodyOp("UploadPart"));
+}

@@ -63,3 +63,22 @@ TEST_CASE("hostWithoutPort", "[unit][routing]") {
   CHECK(hostWithoutPort("[::1]:9000") == "[::1]");
   CHECK(hostWithoutPort("[::1]") == "[::1]");
 }
+
+TEST_CASE("absolute-form request targets (RFC 9112 section 3.2.2)", "[unit][routing]") {
+  bool ok = true;
+  auto t = splitAbsoluteForm("http://127.0.0.1:9000/bucket/key?x=1", ok);
+  REQUIRE(t);
+  CHECK(ok);
+  CHECK(t->authority == "127.0.0.1:9000");
+  CHECK(t->originForm == "/bucket/key?x=1");
+  CHECK(splitAbsoluteForm("HTTPS://h", ok)->originForm == "/");
+  CHECK(splitAbsoluteForm("http://h?list-type=2", ok)->originForm == "/?list-type=2");
+  CHECK_FALSE(splitAbsoluteForm("/bucket/key", ok));
+  CHECK(ok);
+  CHECK_FALSE(splitAbsoluteForm("http:///path", ok));
+  CHECK_FALSE(ok);
+  CHECK_FALSE(splitAbsoluteForm("http://user@h/b/k", ok));
+  CHECK_FALSE(ok);
+  CHECK_FALSE(splitAbsoluteForm("ftp://h/b", ok));
+  CHECK(ok);  // not absolute form at all: routed (and refused) as an origin-form target
+}

@@ -1,0 +1,408 @@
+#pragma once
+// Internal to src/http: one HTTP/1.1 connection's request loop (see session.cpp), written over any stream
+// with Beast's tcp_stream interface (async_read_some, async_write_some, expires_after), so that tests and
+// fuzzers can drive exactly the production loop from memory. Production instantiates it once, with
+// beast::tcp_stream, in session.cpp.
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/handler.h"
+#include "http/server.h"
+
+namespace granary::http::detail {
+
+
+namespace bhttp = beast::http;
+inline constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+using Parser = bhttp::request_parser<bhttp::buffer_body>;
+
+template <class Stream>
+class SessionBodyReader final : public BodyReader {
+ public:
+  SessionBodyReader(Stream& stream, beast::flat_buffer& buffer, Parser& parser,
+                    const ServerOptions& opts)
+      : stream_(stream), buffer_(buffer), parser_(parser), opts_(opts) {
+    expectContinue_ = beast::iequals(parser_.get()[bhttp::field::expect], "100-continue");
+    // A Content-Length body is read straight from the socket into the caller's buffer (large reads, no
+    // copy through the parser), never past its end, so pipelined requests behind it stay in `buffer`.
+    // Chunked bodies go through the parser.
+    if (!parser_.is_done() && parser_.content_length()) {
+      direct_ = true;
+      remaining_ = *parser_.content_length();
+    }
+  }
+
+  Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
+    if (done() || buf.size() == 0) co_return std::size_t{0};
+    if (auto ec = co_await sendContinue()) co_return ec;
+    if (direct_) co_return co_await readDirect(buf);
+    for (;;) {
+      parser_.get().body().data = buf.data();
+      parser_.get().body().size = buf.size();
+      stream_.expires_after(opts_.readTimeout);
+      auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser_, kTuple);
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) co_return ec;
+      std::size_t got = buf.size() - parser_.get().body().size;
+      if (got > 0 || parser_.is_done()) co_return got;
+    }
+  }
+
+  std::optional<std::uint64_t> contentLength() const override {
+    auto cl = parser_.content_length();
+    if (cl) return *cl;
+    if (parser_.chunked()) return std::nullopt;
+    return std::uint64_t{0};
+  }
+  bool done() const override { return direct_ ? remaining_ == 0 : parser_.is_done(); }
+  bool continueSent() const { return !expectContinue_; }
+
+  /// The interim 100 Continue, once, if the client asked for it.
+  Awaitable<boost::system::error_code> sendContinue() {
+    if (!expectContinue_) co_return boost::system::error_code{};
+    expectContinue_ = false;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(opts_.writeTimeout);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
+    co_return ec;
+  }
+
+ private:
+  Awaitable<boost::system::result<std::size_t>> readDirect(asio::mutable_buffer buf) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
+    std::size_t got = 0;
+    if (buffer_.size() > 0) {  // body bytes that arrived with the header
+      got = asio::buffer_copy(asio::buffer(buf.data(), want), buffer_.data());
+      buffer_.consume(got);
+    } else {
+      stream_.expires_after(opts_.readTimeout);
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf.data(), want), kTuple);
+      if (ec == asio::error::eof) ec = bhttp::error::partial_message;  // closed before the declared length
+      if (ec) co_return ec;
+      got = n;
+    }
+    remaining_ -= got;
+    co_return got;
+  }
+
+  Stream& stream_;
+  beast::flat_buffer& buffer_;
+  Parser& parser_;
+  const ServerOptions& opts_;
+  bool expectContinue_ = false;
+  bool direct_ = false;
+  std::uint64_t remaining_ = 0;
+};
+
+template <class Stream>
+class SessionWriter final : public ResponseWriter {
+ public:
+  SessionWriter(Stream& stream, const ServerOptions& opts, bool head, bool keepAlive,
+                const bool& stopping)
+      : stream_(stream), opts_(opts), head_(head), keepAlive_(keepAlive), stopping_(stopping) {}
+
+  Awaitable<error_code> writeHeader(ResponseHeader header) override {
+    res_.base() = std::move(header);
+    res_.version(11);
+    if (stopping_) keepAlive_ = false;  // shutdown began: this is the connection's last response
+    res_.keep_alive(keepAlive_);
+    auto s = static_cast<unsigned>(res_.result_int());
+    bodyless_ = head_ || s == 204 || s == 304 || (s >= 100 && s < 200);
+    sr_.emplace(res_);
+    headerSent_ = true;
+    stream_.expires_after(opts_.writeTimeout);
+    auto [ec, n] = co_await bhttp::async_write_header(stream_, *sr_, kTuple);
+    if (ec) failed_ = true;
+    co_return ec;
+  }
+
+  Awaitable<error_code> writeBody(asio::const_buffer data) override {
+    if (!sr_ || failed_) co_return make_error_code(boost::system::errc::not_connected);
+    if (bodyless_ || data.size() == 0) co_return error_code{};
+    res_.body().data = const_cast<void*>(data.data());
+    res_.body().size = data.size();
+    res_.body().more = true;
+    stream_.expires_after(opts_.writeTimeout);
+    auto [ec, n] = co_await bhttp::async_write(stream_, *sr_, kTuple);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) failed_ = true;
+    co_return ec;
+  }
+
+  Awaitable<error_code> finish() override {
+    if (!sr_ || failed_) co_return make_error_code(boost::system::errc::not_connected);
+    error_code ec;
+    if (!bodyless_) {
+      res_.body().data = nullptr;
+      res_.body().size = 0;
+      res_.body().more = false;
+      stream_.expires_after(opts_.writeTimeout);
+      auto [e, n] = co_await bhttp::async_write(stream_, *sr_, kTuple);
+      ec = e;
+    }
+    if (ec) failed_ = true;
+    else finished_ = true;
+    co_return ec;
+  }
+
+  bool headerSent() const override { return headerSent_; }
+  bool finished() const override { return finished_; }
+  void closeAfterResponse() override {
+    if (!headerSent_) keepAlive_ = false;
+  }
+  bool keepAlive() const { return keepAlive_ && res_.keep_alive(); }
+
+ private:
+  Stream& stream_;
+  const ServerOptions& opts_;
+  bool head_;
+  bool keepAlive_;
+  const bool& stopping_;
+  bool bodyless_ = false;
+  bool headerSent_ = false;
+  bool finished_ = false;
+  bool failed_ = false;
+  bhttp::response<bhttp::buffer_body> res_;
+  std::optional<bhttp::response_serializer<bhttp::buffer_body>> sr_;
+};
+
+/// Answers a request the server refuses on its own, then the caller closes the connection.
+template <class Stream>
+Awaitable<void> sendProtocolError(Stream& stream, RequestHandler& handler, const ServerOptions& opts,
+                                  Status status, std::string_view code, std::string_view message) {
+  bhttp::response<bhttp::string_body> res{status, 11};
+  res.body() = handler.protocolError(res.base(), status, code, message);
+  res.keep_alive(false);
+  res.prepare_payload();
+  stream.expires_after(opts.writeTimeout);
+  co_await bhttp::async_write(stream, res, kTuple);
+}
+
+/// Why the server refuses a request header on its own: the answer's status, S3 code and message.
+struct Refusal {
+  Status status;
+  std::string_view code;
+  std::string_view message;
+};
+
+/// Checks the request line and each header line against the per-line limit, their sum against the total
+/// (Beast's own header_limit is lenient when a header arrives in pieces), and the number of fields.
+inline std::optional<Refusal> checkHeaderLimits(const RequestHeader& h, const ServerOptions& opts) {
+  std::size_t total = h.method_string().size() + h.target().size() + 12;
+  if (total > opts.headerLineLimit) return Refusal{Status::bad_request, "InvalidURI", "The request line is longer than 8 KiB."};
+  std::size_t count = 0;
+  for (const auto& f : h) {
+    const std::size_t line = f.name_string().size() + f.value().size() + 4;
+    if (line > opts.headerLineLimit)
+      return Refusal{Status::request_header_fields_too_large, "RequestHeaderSectionTooLarge",
+                     "A request header line is longer than 8 KiB."};
+    total += line;
+    ++count;
+  }
+  if (total > opts.headerLimit)
+    return Refusal{Status::request_header_fields_too_large, "RequestHeaderSectionTooLarge",
+                   "The request header section is larger than 64 KiB."};
+  if (count > opts.headerCountLimit)
+    return Refusal{Status::request_header_fields_too_large, "RequestHeaderSectionTooLarge",
+                   "The request has more header fields than allowed."};
+  return std::nullopt;
+}
+
+inline std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// The body's framing must be unambiguous (RFC 9112 section 6): a Transfer-Encoding is accepted only as
+/// exactly "chunked", once, with no Content-Length beside it and never on HTTP/1.0. Anything else
+/// ("identity", "xchunked", "chunked, identity", "chunked;x", "gzip, chunked") would let Granary and a
+/// proxy in front of it disagree on where the body ends, and the rest of the body become a request.
+inline std::optional<Refusal> checkFraming(const RequestHeader& h) {
+  namespace bhttp = beast::http;
+  std::size_t codings = 0, chunked = 0;
+  bool lastChunked = false, seen = false;
+  for (const auto& f : h) {
+    if (f.name() != bhttp::field::transfer_encoding) continue;
+    seen = true;
+    std::string_view v = f.value();
+    while (true) {
+      const auto comma = v.find(',');
+      const std::string_view token = trimOws(v.substr(0, comma));
+      if (!token.empty()) {  // empty list elements are allowed and ignored
+        ++codings;
+        lastChunked = beast::iequals(token, "chunked");
+        if (lastChunked) ++chunked;
+      }
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  if (!seen) return std::nullopt;
+  if (h.version() < 11)
+    return Refusal{Status::bad_request, "BadRequest", "Transfer-Encoding is not allowed in an HTTP/1.0 request."};
+  if (h.count(bhttp::field::content_length) > 0)
+    return Refusal{Status::bad_request, "BadRequest", "A request may not carry both Transfer-Encoding and Content-Length."};
+  if (codings == 0 || !lastChunked || chunked != 1)
+    return Refusal{Status::bad_request, "BadRequest", "Transfer-Encoding must be exactly 'chunked'."};
+  if (codings > 1)
+    return Refusal{Status::not_implemented, "NotImplemented",
+                   "Transfer codings other than 'chunked' are not implemented."};
+  return std::nullopt;
+}
+
+/// Reads and discards a small unread request body so the connection can serve the next request.
+/// @return false when the connection must close instead: the body is too large, the client waits for a
+///         100 Continue it never got (it will not send the body), or reading failed.
+template <class Stream>
+Awaitable<bool> drainUnread(SessionBodyReader<Stream>& body, std::size_t limit) {
+  if (!body.continueSent()) co_return false;
+  std::vector<char> scratch(64 * 1024);
+  std::size_t drained = 0;
+  while (!body.done() && drained <= limit) {
+    auto r = co_await body.read(asio::buffer(scratch));
+    if (!r) co_return false;
+    drained += *r;
+  }
+  co_return body.done();
+}
+
+/// Answers a request header that could not be read, unless the client simply went away.
+template <class Stream>
+Awaitable<void> answerReadError(Stream& stream, RequestHandler& handler, const ServerOptions& opts,
+                                error_code ec) {
+  if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == beast::error::timeout || ec == asio::error::operation_aborted)
+    co_return;
+  if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+    co_await sendProtocolError(stream, handler, opts, Status::request_header_fields_too_large,
+                               "RequestHeaderSectionTooLarge",
+                               "Your request header section exceeds the maximum allowed size.");
+  else
+    co_await sendProtocolError(stream, handler, opts, Status::bad_request, "BadRequest",
+                               "Malformed HTTP request: " + ec.message());
+}
+
+/// Where the header section in `buffer` ends (just past its empty line), or nullopt when it has not
+/// arrived whole. Bare LF line ends count too (Beast refuses them later with a clear error).
+inline std::optional<std::size_t> headerSectionEnd(const beast::flat_buffer& buffer) {
+  const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+  const auto crlf = data.find("\r\n\r\n");
+  const auto lf = data.find("\n\n");
+  const auto end = std::min(crlf == std::string_view::npos ? crlf : crlf + 4, lf == std::string_view::npos ? lf : lf + 2);
+  if (end == std::string_view::npos) return std::nullopt;
+  return end;
+}
+
+/// A line of the header section that starts with a space or tab: obsolete line folding (RFC 9112 section
+/// 5.2), which Granary refuses rather than repair.
+inline bool hasObsoleteFolding(const beast::flat_buffer& buffer, std::size_t end) {
+  const std::string_view data(static_cast<const char*>(buffer.data().data()), end);
+  for (std::size_t at = data.find('\n'); at != std::string_view::npos && at + 1 < data.size(); at = data.find('\n', at + 1))
+    if (data[at + 1] == ' ' || data[at + 1] == '\t') return true;
+  return false;
+}
+
+/// Serves requests on one connection until it must close (the caller then closes the stream).
+/// `idle` is set while waiting for the next request (safe to close at shutdown); `stopping` is read
+/// between requests (graceful shutdown began).
+template <class Stream>
+Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const ServerOptions& opts,
+                                RequestContext& ctx, std::uint64_t id, bool& idle, const bool& stopping) {
+  beast::flat_buffer buffer(opts.headerLimit + opts.readAheadLimit);
+  for (;;) {
+    idle = true;
+    if (stopping) break;
+    if (buffer.size() == 0) {
+      stream.expires_after(opts.idleTimeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
+      if (ec) break;  // closed, idle timeout, or shutdown
+      buffer.commit(n);
+    }
+    idle = false;
+
+    // The whole header section first, raw (bounded by the buffer, within one read timeout): Beast would
+    // quietly repair obsolete line folding, which a proxy in front may read differently.
+    stream.expires_after(opts.readTimeout);
+    std::optional<std::size_t> end;
+    bool readFailed = false;
+    while (!(end = headerSectionEnd(buffer))) {
+      if (buffer.size() >= opts.headerLimit + 4) break;  // Beast answers it: the section is too large
+      auto [rec, got] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
+      if (rec) {
+        co_await answerReadError(stream, handler, opts, rec == asio::error::eof && buffer.size() > 0
+                                                            ? error_code(bhttp::error::partial_message)
+                                                            : rec);
+        readFailed = true;
+        break;
+      }
+      buffer.commit(got);
+    }
+    if (readFailed) break;
+    if (end && hasObsoleteFolding(buffer, *end)) {
+      co_await sendProtocolError(stream, handler, opts, Status::bad_request, "BadRequest",
+                                 "Obsolete line folding (a header line that starts with a space or tab) is not "
+                                 "accepted.");
+      break;
+    }
+
+    Parser parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.headerLimit));
+    parser.body_limit(boost::none);  // bodies stream; the handler enforces object-size limits
+    auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+    if (ec) {
+      co_await answerReadError(stream, handler, opts, ec);
+      break;
+    }
+    const RequestHeader& req = parser.get().base();
+    auto bad = checkHeaderLimits(req, opts);
+    if (!bad) bad = checkFraming(req);
+    if (bad) {  // the connection closes: what follows on it cannot be framed
+      co_await sendProtocolError(stream, handler, opts, bad->status, bad->code, bad->message);
+      break;
+    }
+    if (req.version() != 11 && req.version() != 10) {
+      co_await sendProtocolError(stream, handler, opts, Status::http_version_not_supported,
+                                 "HttpVersionNotSupported", "Only HTTP/1.0 and HTTP/1.1 are supported.");
+      break;
+    }
+
+    ++ctx.requestOnConnection;
+    SessionBodyReader<Stream> body(stream, buffer, parser, opts);
+    // "Expect: 100-continue" on a request without a body: nothing to wait for, so the 100 goes out at
+    // once. (Answering such a request with only a final status leaves botocore's connection expecting
+    // that status line again on its next request: it reads the next response's status as a header.)
+    if (body.done() && !body.continueSent() && co_await body.sendContinue()) break;
+    SessionWriter<Stream> writer(stream, opts, req.method() == bhttp::verb::head, parser.keep_alive() && !stopping,
+                                 stopping);
+    try {
+      co_await handler.handle(req, ctx, body, writer);
+    } catch (const std::exception& e) {
+      spdlog::error("handler threw on connection {}: {}", id, e.what());
+    }
+    if (!writer.finished()) break;  // the handler gave up mid-response: the client sees a cut body
+    if (!writer.keepAlive() || stopping) break;
+    if (!body.done() && !co_await drainUnread(body, opts.drainLimit)) break;
+  }
+}
+
+}  // namespace granary::http::detail
