@@ -13,7 +13,7 @@ The origin is a real s3rver behind the latency shim (granary-bench shim: +20 ms 
 Each figure is the median of --runs repetitions, and is printed with its ratio to nginx and to the origin.
 Scale with --scale (0.1 for a quick look); results as Markdown on stdout and JSON with --json.
 
-  python3 bench/peers.py [--runs 3] [--scale 1] [--json out.json] [--workloads 1,2,3,4,5]
+  python3 bench/peers.py [--runs 3] [--scale 1] [--json out.json] [--workloads 1,2,3,4,5] [--baseline OLD_BINARY]
 Needs a release build (scripts/build release or cmake -DCMAKE_BUILD_TYPE=Release), and nginx-core,
 iperf3 from Debian (scripts/deps --bench installs them).
 """
@@ -139,6 +139,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="length of each timed warm run")
     ap.add_argument("--ram-gib", type=int, default=6,
                     help="Granary's RAM tier; nginx serves hits from the OS page cache, as large as free memory")
+    ap.add_argument("--baseline", metavar="GRANARY_BINARY",
+                    help="also run this Granary binary (an earlier build) as target 'baseline', in the same run and "
+                         "with the same options: before/after figures")
     ap.add_argument("--json")
     args = ap.parse_args()
     wl = set(int(w) for w in args.workloads.split(","))
@@ -167,6 +170,17 @@ def main():
                                      "--access-log", "false", "--metadata-ttl", "forever"])
     okey, gkey = harness.ORIGIN_KEY, harness.CLIENT_KEY
     targets = {"origin": (shim.port, okey), "nginx": (nginx.port, okey), "granary": (granary.port, gkey)}
+    baseline = None
+    if args.baseline:
+        current, harness.GRANARY = harness.GRANARY, os.path.abspath(args.baseline)
+        try:
+            baseline = harness.Granary("http://127.0.0.1:%d" % shim.port, threads=2,
+                                       extra=["--cache-dir", "%s/baseline-cache:%dGiB" % (work, cache_gib),
+                                              "--ram-cache", "%dGiB" % args.ram_gib,
+                                              "--access-log", "false", "--metadata-ttl", "forever"])
+        finally:
+            harness.GRANARY = current
+        targets["baseline"] = (baseline.port, gkey)
     results = {}  # name -> {target: [values per run]}
 
     def record(name, target, value):
@@ -218,21 +232,32 @@ def main():
                         record("4. epoch %d wall s" % e, t, walls["epoch-%d" % e])
     finally:
         granary.stop(expect_clean=False)
+        if baseline:
+            baseline.stop(expect_clean=False)
         nginx.stop()
         shim.stop()
         origin.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     med = {name: {t: statistics.median(v) for t, v in per.items()} for name, per in results.items()}
-    print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary | Granary / nginx | Granary / origin |")
-    print("|---|---|---|---|---|---|")
+    ratio = lambda a, b: "%.2f" % (a / b) if a and b else "-"  # noqa: E731
+    if baseline:
+        print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary before (baseline) | Granary | "
+              "before / nginx | Granary / nginx | Granary / before |")
+        print("|---|---|---|---|---|---|---|---|")
+    else:
+        print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary | Granary / nginx | Granary / origin |")
+        print("|---|---|---|---|---|---|")
     for name, m in med.items():
         if "wire" in m:
             print("| %s | %.0f | | | | |" % (name, m["wire"]))
             continue
-        g, ng, o = m.get("granary"), m.get("nginx"), m.get("origin")
-        ratio = lambda a, b: "%.2f" % (a / b) if a and b else "-"  # noqa: E731
-        print("| %s | %.2f | %.2f | %.2f | %s | %s |" % (name, o or 0, ng or 0, g or 0, ratio(g, ng), ratio(g, o)))
+        g, ng, o, b = m.get("granary"), m.get("nginx"), m.get("origin"), m.get("baseline")
+        if baseline:
+            print("| %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |" % (name, o or 0, ng or 0, b or 0, g or 0,
+                                                                      ratio(b, ng), ratio(g, ng), ratio(g, b)))
+        else:
+            print("| %s | %.2f | %.2f | %.2f | %s | %s |" % (name, o or 0, ng or 0, g or 0, ratio(g, ng), ratio(g, o)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"runs": args.runs, "scale": args.scale, "raw": results, "median": med}, f, indent=1)
