@@ -65,13 +65,19 @@ void ChunkCache::invalidateMeta(const std::string& metaKey) {
   stats_.invalidations.fetch_add(1, std::memory_order_relaxed);
 }
 
-void ChunkCache::invalidateBucket(const std::string& bucketKey) {
-  bucketEpochs_[hashBytes(bucketKey) % kEpochSlots].fetch_add(1, std::memory_order_acq_rel);
+namespace {
+std::size_t bucketSlot(std::string_view backendId, std::string_view bucket, std::size_t slots) {
+  return (hashBytes(backendId) * 0x9E3779B97F4A7C15ull ^ hashBytes(bucket)) % slots;
+}
+}  // namespace
+
+void ChunkCache::invalidateBucket(std::string_view backendId, std::string_view bucket) {
+  bucketEpochs_[bucketSlot(backendId, bucket, kEpochSlots)].fetch_add(1, std::memory_order_acq_rel);
   stats_.bucketInvalidations.fetch_add(1, std::memory_order_relaxed);
 }
 
-std::uint64_t ChunkCache::bucketEpoch(const std::string& bucketKey) const {
-  return bucketEpochs_[hashBytes(bucketKey) % kEpochSlots].load(std::memory_order_acquire);
+std::uint64_t ChunkCache::bucketEpoch(std::string_view backendId, std::string_view bucket) const {
+  return bucketEpochs_[bucketSlot(backendId, bucket, kEpochSlots)].load(std::memory_order_acquire);
 }
 
 void ChunkCache::forgetChunk(std::uint64_t hash) {

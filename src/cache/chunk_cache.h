@@ -83,12 +83,12 @@ class ChunkCache {
 
   /// Conservative invalidation of every object of a bucket (a write whose keys Granary cannot tell): the
   /// bucket's epoch moves on, and metadata read before it must be revalidated before use (chunks are
-  /// keyed by ETag, so unchanged objects keep their bytes). `bucketKey` names the bucket at its backend.
-  void invalidateBucket(const std::string& bucketKey);
+  /// keyed by ETag, so unchanged objects keep their bytes). `bucket` is its name at backend `backendId`.
+  void invalidateBucket(std::string_view backendId, std::string_view bucket);
   /// The bucket's epoch: read it before asking the backend, stamp the metadata with it, and trust
   /// metadata only while the stamp equals the current epoch. (Slots are shared by hash: a collision
-  /// only costs extra revalidations.)
-  std::uint64_t bucketEpoch(const std::string& bucketKey) const;
+  /// only costs extra revalidations.) No allocation: it runs on every cached read.
+  std::uint64_t bucketEpoch(std::string_view backendId, std::string_view bucket) const;
 
   /// Whether a chunk is (probably) cached, without I/O: for X-Cache reporting and read-ahead.
   bool couldExist(std::uint64_t hash) const;

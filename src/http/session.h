@@ -302,15 +302,26 @@ Awaitable<void> answerReadError(Stream& stream, RequestHandler& handler, const S
                                "Malformed HTTP request: " + ec.message());
 }
 
+/// RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host header (an HTTP/1.0 one at most
+/// one); two could be read one way here and another way by a proxy in front.
+inline std::optional<Refusal> checkHost(const RequestHeader& h) {
+  const auto hosts = h.count(beast::http::field::host);
+  if (hosts > 1) return Refusal{Status::bad_request, "BadRequest", "A request may carry one Host header."};
+  if (hosts == 0 && h.version() >= 11)
+    return Refusal{Status::bad_request, "BadRequest", "An HTTP/1.1 request must carry a Host header."};
+  return std::nullopt;
+}
+
 /// Where the header section in `buffer` ends (just past its empty line), or nullopt when it has not
 /// arrived whole. Bare LF line ends count too (Beast refuses them later with a clear error).
 inline std::optional<std::size_t> headerSectionEnd(const beast::flat_buffer& buffer) {
   const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
-  const auto crlf = data.find("\r\n\r\n");
-  const auto lf = data.find("\n\n");
-  const auto end = std::min(crlf == std::string_view::npos ? crlf : crlf + 4, lf == std::string_view::npos ? lf : lf + 2);
-  if (end == std::string_view::npos) return std::nullopt;
-  return end;
+  // The first line feed followed by an empty line ("\n\r\n" or "\n\n"), in one pass.
+  for (auto at = data.find('\n'); at != std::string_view::npos; at = data.find('\n', at + 1)) {
+    if (at + 1 < data.size() && data[at + 1] == '\n') return at + 2;
+    if (at + 2 < data.size() && data[at + 1] == '\r' && data[at + 2] == '\n') return at + 3;
+  }
+  return std::nullopt;
 }
 
 /// A line of the header section that starts with a space or tab: obsolete line folding (RFC 9112 section
@@ -376,6 +387,7 @@ Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const S
     const RequestHeader& req = parser.get().base();
     auto bad = checkHeaderLimits(req, opts);
     if (!bad) bad = checkFraming(req);
+    if (!bad) bad = checkHost(req);
     if (bad) {  // the connection closes: what follows on it cannot be framed
       co_await sendProtocolError(stream, handler, opts, bad->status, bad->code, bad->message);
       break;

@@ -100,11 +100,6 @@ inline std::string chunkKeyOf(const std::string& backendId, const std::string& b
   return cache::encodeKey({backendId, bucket, key, std::move(version), index});
 }
 
-/// The cache's name of a bucket at its backend (ChunkCache::invalidateBucket, bucketEpoch).
-inline std::string bucketKeyOf(const std::string& backendId, const std::string& backendBucket) {
-  return cache::encodeKey({backendId, backendBucket, {}, {}, 0});
-}
-
 /// Operations whose XML answer names the bucket (<Name> or <Bucket> under the root).
 inline bool namesBucketInXml(std::string_view op) {
   return op == "ListObjects" || op == "ListObjectsV2" || op == "ListObjectVersions" || op == "ListMultipartUploads" ||

@@ -259,8 +259,7 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   const auto ttl = tables ? tables->forBucket(x.routed.bucket) : x.policy->metadataTtl.value_or(opts_.metadataTtl);
   const auto staleIfError = tables ? tables->staleIfError(x.routed.bucket) : std::chrono::milliseconds{0};
   cache::ChunkCache& c = cache_->cache();
-  const std::string bucketKey = bucketKeyOf(*x.backendId, x.backendBucket);
-  const std::uint64_t bucketEpoch = c.bucketEpoch(bucketKey);
+  const std::uint64_t bucketEpoch = c.bucketEpoch(*x.backendId, x.backendBucket);
   auto isFresh = [&](const ObjectMeta& m) {
     return !m.fromDisk && m.bucketEpoch == bucketEpoch &&
            (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
@@ -714,7 +713,7 @@ void ProxyHandler::startFillAfterWrite(const Exchange& x, std::string etag, std:
   w->data = std::move(data);
   // Taken after the write's own invalidation: any later write or invalidation makes the fill a no-op.
   w->epoch = cache_->cache().metaEpoch(metaKeyOf(w->backendId, w->bucket, w->key, {}));
-  w->bucketEpoch = cache_->cache().bucketEpoch(bucketKeyOf(w->backendId, w->bucket));
+  w->bucketEpoch = cache_->cache().bucketEpoch(w->backendId, w->bucket);
   boost::asio::co_spawn(cache_->executor(), fillAfterWrite(std::move(w)), boost::asio::detached);
 }
 
@@ -771,7 +770,7 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
     case WriteScope::Bucket:
       // A write whose keys Granary cannot tell (a browser POST form upload names its key inside the
       // form; an operation Granary does not know): everything cached of the bucket is revalidated.
-      c.invalidateBucket(bucketKeyOf(*x.backendId, x.backendBucket));
+      c.invalidateBucket(*x.backendId, x.backendBucket);
       spdlog::info("{} {} {} /{}: invalidating the bucket's cached metadata (a write Granary cannot attribute to keys)",
                    x.requestId, logSafe(x.req.method_string()), logSafe(x.op), logSafe(x.routed.bucket));
       return;

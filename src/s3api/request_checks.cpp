@@ -1,6 +1,7 @@
 #include "s3api/request_checks.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "s3api/auth.h"
 
@@ -56,9 +57,17 @@ std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers)
       "content-md5",   "content-type",     "range",      "x-amz-copy-source", "x-amz-copy-source-range",
       "x-amz-trailer", "x-amz-security-token", "if-match", "if-none-match", "if-modified-since",
       "if-unmodified-since", "expect"};
-  for (const auto name : kOnce)
-    if (std::count_if(headers.begin(), headers.end(), [&](const auto& h) { return h.first == name; }) > 1)
-      return S3Failure{S3Error::InvalidRequest, "The request carries more than one " + std::string(name) + " header.", {}};
+  static_assert(std::size(kOnce) <= 32);
+  std::uint32_t seen = 0;  // one pass over the headers (this runs on every request, hits included)
+  for (const auto& [name, value] : headers) {
+    for (std::size_t i = 0; i < std::size(kOnce); ++i) {
+      if (name != kOnce[i]) continue;
+      if (seen & (1u << i))
+        return S3Failure{S3Error::InvalidRequest, "The request carries more than one " + name + " header.", {}};
+      seen |= 1u << i;
+      break;
+    }
+  }
   return std::nullopt;
 }
 

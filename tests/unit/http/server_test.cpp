@@ -188,6 +188,23 @@ TEST_CASE("a chunked body whose last chunk arrives apart from its end is read wh
   CHECK(r->body() == "PUT /split 5 1");
 }
 
+TEST_CASE("an HTTP/1.1 request carries exactly one Host", "[net][http]") {
+  RunningServer s;
+  for (const char* head : {"GET /a HTTP/1.1\r\n\r\n", "GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"}) {
+    RawClient c(s.port());
+    c.send(head);
+    auto r = c.read();
+    REQUIRE(r);
+    CHECK(r->result_int() == 400);
+    CHECK(c.closedByPeer());
+  }
+  RawClient c(s.port());
+  c.send("GET /a HTTP/1.0\r\n\r\n");  // HTTP/1.0 had no Host
+  auto r = c.read();
+  REQUIRE(r);
+  CHECK(r->result_int() == 200);
+}
+
 TEST_CASE("obsolete line folding is refused, the connection closed", "[net][http]") {
   RunningServer s;
   for (const char* fold : {" continued", "\tcontinued"}) {
