@@ -205,7 +205,12 @@ def main():
             print("run %d of %d" % (r + 1, args.runs), file=sys.stderr)
             if 5 in wl:
                 record("iperf3 loopback MiB/s", "wire", iperf3())
-            for t, (port, key) in targets.items():
+            # The targets' order turns by one each run, so no target always runs right after another
+            # (the page cache and the CPU's state then weigh on every target alike across runs).
+            names = list(targets)
+            names = names[r % len(names):] + names[:r % len(names)]
+            for t in names:
+                port, key = targets[t]
                 if 1 in wl:  # the origin through the shim is never warm: it is the S3 a user would read directly
                     res = bench("get", port, key, "--prefix", "large", "--list-existing", "--concurrent", 32,
                                 "--threads", 2, "--duration", secs, *(["--cold-pass"] if r == 0 and t != "origin" else []))
