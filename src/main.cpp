@@ -110,7 +110,7 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--admin-token", f.adminToken, "Token the admin endpoint requires (Authorization: Bearer TOKEN; /healthz is open)");
   app.add_option("--threads", f.threads, "I/O threads (default: one per core)");
   app.add_option("--domain", f.domain, "Base domain of virtual-hosted-style addressing (bucket.DOMAIN)");
-  app.add_option("--region", f.regions, "A region client signatures may name (repeatable; default: the backends' regions)");
+  app.add_option("--region", f.regions, "A region client signatures may name (repeatable; default: the backends' regions and us-east-1)");
   app.add_option("--anonymous", f.anonymous, "Allow unsigned requests (true/false)");
   app.add_option("--log-level", f.logLevel, "trace, debug, info, warn, error, off");
   app.add_option("--access-log", f.accessLog, "One log line per request (true/false)");
@@ -256,10 +256,16 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.auth.allowAnonymous = cfg.anonymous;
   po.auth.maxSkew = std::chrono::duration_cast<std::chrono::seconds>(cfg.maxSkew);
   po.auth.regions = cfg.regions;
-  if (po.auth.regions.empty())  // the regions of the object stores behind this endpoint, the default's first
+  if (po.auth.regions.empty()) {
+    // The regions of the object stores behind this endpoint (the default's first, named in errors), and
+    // us-east-1: what S3 clients sign for at a custom endpoint unless told otherwise (presigned URLs
+    // cannot follow a region correction; the JavaScript and Go SDKs do not by default).
     for (const auto* b : allBackends(cfg))
       if (std::find(po.auth.regions.begin(), po.auth.regions.end(), b->region) == po.auth.regions.end())
         po.auth.regions.push_back(b->region);
+    if (std::find(po.auth.regions.begin(), po.auth.regions.end(), "us-east-1") == po.auth.regions.end())
+      po.auth.regions.push_back("us-east-1");
+  }
   po.accessLog = cfg.accessLog;
   po.accessLogFormat = cfg.accessLogFormat == "json" ? s3api::AccessLogFormat::Json
                        : cfg.accessLogFormat == "clf" ? s3api::AccessLogFormat::Common
@@ -282,6 +288,7 @@ void warnUnreloadable(const Config& was, const Config& now) {
   if (was.listen != now.listen) warn("listen");
   if (was.adminListen != now.adminListen) warn("admin_listen");
   if (was.threads != now.threads) warn("threads");
+  if (was.regions != now.regions) warn("regions");
   if (was.backend.endpoint != now.backend.endpoint || was.otherBackends.size() != now.otherBackends.size()) warn("backend endpoints");
   if (was.buckets.size() != now.buckets.size()) warn("[[bucket]] blocks");
   if (was.cache.ramBytes != now.cache.ramBytes || was.cache.chunkSize != now.cache.chunkSize ||

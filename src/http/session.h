@@ -19,6 +19,7 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -297,9 +298,10 @@ Awaitable<void> answerReadError(Stream& stream, RequestHandler& handler, const S
     co_await sendProtocolError(stream, handler, opts, Status::request_header_fields_too_large,
                                "RequestHeaderSectionTooLarge",
                                "Your request header section exceeds the maximum allowed size.");
-  else
-    co_await sendProtocolError(stream, handler, opts, Status::bad_request, "BadRequest",
-                               "Malformed HTTP request: " + ec.message());
+  else {
+    const std::string message = "Malformed HTTP request: " + ec.message();  // (named: GCC 12 coroutines)
+    co_await sendProtocolError(stream, handler, opts, Status::bad_request, "BadRequest", message);
+  }
 }
 
 /// RFC 9112 section 3.2: an HTTP/1.1 request carries exactly one Host header (an HTTP/1.0 one at most
@@ -313,11 +315,12 @@ inline std::optional<Refusal> checkHost(const RequestHeader& h) {
 }
 
 /// Where the header section in `buffer` ends (just past its empty line), or nullopt when it has not
-/// arrived whole. Bare LF line ends count too (Beast refuses them later with a clear error).
-inline std::optional<std::size_t> headerSectionEnd(const beast::flat_buffer& buffer) {
+/// arrived whole; the search starts at `from` (what an earlier call searched, less 3 bytes). Bare LF line
+/// ends count too (Beast refuses them later with a clear error).
+inline std::optional<std::size_t> headerSectionEnd(const beast::flat_buffer& buffer, std::size_t from = 0) {
   const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
-  // The first line feed followed by an empty line ("\n\r\n" or "\n\n"), in one pass.
-  for (auto at = data.find('\n'); at != std::string_view::npos; at = data.find('\n', at + 1)) {
+  // The first line feed followed by an empty line ("\n\r\n" or "\n\n"), from `from` on.
+  for (auto at = data.find('\n', from); at != std::string_view::npos; at = data.find('\n', at + 1)) {
     if (at + 1 < data.size() && data[at + 1] == '\n') return at + 2;
     if (at + 2 < data.size() && data[at + 1] == '\r' && data[at + 2] == '\n') return at + 3;
   }
@@ -356,9 +359,12 @@ Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const S
     stream.expires_after(opts.readTimeout);
     std::optional<std::size_t> end;
     bool readFailed = false;
-    while (!(end = headerSectionEnd(buffer))) {
-      if (buffer.size() >= opts.headerLimit + 4) break;  // Beast answers it: the section is too large
-      auto [rec, got] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
+    std::size_t scanned = 0;  // bytes already searched for the section's end (each byte is looked at once)
+    while (!(end = headerSectionEnd(buffer, scanned))) {
+      scanned = buffer.size() > 3 ? buffer.size() - 3 : 0;
+      const std::size_t room = std::min<std::size_t>(16 * 1024, buffer.max_size() - buffer.size());
+      if (buffer.size() >= opts.headerLimit + opts.headerLineLimit || room == 0) break;  // line and fields
+      auto [rec, got] = co_await stream.async_read_some(buffer.prepare(room), kTuple);
       if (rec) {
         co_await answerReadError(stream, handler, opts, rec == asio::error::eof && buffer.size() > 0
                                                             ? error_code(bhttp::error::partial_message)
@@ -369,7 +375,13 @@ Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const S
       buffer.commit(got);
     }
     if (readFailed) break;
-    if (end && hasObsoleteFolding(buffer, *end)) {
+    if (!end) {  // never handed to Beast, whose limits count the request line and the fields apart
+      co_await sendProtocolError(stream, handler, opts, Status::request_header_fields_too_large,
+                                 "RequestHeaderSectionTooLarge",
+                                 "Your request header section exceeds the maximum allowed size.");
+      break;
+    }
+    if (hasObsoleteFolding(buffer, *end)) {
       co_await sendProtocolError(stream, handler, opts, Status::bad_request, "BadRequest",
                                  "Obsolete line folding (a header line that starts with a space or tab) is not "
                                  "accepted.");

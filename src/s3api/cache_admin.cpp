@@ -149,7 +149,7 @@ asio::awaitable<void> CacheAdmin::runLoad(std::shared_ptr<Job> job) {
     job->state = job->cancelled ? "cancelled" : "failed";
     job->error = "listing s3://" + job->req.bucket + "/" + job->req.prefix + ": " + error;
     job->ended = Clock::now();
-    spdlog::warn("admin: load {} failed: {}", job->id, job->error);
+    spdlog::warn("admin: load {} failed: {}", job->id, logSafe(job->error));
     co_return;
   }
   job->objects = std::move(objects);

@@ -187,6 +187,7 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
   for (const auto& kv : x.routed.query) {
     if (kv.first == "versionId" && !kv.second.empty()) continue;  // versions are cached under their id
     if (kv.first == "partNumber" && parseLength(kv.second)) continue;  // a part is a range of the object
+    if (kv.first == "x-id") continue;  // the operation's name, added by the AWS SDK for JavaScript v3
     if (!isPresignParam(kv.first) && (responseOverride(kv.first).empty() || x.accessKey.empty())) return false;
   }
   for (const auto& [name, value] : x.headers) {
@@ -255,9 +256,14 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
 
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache,
                                                  bool& stale, std::shared_ptr<CachedObject> fillFirst) {
-  const auto tables = opts_.ttls ? opts_.ttls->get() : nullptr;
-  const auto ttl = tables ? tables->forBucket(x.routed.bucket) : x.policy->metadataTtl.value_or(opts_.metadataTtl);
-  const auto staleIfError = tables ? tables->staleIfError(x.routed.bucket) : std::chrono::milliseconds{0};
+  std::shared_ptr<const TtlTable> tables;  // (no ?: of class temporaries: GCC 12 coroutines)
+  if (opts_.ttls) tables = opts_.ttls->get();
+  auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
+  std::chrono::milliseconds staleIfError{0};
+  if (tables) {
+    ttl = tables->forBucket(x.routed.bucket);
+    staleIfError = tables->staleIfError(x.routed.bucket);
+  }
   cache::ChunkCache& c = cache_->cache();
   const std::uint64_t bucketEpoch = c.bucketEpoch(*x.backendId, x.backendBucket);
   auto isFresh = [&](const ObjectMeta& m) {
@@ -266,8 +272,11 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   };
   // stale-if-error (RFC 5861): metadata the backend vouched for at most TTL + staleIfError ago may answer
   // while the backend fails; its bytes were the backend's when last validated.
+  // Never metadata a whole-bucket invalidation has made suspect since (a write Granary could not attribute
+  // to keys may have replaced the object). Metadata read back after a restart is used: that is the case
+  // stale-if-error exists for (the journal's last ~100 ms of invalidations can be lost to kill -9).
   auto staleUsable = [&](const ObjectMeta& m) {
-    if (staleIfError.count() <= 0) return false;
+    if (staleIfError.count() <= 0 || m.bucketEpoch != bucketEpoch) return false;
     if (ttl == std::chrono::milliseconds::max() || staleIfError == std::chrono::milliseconds::max()) return true;
     return nowMillis() - m.validatedAtMs <= ttl.count() + staleIfError.count();
   };
@@ -322,7 +331,9 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
     if (fill->state() == Fill::State::Downloading && nowMillis() - asked > opts_.fillTimeout.count()) co_return nullptr;
   }
   MetaPtr now = c.metaInRam(metaKey);
-  if (fill->state() == Fill::State::Done && now && (isFresh(*now) || now->validatedAtMs >= asked)) co_return now;
+  if (fill->state() == Fill::State::Done && now &&
+      (isFresh(*now) || (now->validatedAtMs >= asked && now->bucketEpoch == bucketEpoch)))
+    co_return now;
   if (fill->state() == Fill::State::Failed && fill->note() == kBackendDown && m && staleUsable(*m) &&
       c.metaInRam(metaKey) == m) {  // (not invalidated meanwhile)
     stale = true;
@@ -393,13 +404,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   bool ranged = false;
   if (const auto* part = findParam(x.routed.query, "partNumber")) {
     // Where the part lies is the backend's to say (a HEAD); its bytes are the cache's. forward() checked
-    // the number (1 to 10000, no Range beside it); the ETag says how many parts there are.
-    if (parseLength(*part).value_or(0) > partCountOf(meta.etag)) {
-      const S3Failure bad{S3Error::InvalidPartNumber, {}, {{"PartNumberRequested", *part},
-                                                           {"ActualPartCount", std::to_string(partCountOf(meta.etag))}}};
-      co_await sendError(x, bad);
-      co_return true;
-    }
+    // the number (1 to 10000, no Range beside it).
     upstream::UpstreamRequest r;
     r.method = bhttp::verb::head;
     r.bucket = obj->bucket;
@@ -416,7 +421,18 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
       ranged = true;
       offset = cr->first;
       length = cr->last - cr->first + 1;
-    } else if (ph.result_int() != 200) {
+    } else if (ph.result_int() == 200) {
+      // The backend located no part (it ignores partNumber, or the object is one part): past the part
+      // count the object shows (x-amz-mp-parts-count, else its ETag's "-N"), S3's answer is 416.
+      const auto shown = parseLength(ph["x-amz-mp-parts-count"]);
+      const std::uint64_t count = shown.value_or(partCountOf(meta.etag));
+      if (parseLength(*part).value_or(0) > count) {
+        const S3Failure bad{S3Error::InvalidPartNumber, {},
+                            {{"PartNumberRequested", *part}, {"ActualPartCount", std::to_string(count)}}};
+        co_await sendError(x, bad);
+        co_return true;
+      }
+    } else {
       co_return false;  // InvalidPartNumber and the like: the backend's answer
     }
     if (const auto count = ph["x-amz-mp-parts-count"]; !count.empty()) h.set("x-amz-mp-parts-count", count);
@@ -426,7 +442,8 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
       const auto rr = resolveRange(br, meta.size);
       if (!rr) {
         const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(meta.size)}}};
-        co_await sendError(x, bad, "bytes */" + std::to_string(meta.size));
+        const std::string contentRange = "bytes */" + std::to_string(meta.size);  // (named: GCC 12 coroutines)
+        co_await sendError(x, bad, contentRange);
         co_return true;
       }
       ranged = true;

@@ -186,7 +186,8 @@ http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const
     x.headers.emplace_back("host", host);
     target = absolute->originForm;
   }
-  auto routed = wellFormed ? route(target, host, opts_.domain) : std::nullopt;
+  std::optional<RoutedRequest> routed;  // (no ?: of temporaries: GCC 12 coroutines)
+  if (wellFormed) routed = route(target, host, opts_.domain);
   if (!routed) {
     const S3Failure bad{S3Error::InvalidURI, {}, {}};
     co_await sendError(x, bad);
@@ -365,7 +366,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   std::optional<CapturingBody> capture;
   if (hasBody) {
     verified.emplace(x.body, auth, payloadLength, std::move(checks));
-    ur.payloadHash = auth.payload == PayloadMode::Sha256 ? auth.payloadHash : std::string(sigv4::kUnsignedPayload);
+    ur.payloadHash = std::string(sigv4::kUnsignedPayload);  // (no ?: of temporaries: GCC 12 coroutines)
+    if (auth.payload == PayloadMode::Sha256) ur.payloadHash = auth.payloadHash;
     // An XML body (DeleteObjects, CompleteMultipartUpload, tagging...) is always read whole, however it
     // is framed: Granary must see all of it to check it and to invalidate exactly what it changes.
     const bool xmlBody = isXmlBodyOp(x.op);
@@ -463,11 +465,12 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", asked}, {"ActualObjectSize", actual}}};
     co_return co_await sendError(x, bad, contentRange);
   }
-  if ((x.op == "GetObject" || x.op == "HeadObject") && (answered == 200 || answered == 206)) {
-    // A backend that ignores partNumber (s3rver) answers any number with the whole object: past the
-    // part count its ETag shows, S3's answer is InvalidPartNumber.
+  if ((x.op == "GetObject" || x.op == "HeadObject") && answered == 200) {
+    // A backend that ignores partNumber (s3rver) answers any number with the whole object (one that
+    // honours it answers 206): past the part count the object shows, S3's answer is InvalidPartNumber.
     if (const auto* part = findParam(x.routed.query, "partNumber")) {
-      const auto parts = partCountOf((*resp)->header()[bhttp::field::etag]);
+      const auto& rh = (*resp)->header();
+      const auto parts = parseLength(rh["x-amz-mp-parts-count"]).value_or(partCountOf(rh[bhttp::field::etag]));
       if (parseLength(*part).value_or(0) > parts) {
         const S3Failure bad{S3Error::InvalidPartNumber, {},
                             {{"PartNumberRequested", *part}, {"ActualPartCount", std::to_string(parts)}}};
@@ -631,13 +634,15 @@ http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const pugi::xml_documen
 http::Awaitable<ProxyHandler::ReadWhole> ProxyHandler::readWhole(upstream::BodySource& body,
                                                                  std::optional<std::uint64_t> expected,
                                                                  std::size_t limit, std::string& out) {
-  // A declared length is read into one buffer of that size (plus room to notice a longer body); an
-  // undeclared one (chunked) grows as it arrives, never past `limit`.
-  constexpr std::size_t kSpare = 64 * 1024;  // room to notice a body longer than declared, or than `limit`
-  out.resize(expected ? static_cast<std::size_t>(*expected) + kSpare : std::min<std::size_t>(limit + kSpare, kSpare));
+  // The buffer grows as bytes arrive (a declared length is no promise: a client that declares 4 MiB and
+  // sends nothing must not hold 4 MiB), never past the declared length or `limit` plus room to notice
+  // a body longer than either.
+  constexpr std::size_t kSpare = 64 * 1024;
+  const std::size_t cap = (expected ? std::min<std::size_t>(static_cast<std::size_t>(*expected), limit) : limit) + kSpare;
+  out.resize(std::min(cap, kSpare));
   std::size_t have = 0;
   for (;;) {
-    if (out.size() - have < kSpare / 2) out.resize(std::min<std::size_t>(limit + kSpare, out.size() * 2));
+    if (out.size() - have < kSpare / 2) out.resize(std::min(cap, out.size() * 2));
     auto n = co_await body.read(boost::asio::buffer(out.data() + have, out.size() - have));
     if (!n) co_return ReadWhole::Failed;
     if (*n == 0) break;
@@ -651,10 +656,12 @@ http::Awaitable<ProxyHandler::ReadWhole> ProxyHandler::readWhole(upstream::BodyS
 
 RangeFix ProxyHandler::rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const {
   if (x.req.method() != bhttp::verb::get) return {};
-  auto range = x.req.find(bhttp::field::range);
-  if (range == x.req.end()) return {};
+  // x.headers, never x.req: HTTP chunked trailers are merged into x.req once the body has been read, and
+  // they were neither signed nor checked.
+  const auto* range = findHeader(x.headers, "range");
+  if (!range) return {};
   ByteRange wanted;
-  if (parseRange(range->value(), wanted) != RangeParse::Ok) return {};
+  if (parseRange(*range, wanted) != RangeParse::Ok) return {};
   const auto& h = resp.header();
   return planRangeFix(wanted, h.result_int(), h[bhttp::field::content_range], resp.contentLength());
 }
@@ -677,8 +684,14 @@ http::ResponseHeader ProxyHandler::responseHeaderFor(Exchange& x, const upstream
   }
   if (opts_.cacheStatusHeader && (x.req.method() == bhttp::verb::get || x.req.method() == bhttp::verb::head))
     h.set("x-granary-cache", x.cacheStatus);
-  if (h.find("x-amz-request-id") == h.end()) h.set("x-amz-request-id", x.requestId);
-  else x.requestId = std::string(h["x-amz-request-id"]);
+  // The backend's request id is the client's (it names the request to the backend's operators), if it
+  // is a plain token; anything else is replaced by Granary's own (it is logged, and echoed in errors).
+  const auto backendId = h["x-amz-request-id"];
+  if (!backendId.empty() && backendId.size() <= 128 &&
+      std::all_of(backendId.begin(), backendId.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+    x.requestId = std::string(backendId);
+  else
+    h.set("x-amz-request-id", x.requestId);
   const unsigned status = h.result_int();
   const bool bodyless = x.req.method() == bhttp::verb::head || status == 204 || status == 304 || status < 200;
   if (!bodyless && fix.kind != RangeFix::Kind::Trim && !resp.contentLength())
@@ -694,9 +707,11 @@ http::Awaitable<void> ProxyHandler::relay(Exchange& x, upstream::UpstreamRespons
     co_return co_await sendError(x, bad);
   }
   if (fix.kind == RangeFix::Kind::Unsatisfiable) {
-    const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", std::string(x.req[bhttp::field::range])},
-                                                    {"ActualObjectSize", std::to_string(fix.total)}}};
-    co_return co_await sendError(x, bad, "bytes */" + std::to_string(fix.total));
+    std::string asked;  // (named objects only: GCC 12 coroutines)
+    if (const auto* rh = findHeader(x.headers, "range"); rh && isSafeHeaderValue(*rh)) asked = *rh;
+    const std::string contentRange = "bytes */" + std::to_string(fix.total);
+    const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", asked}, {"ActualObjectSize", std::to_string(fix.total)}}};
+    co_return co_await sendError(x, bad, contentRange);
   }
   http::ResponseHeader h = responseHeaderFor(x, resp, fix);
   const unsigned status = h.result_int();

@@ -107,10 +107,9 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
   if (stored != SpoolResult::Ok) {
     spool.release(*seq, *payloadLength);
     x.out.closeAfterResponse();
-    const S3Failure failure =
-        stored == SpoolResult::ReadFailed
-            ? body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}})
-            : S3Failure{S3Error::InternalError, "The write-back spool could not store the object.", {}};
+    // (Named, then assigned: GCC 12 destroys temporaries of a ?: inside a coroutine twice.)
+    S3Failure failure{S3Error::InternalError, "The write-back spool could not store the object.", {}};
+    if (stored == SpoolResult::ReadFailed) failure = body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
     co_await sendError(x, failure);
     co_return true;
   }
@@ -292,7 +291,8 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
     const auto rr = resolveRange(br, p->size);
     if (!rr) {
       const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(p->size)}}};
-      co_await sendError(x, bad, "bytes */" + std::to_string(p->size));
+      const std::string contentRange = "bytes */" + std::to_string(p->size);  // (named: GCC 12 coroutines)
+      co_await sendError(x, bad, contentRange);
       co_return true;
     }
     offset = rr->offset;

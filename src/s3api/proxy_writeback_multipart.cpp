@@ -124,8 +124,10 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
   const auto number = partParam ? parseLength(*partParam) : std::nullopt;
   if (!number || *number < 1 || *number > 10000) {
     x.out.closeAfterResponse();
+    std::string value;  // (named: GCC 12 destroys temporaries of a ?: inside a coroutine twice)
+    if (partParam) value = *partParam;
     const S3Failure bad{S3Error::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive",
-                        {{"ArgumentName", "partNumber"}, {"ArgumentValue", partParam ? *partParam : std::string()}}};
+                        {{"ArgumentName", "partNumber"}, {"ArgumentValue", value}}};
     co_return co_await sendError(x, bad);
   }
   // The part's bytes: the client's body, or the copy source's (read at its backend, once any write of it
@@ -184,9 +186,10 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
     spool.release(*seq, size);
     x.out.closeAfterResponse();
     S3Failure failure{S3Error::InternalError, "The write-back spool could not store the part.", {}};
-    if (stored == SpoolResult::ReadFailed || written != size)
-      failure = verified ? verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}})
-                         : S3Failure{S3Error::ServiceUnavailable, "The copy source could not be read whole.", {}};
+    if ((stored == SpoolResult::ReadFailed || written != size) && verified)  // (no ?: of temporaries: GCC 12)
+      failure = verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
+    else if (stored == SpoolResult::ReadFailed || written != size)
+      failure = S3Failure{S3Error::ServiceUnavailable, "The copy source could not be read whole.", {}};
     co_return co_await sendError(x, failure);
   }
   cache::SpooledPart part;
@@ -199,8 +202,8 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
   const std::int64_t created = part.createdMs;
   if (!co_await spool.addPart(u->id, std::move(part))) {
     const bool gone = spool.findUpload(u->id) == nullptr;
-    const S3Failure failure = gone ? S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}}
-                                   : S3Failure{S3Error::InternalError, "The write-back spool could not make the part durable.", {}};
+    S3Failure failure{S3Error::InternalError, "The write-back spool could not make the part durable.", {}};
+    if (gone) failure = S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}};  // (no ?: of temporaries: GCC 12)
     co_return co_await sendError(x, failure);
   }
   if (copySource) {
@@ -263,14 +266,15 @@ http::Awaitable<void> ProxyHandler::completeSpoolUpload(Exchange& x, const cache
   const std::string etag = w.etag;
   if (!co_await spool.completeUpload(u->id, std::move(w))) {
     const bool gone = spool.findUpload(u->id) == nullptr;
-    const S3Failure failure = gone ? S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}}
-                                   : S3Failure{S3Error::InternalError, "The write-back spool could not complete the upload.", {}};
+    S3Failure failure{S3Error::InternalError, "The write-back spool could not complete the upload.", {}};
+    if (gone) failure = S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}};  // (no ?: of temporaries: GCC 12)
     co_return co_await sendError(x, failure);
   }
   invalidateForWrite(x, upstream::UpstreamRequest{});
   pugi::xml_document doc;
   auto root = newS3Document(doc, "CompleteMultipartUploadResult");
-  const std::string host(x.req[bhttp::field::host]);
+  std::string host;  // (from x.headers, not x.req: HTTP trailers land there; no ?: in a coroutine: GCC 12)
+  if (const std::string* h = findHeader(x.headers, "host")) host = *h;
   root.append_child("Location").text() = ("http://" + host + "/" + x.routed.bucket + "/" + x.routed.key).c_str();
   root.append_child("Bucket").text() = x.routed.bucket.c_str();
   root.append_child("Key").text() = x.routed.key.c_str();

@@ -30,7 +30,47 @@ std::string echoable(std::string_view v) {
   return std::string(v);
 }
 
+/// x-amz-tagging: "k1=v1&k2=v2", URL-encoded; S3's limits on count and lengths.
+std::optional<S3Failure> checkTaggingHeader(std::string_view v) {
+  const auto tags = parseQuery(v);
+  if (!tags) return S3Failure{S3Error::InvalidArgument, "The header 'x-amz-tagging' shall be encoded as UTF-8 URL query parameters.", {}};
+  if (tags->size() > 10) return S3Failure{S3Error::InvalidTag, "Object tags cannot be greater than 10", {}};
+  for (std::size_t i = 0; i < tags->size(); ++i) {
+    const auto& [k, val] = (*tags)[i];
+    if (k.empty() || k.size() > 128) return S3Failure{S3Error::InvalidTag, "The TagKey you have provided is invalid", {}};
+    if (val.size() > 256) return S3Failure{S3Error::InvalidTag, "The TagValue you have provided is invalid", {}};
+    for (std::size_t j = 0; j < i; ++j)
+      if ((*tags)[j].first == k) return S3Failure{S3Error::InvalidTag, "Cannot provide multiple Tags with the same key", {}};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<S3Failure> checkStoredHeaders(const sigv4::HeaderList& headers) {
+  for (const auto& [name, value] : headers) {
+    if (name == "x-amz-tagging") {
+      if (auto bad = checkTaggingHeader(value)) return bad;
+    } else if (name == "x-amz-storage-class") {
+      // S3's classes are upper-case words; RGW and MinIO add their own, of the same shape.
+      if (value.empty() || value.size() > 64 || !std::all_of(value.begin(), value.end(), [](char c) {
+            return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+          }))
+        return S3Failure{S3Error::InvalidStorageClass, {}, {}};
+    } else if (name == "x-amz-website-redirect-location") {
+      if (!(value.starts_with("/") || value.starts_with("http://") || value.starts_with("https://")) ||
+          value.size() > 2048)
+        return S3Failure{S3Error::InvalidRedirectLocation, {}, {}};
+    } else if (name == "x-amz-acl") {
+      static constexpr std::string_view kCanned[] = {"private", "public-read", "public-read-write",
+                                                     "authenticated-read", "aws-exec-read", "bucket-owner-read",
+                                                     "bucket-owner-full-control", "log-delivery-write"};
+      if (std::find(std::begin(kCanned), std::end(kCanned), value) == std::end(kCanned))
+        return S3Failure{S3Error::InvalidArgument, "The canned ACL is not valid.", {{"ArgumentName", "x-amz-acl"}}};
+    }
+  }
+  return std::nullopt;
+}
 
 bool isSafeHeaderValue(std::string_view v) {
   return std::none_of(v.begin(), v.end(), [](char ch) {
@@ -78,6 +118,13 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
                      {{"Size", std::to_string(r.key.size())}, {"MaxSizeAllowed", std::to_string(kMaxKeyBytes)}}};
   if (r.bucket.size() > kMaxBucketNameBytes)
     return S3Failure{S3Error::InvalidBucketName, "The bucket name is longer than 255 bytes.", {}};
+  // S3's bucket names (the legacy ones included: upper case, '_'): anything else, a '/' from a Host
+  // header above all, would name another bucket or key at the backend than the one Granary acts on.
+  if (!r.bucket.empty() && !std::all_of(r.bucket.begin(), r.bucket.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == '_';
+      }))
+    return S3Failure{S3Error::InvalidBucketName, {}, {}};
   for (const auto& [name, value] : r.query)
     if (isResponseOverride(name) && !isSafeHeaderValue(value))
       return S3Failure{S3Error::InvalidArgument, "Response header overrides may not contain control characters.",
@@ -91,6 +138,7 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
     return S3Failure{S3Error::InvalidRequest, "Cannot specify both Range header and partNumber query parameter", {}};
   if ((method == "PUT" || method == "POST") &&
       (op == "PutObject" || op == "CopyObject" || op == "CreateMultipartUpload")) {
+    if (auto bad = checkStoredHeaders(headers)) return bad;
     std::size_t meta = 0;
     for (const auto& [name, value] : headers)
       if (name.starts_with("x-amz-meta-")) meta += name.size() - 11 + value.size();

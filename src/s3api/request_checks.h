@@ -26,6 +26,12 @@ bool isSafeHeaderValue(std::string_view v);
 /// backend. Checked before the signature. @return InvalidRequest naming the header, or nullopt.
 std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers);
 
+/// Headers stored with a new object, checked as S3 checks them (x-amz-tagging, x-amz-storage-class,
+/// x-amz-website-redirect-location, x-amz-acl): a write-back bucket acknowledges a PUT before the backend
+/// sees it, so what the backend would refuse must be refused here, or its upload would fail forever.
+/// @return InvalidTag, InvalidStorageClass, InvalidRedirectLocation, InvalidArgument; or nullopt.
+std::optional<S3Failure> checkStoredHeaders(const sigv4::HeaderList& headers);
+
 /// @param method the request method; @param op its operation name (operationName).
 /// @return the error S3 answers, or nullopt. Possible errors: KeyTooLongError, InvalidBucketName,
 ///         InvalidRequest (partNumber with Range), InvalidArgument (a response-*

@@ -151,17 +151,17 @@ bool HttpUpstream::hostCompatible(std::string_view bucket, bool tls) {
 }
 
 std::string HttpUpstream::encodedPath(const UpstreamRequest& req, bool bucketInHost) {
-  std::string path = "/";
-  if (bucketInHost) {
-    path += req.key;
-  } else if (!req.bucket.empty()) {
-    path += req.bucket;
-    if (!req.key.empty()) path += "/" + req.key;
+  // "/bucket/key", or "/key" with the bucket in the Host. The bucket is one path segment whatever it holds:
+  // a '/' in it is encoded, never the start of a second segment.
+  std::string encoded = "/";
+  if (!bucketInHost && !req.bucket.empty()) {
+    encoded += uriEncode(req.bucket, true);
+    if (!req.key.empty()) encoded += "/";
   }
   // Empty path segments ("a//b") are sent as "a/%2Fb", as the AWS SDK for Java does: S3 decodes both to the
   // same key, while routers and HTTP stacks (s3rver's among them) collapse or reject "//". The signature
   // covers this wire form.
-  std::string encoded = uriEncode(path, false);
+  encoded += uriEncode(req.key, false);
   std::string out;
   out.reserve(encoded.size() + 8);
   for (char c : encoded) {

@@ -214,3 +214,42 @@ class HeaderCount(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HeaderSectionsBeastWouldRepair(unittest.TestCase):
+    """Beast quietly joins folded lines and counts the request line apart from the fields: a header section
+    longer than Granary's own scan must be refused, not handed to Beast to repair."""
+
+    def test_padding_cannot_hide_a_folded_line(self):
+        target, hs = signed(g.port, "GET", "/%s/readable" % BUCKET)
+        head = [(k, v) for k, v in hs.items()]
+        pad = " " * 2000
+        head += [("X-P%d" % i, pad + "a") for i in range(34)]  # ~68 KiB raw, under 64 KiB once trimmed
+        raw = request_bytes("GET", target + "?" + "q" * 4000 if "?" not in target else target, head)
+        raw = raw[:-2] + b"X-A: a\r\n b\r\n\r\n"  # a folded line at the end
+        c = Conn(g.port)
+        c.send(raw)
+        r = c.response()
+        self.assertIn(r.status, (400, 431), r)
+        self.assertTrue(c.closed(), "the connection stayed open")
+
+    def test_header_section_past_the_limit_is_431(self):
+        c = Conn(g.port)
+        c.send(b"GET /%s/readable HTTP/1.1\r\nHost: %s\r\n" % (BUCKET.encode(), host().encode()) +
+               b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 4000) for i in range(20)))  # 80 KiB, never ended
+        r = c.response()
+        self.assertEqual(r.status, 431, r)
+
+
+class TrailersAreNotHeaders(unittest.TestCase):
+    """HTTP chunked trailers arrive after the header was checked and signed: a Range there must not shape
+    the answer."""
+
+    def test_range_in_a_trailer_is_ignored(self):
+        target, hs = signed(g.port, "GET", "/%s/readable" % BUCKET, payload_hash="UNSIGNED-PAYLOAD")
+        hs.pop("content-length", None)
+        head = [(k, v) for k, v in hs.items()] + [("Transfer-Encoding", "chunked")]
+        body = b"0\r\nRange: bytes=0-2\r\n\r\n"
+        r, c = exchange(g.port, "GET", target, head, body)
+        c.close()
+        self.assertEqual((r.status, r.body), (200, READABLE), r)

@@ -305,3 +305,37 @@ class Doctype(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PresignedUploadsOfJavaScriptSdk(Base):
+    """The AWS SDKs for JavaScript v3 and Java v2 move x-amz-* headers into a presigned PUT's query: such a
+    PUT changes its key only, and must not revalidate the whole bucket (nor leave its key stale)."""
+
+    def test_query_headers_invalidate_the_key_only(self):
+        old = self.prime("presigned-js")
+        before = hostile.metric(g, "granary_cache_bucket_invalidations_total")
+        new = b"written with a presigned URL carrying x-amz-* parameters"
+        query = [("x-amz-checksum-crc32", crc32_b64(new)), ("x-amz-sdk-checksum-algorithm", "CRC32"),
+                 ("x-id", "PutObject")]
+        r = call(g.port, "PUT", "/%s/presigned-js" % self.bucket, query, body=new)
+        self.assertEqual(r.status, 200, r)
+        self.assertNotEqual(old, new)
+        self.assertServesOriginState("presigned-js")
+        self.assertEqual(hostile.metric(g, "granary_cache_bucket_invalidations_total"), before)
+
+
+class BucketNamesFromTheHost(unittest.TestCase):
+    """A virtual-hosted bucket comes from the Host header, which can hold what no bucket name may: a '/'
+    would make the backend write another bucket's key than the one Granary invalidates."""
+
+    def test_slash_in_a_virtual_hosted_bucket_is_refused(self):
+        gv = granaries.start(origin.url, "--ram-cache", "64MiB", "--metadata-ttl", "forever", "--domain", "s3.test")
+        data = hostile.payload(1000, 5)
+        direct.put_object(Bucket=BUCKET, Key="sub/file", Body=data)
+        for host in ("%s/sub.s3.test" % BUCKET, "%s%%2Fsub.s3.test" % BUCKET, "a b.s3.test"):
+            with self.subTest(host=host):
+                target, hs = signed(gv.port, "PUT", "/file", body=b"smuggled", host=host)
+                r, c = exchange(gv.port, "PUT", target, hs, b"smuggled")
+                c.close()
+                self.assertEqual((r.status, r.code), (400, "InvalidBucketName"), r)
+        self.assertEqual(hostile.origin_bytes(direct, BUCKET, "sub/file"), data, "the origin's object changed")

@@ -223,3 +223,21 @@ class NeverStale(StaleCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NeverStaleAfterAnUnattributableWrite(StaleCase):
+    def test_bucket_invalidated_by_a_form_upload_is_not_served_stale(self):
+        # A browser form upload names its key inside the form: Granary invalidates the whole bucket's
+        # metadata. Its old bytes must not come back as "stale" when the backend then fails.
+        g = self.granary(ttl="1h")
+        data = self.cache_fully(g, "formed")
+        boundary = "----granarystale"
+        body = ("--%s\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nformed\r\n--%s\r\nContent-Disposition: "
+                "form-data; name=\"file\"; filename=\"f\"\r\n\r\nnew bytes\r\n--%s--\r\n" % (boundary, boundary,
+                                                                                      boundary)).encode()
+        call(g.port, "POST", "/%s" % BUCKET, headers={"content-type": "multipart/form-data; boundary=" + boundary},
+             body=body)
+        proxy.set_mode("503")
+        r = call(g.port, "GET", "/%s/formed" % BUCKET)
+        self.assertNotStale(r)
+        self.assertNotEqual((r.status, r.body), (200, data), "the invalidated object was served")

@@ -37,6 +37,8 @@ TEST_CASE("what a write invalidates: its key, its listed keys, or (unknowable) t
   // An object-level write with a parameter Granary does not know may act on other keys (S3 Express's
   // ?renameObject removes its source): the bucket.
   CHECK(writeScope("PutObject", "PUT", true, {{"renameObject", ""}}, nullptr) == WriteScope::Bucket);
+  CHECK(writeScope("PutObject", "PUT", true, {{"x-amz-checksum-crc32", "AAAAAA=="}, {"x-amz-meta-a", "1"}}, nullptr) ==
+        WriteScope::Key);  // a presigned PUT of the JavaScript SDK v3
   CHECK(writeScope("PutObject", "PUT", true, {{"append", ""}, {"position", "0"}}, nullptr) == WriteScope::Bucket);
   CHECK(writeScope("PutBucketSubresource", "PUT", false, {{"versioning", ""}}, nullptr) == WriteScope::Bucket);
   CHECK(writeScope("DeleteBucket", "DELETE", false, {}, nullptr) == WriteScope::Bucket);

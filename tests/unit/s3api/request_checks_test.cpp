@@ -23,6 +23,16 @@ TEST_CASE("request checks: keys, bucket names and user metadata are bounded", "[
   for (const char* m : {"GET", "HEAD", "PUT", "DELETE"})
     CHECK(codeOf(m, "GetObject", "/b/" + std::string(1025, 'k')) == "KeyTooLongError");
   CHECK(codeOf("GET", "ListObjects", "/" + std::string(256, 'b')) == "InvalidBucketName");
+  for (const char* bad : {"/a%20b/k", "/a%3Fb/k", "/%C3%BC/k", "/a%0Ab/k"}) {
+    INFO(bad);
+    CHECK(codeOf("GET", "GetObject", bad) == "InvalidBucketName");
+  }
+  CHECK(codeOf("GET", "GetObject", "/Legacy_Bucket.name-1/k") == "ok");
+  // A virtual-hosted bucket comes from the Host header: a '/' there is refused too.
+  auto v = route("/file", "data/sub.s3.example", "s3.example");
+  REQUIRE(v);
+  CHECK(v->bucket == "data/sub");
+  REQUIRE(checkRequest("PUT", "PutObject", *v, {{"host", "data/sub.s3.example"}}));
   sigv4::HeaderList meta{{"host", "h"}, {"x-amz-meta-a", std::string(2047, 'v')}};
   CHECK(codeOf("PUT", "PutObject", "/b/k", meta) == "ok");
   meta.emplace_back("x-amz-meta-b", "vv");
@@ -68,4 +78,25 @@ TEST_CASE("request checks: headers read once may appear once", "[unit][s3api]") 
     REQUIRE(f);
     CHECK(f->error == S3Error::InvalidRequest);
   }
+}
+
+TEST_CASE("request checks: headers stored with an object are checked as S3 checks them", "[unit][s3api]") {
+  // A write-back bucket acknowledges before the backend sees the PUT: what the backend would refuse must
+  // be refused here, or the upload would fail forever and hold up every upload behind it.
+  auto stored = [](std::string name, std::string value) {
+    return codeOf("PUT", "PutObject", "/b/k", {{"host", "h"}, {std::move(name), std::move(value)}});
+  };
+  CHECK(stored("x-amz-tagging", "a=1&b=two") == "ok");
+  CHECK(stored("x-amz-tagging", "a=1&a=2") == "InvalidTag");
+  CHECK(stored("x-amz-tagging", "k0=&k1=&k2=&k3=&k4=&k5=&k6=&k7=&k8=&k9=&k10=") == "InvalidTag");
+  CHECK(stored("x-amz-tagging", "k=" + std::string(257, 'v')) == "InvalidTag");
+  CHECK(stored("x-amz-tagging", "%zz=1") == "InvalidArgument");
+  CHECK(stored("x-amz-storage-class", "STANDARD_IA") == "ok");
+  CHECK(stored("x-amz-storage-class", "nope!") == "InvalidStorageClass");
+  CHECK(stored("x-amz-website-redirect-location", "/other") == "ok");
+  CHECK(stored("x-amz-website-redirect-location", "foo") == "InvalidRedirectLocation");
+  CHECK(stored("x-amz-acl", "public-read") == "ok");
+  CHECK(stored("x-amz-acl", "everyone") == "InvalidArgument");
+  CHECK(codeOf("POST", "CreateMultipartUpload", "/b/k?uploads", {{"host", "h"}, {"x-amz-acl", "x"}}) == "InvalidArgument");
+  CHECK(codeOf("GET", "GetObject", "/b/k", {{"host", "h"}, {"x-amz-acl", "x"}}) == "ok");  // not a write
 }
