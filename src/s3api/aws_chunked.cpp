@@ -1,5 +1,7 @@
 #include "s3api/aws_chunked.h"
 
+#include "s3api/request_checks.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -14,13 +16,6 @@ bool isFieldName(std::string_view n) {
   });
 }
 
-/// A field value with no control bytes but HTAB (a CR, LF or NUL could split a header it is copied into).
-bool isFieldValue(std::string_view v) {
-  return std::none_of(v.begin(), v.end(), [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return (c < 0x20 && c != '\t') || c == 0x7f;
-  });
-}
 }  // namespace
 
 AwsChunkedDecoder::AwsChunkedDecoder(Options opts)
@@ -93,7 +88,7 @@ bool AwsChunkedDecoder::onTrailerLine() {
     return setError(State::MalformedTrailer, "the trailer is too large"), false;
   auto colon = line_.find(':');
   if (colon == std::string::npos || !isFieldName(std::string_view(line_).substr(0, colon)) ||
-      !isFieldValue(std::string_view(line_).substr(colon + 1)))
+      !isSafeHeaderValue(std::string_view(line_).substr(colon + 1)))  // (a CR, LF or NUL could split a header)
     return setError(State::MalformedTrailer, "bad trailer field"), false;
   std::string name = line_.substr(0, colon);
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });

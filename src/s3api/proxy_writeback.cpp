@@ -261,28 +261,18 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
   const auto* rh = findHeader(x.headers, "range");
   ByteRange br;
   if (const auto* partParam = findParam(x.routed.query, "partNumber")) {
-    // A part of a multipart object is its byte range; a single PUT has part 1 only.
-    const auto n = parseLength(*partParam);
-    if (!n || *n < 1 || *n > 10000) {
-      const S3Failure bad{S3Error::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive",
-                          {{"ArgumentName", "partNumber"}, {"ArgumentValue", *partParam}}};
-      co_await sendError(x, bad);
-      co_return true;
-    }
-    if (rh) {
-      const S3Failure bad{S3Error::InvalidRequest, "Cannot specify both Range header and partNumber query parameter", {}};
-      co_await sendError(x, bad);
-      co_return true;
-    }
+    // A part of a multipart object is its byte range; a single PUT has part 1 only. (forward() refused
+    // a number outside 1-10000 and a Range beside it: checkRequest.)
+    const std::uint64_t n = parseLength(*partParam).value_or(0);
     const std::uint64_t count = p->parts.empty() ? 1 : p->parts.size();
-    if (*n > count) {
+    if (n < 1 || n > count) {
       const S3Failure bad{S3Error::InvalidPartNumber, {}, {{"PartNumberRequested", *partParam}, {"ActualPartCount", std::to_string(count)}}};
       co_await sendError(x, bad);
       co_return true;
     }
     if (!p->parts.empty()) {
-      for (std::uint64_t i = 0; i + 1 < *n; ++i) offset += p->parts[i].size;
-      length = p->parts[*n - 1].size;
+      for (std::uint64_t i = 0; i + 1 < n; ++i) offset += p->parts[i].size;
+      length = p->parts[n - 1].size;
       h.set("x-amz-mp-parts-count", std::to_string(count));
     }
     h.result(bhttp::status::partial_content);
