@@ -74,6 +74,9 @@ std::string AdminHandler::metrics() const {
     w.family("granary_request_bytes_total", "counter", "Body bytes received from and sent to clients.");
     w.sample("granary_request_bytes_total", {{"direction", "in"}}, s.bytesIn);
     w.sample("granary_request_bytes_total", {{"direction", "out"}}, s.bytesOut);
+    w.family("granary_access_denied_total", "counter",
+             "Requests refused with AccessDenied by the client key's access policy, by access key.");
+    for (const auto& [k, n] : s.deniedByKey) w.sample("granary_access_denied_total", {{"access_key", k}}, n);
   }
   if (c.openConnections) {
     w.family("granary_open_connections", "gauge", "Client connections open on the S3 port.");

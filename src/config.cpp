@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "s3api/policy.h"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -174,12 +176,73 @@ CacheDirConfig parseCacheDir(const std::string& s) {
   return {s.substr(0, colon), *size};
 }
 
-std::pair<std::string, std::string> parseClientKey(const std::string& s) {
+ClientKeyConfig parseClientKey(const std::string& s) {
   auto colon = s.find(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
     throw ConfigError("client key '" + s.substr(0, colon) + "' must be ACCESS_KEY:SECRET_KEY");
-  return {s.substr(0, colon), s.substr(colon + 1)};
+  ClientKeyConfig k;
+  k.accessKey = s.substr(0, colon);
+  k.secretKey = s.substr(colon + 1);
+  return k;
 }
+
+namespace {
+std::vector<std::string> getStringList(const toml::table& t, const char* key, const std::string& where) {
+  std::vector<std::string> out;
+  const auto* node = t.get(key);
+  if (!node) return out;
+  const std::string what = "'" + where + key + "' must be a string or an array of strings";
+  if (node->is_string()) {
+    out.push_back(node->value<std::string>().value());
+    return out;
+  }
+  const auto* arr = node->as_array();
+  if (!arr) throw ConfigError(what);
+  for (const auto& el : *arr) {
+    if (!el.is_string()) throw ConfigError(what);
+    out.push_back(el.value<std::string>().value());
+  }
+  return out;
+}
+
+ClientKeyConfig loadClientKey(const toml::table& t, const std::string& where) {
+  checkKeys(t, {"access_key", "secret_key", "admin", "allow", "backend_access_key", "backend_secret_key",
+                "backend_session_token"}, where);
+  ClientKeyConfig k;
+  k.accessKey = getString(t, "access_key", where, "");
+  k.secretKey = getString(t, "secret_key", where, "");
+  if (k.accessKey.empty() || k.secretKey.empty())
+    throw ConfigError("'" + where + "access_key' and 'secret_key' are both required");
+  k.admin = getBool(t, "admin", where, false);
+  k.backendAccessKey = getString(t, "backend_access_key", where, "");
+  k.backendSecretKey = getString(t, "backend_secret_key", where, "");
+  k.backendSessionToken = getString(t, "backend_session_token", where, "");
+  if (k.backendAccessKey.empty() != k.backendSecretKey.empty())
+    throw ConfigError("'" + where + "backend_access_key' and 'backend_secret_key' go together");
+  if (const auto* allow = t.get("allow")) {
+    const auto* arr = allow->as_array();
+    if (!arr) throw ConfigError("'" + where + "allow' must be an array of tables: [[client_keys.allow]]");
+    k.allow.emplace();
+    std::size_t i = 0;
+    for (const auto& el : *arr) {
+      const std::string at = where + "allow[" + std::to_string(i++) + "].";
+      const auto* st = el.as_table();
+      if (!st) throw ConfigError("'" + at.substr(0, at.size() - 1) + "' must be a table");
+      checkKeys(*st, {"actions", "resources"}, at);
+      PolicyStatementConfig s;
+      s.actions = getStringList(*st, "actions", at);
+      s.resources = getStringList(*st, "resources", at);
+      try {  // the same reading the proxy does, so a mistake is refused here with its place named
+        s3api::AccessPolicy({{s.actions, s.resources}}, false);
+      } catch (const s3api::PolicyError& e) {
+        throw ConfigError("'" + at.substr(0, at.size() - 1) + "': " + e.what());
+      }
+      k.allow->push_back(std::move(s));
+    }
+  }
+  return k;
+}
+}  // namespace
 
 void loadConfigFile(const std::string& path, Config& cfg) {
   toml::table root;
@@ -276,11 +339,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
       std::string where = "client_keys[" + std::to_string(i++) + "].";
       auto* t = el.as_table();
       if (!t) throw ConfigError("'" + where.substr(0, where.size() - 1) + "' must be a table");
-      checkKeys(*t, {"access_key", "secret_key"}, where);
-      auto ak = getString(*t, "access_key", where, "");
-      auto sk = getString(*t, "secret_key", where, "");
-      if (ak.empty() || sk.empty()) throw ConfigError("'" + where + "access_key' and 'secret_key' are both required");
-      cfg.clientKeys.emplace_back(ak, sk);
+      cfg.clientKeys.push_back(loadClientKey(*t, where));
     }
   }
 }
@@ -432,8 +491,26 @@ std::string describe(const Config& cfg) {
      << "read_ahead = " << c.readAhead << "\n";
   if (c.writeBack) os << "writeback_dir = " << quoted(c.writeBack->path + ":" + formatSize(c.writeBack->size)) << "\n";
   os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n";
-  for (const auto& [ak, sk] : cfg.clientKeys)
-    os << "\n[[client_keys]]\naccess_key = " << quoted(ak) << "\nsecret_key = \"" << mask(sk) << "\"\n";
+  for (const auto& k : cfg.clientKeys) {
+    os << "\n[[client_keys]]\naccess_key = " << quoted(k.accessKey) << "\nsecret_key = \"" << mask(k.secretKey) << "\"\n";
+    if (k.admin) os << "admin = true\n";
+    if (!k.backendAccessKey.empty())
+      os << "backend_access_key = " << quoted(k.backendAccessKey) << "\nbackend_secret_key = \""
+         << mask(k.backendSecretKey) << "\"\n";
+    if (!k.allow) continue;
+    if (k.allow->empty()) os << "allow = []  # nothing\n";
+    for (const auto& st : *k.allow) {
+      auto list = [&](const std::vector<std::string>& v) {
+        os << "[";
+        for (std::size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << quoted(v[i]);
+        os << "]\n";
+      };
+      os << "[[client_keys.allow]]\nactions = ";
+      list(st.actions);
+      os << "resources = ";
+      list(st.resources);
+    }
+  }
   return os.str();
 }
 

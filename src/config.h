@@ -75,6 +75,25 @@ struct CacheConfig {
   std::chrono::milliseconds writeBackRetryMax{30'000};  // longest wait between retries of a failed upload
 };
 
+/// One Allow statement of a client key's policy (s3api/policy.h says what the strings may be).
+struct PolicyStatementConfig {
+  std::vector<std::string> actions;    // "s3:GetObject", "s3:List*", "s3:*", "*"
+  std::vector<std::string> resources;  // "arn:aws:s3:::bucket/prefix*", "arn:aws:s3:::bucket", "*"
+};
+
+/// A [[client_keys]] block (or --client-key AK:SK).
+struct ClientKeyConfig {
+  std::string accessKey;
+  std::string secretKey;
+  /// [[client_keys.allow]] statements; nullopt = no policy: every bucket and key, as before policies.
+  std::optional<std::vector<PolicyStatementConfig>> allow;
+  bool admin = false;  // may call the admin API with a SigV4 signature of this key
+  /// Tenant mode: the backend credentials requests of this key are signed with (empty = the backend's).
+  std::string backendAccessKey;
+  std::string backendSecretKey;
+  std::string backendSessionToken;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:9000";
   std::string adminListen = "127.0.0.1:9001";  // metrics, health, admin API; "" = no admin endpoint
@@ -88,7 +107,7 @@ struct Config {
   std::string logLevel = "info";
   bool accessLog = true;
   std::string accessLogFormat = "text";  // text (key=value), json, clf
-  std::vector<std::pair<std::string, std::string>> clientKeys;
+  std::vector<ClientKeyConfig> clientKeys;
   BackendConfig backend;                     // the default backend: buckets no [[bucket]] names go here
   std::vector<BackendConfig> otherBackends;  // further [[backend]] blocks, by name
   std::vector<BucketConfig> buckets;         // [[bucket]] blocks
@@ -111,8 +130,8 @@ void applyEnvironment(Config& cfg);
 /// Cross-field checks (endpoint URL, listen address, keys). Throws ConfigError.
 void validate(const Config& cfg);
 
-/// "AK:SK" -> pair; throws ConfigError.
-std::pair<std::string, std::string> parseClientKey(const std::string& s);
+/// "AK:SK" -> a key without a policy; throws ConfigError.
+ClientKeyConfig parseClientKey(const std::string& s);
 
 /// "PATH:SIZE" (e.g. "/nvme0/granary:500GiB") -> directory; throws ConfigError.
 CacheDirConfig parseCacheDir(const std::string& s);

@@ -179,7 +179,23 @@ Config buildConfig(const CLI::App& app, const Flags& f, const std::string& file)
 
 std::shared_ptr<const s3api::KeyTable> keyTable(const Config& cfg) {
   auto t = std::make_shared<s3api::KeyTable>();
-  for (const auto& [ak, sk] : cfg.clientKeys) t->add(ak, sk);
+  for (const auto& k : cfg.clientKeys) {
+    s3api::ClientKey key;
+    key.secret = k.secretKey;
+    if (k.allow || k.admin) {
+      // admin = true without statements keeps the key's S3 access whole.
+      std::vector<s3api::PolicyStatement> statements;
+      if (k.allow)
+        for (const auto& st : *k.allow) statements.push_back({st.actions, st.resources});
+      else
+        statements.push_back({{"*"}, {"*"}});
+      key.policy = std::make_shared<const s3api::AccessPolicy>(statements, k.admin);
+    }
+    if (!k.backendAccessKey.empty())
+      key.backendCredentials = std::make_shared<const sigv4::Credentials>(
+          sigv4::Credentials{k.backendAccessKey, k.backendSecretKey, k.backendSessionToken});
+    t->add(k.accessKey, std::move(key));
+  }
   return t;
 }
 
@@ -459,7 +475,7 @@ int main(int argc, char** argv) {
                 h->setBackendCredentials(b, creds);
               });
           warnUnreloadable(cfg, fresh);
-          spdlog::info("SIGHUP: reloaded {} client keys, backend credentials and metadata TTLs from {}",
+          spdlog::info("SIGHUP: reloaded {} client keys with their policies, backend credentials and metadata TTLs from {}",
                        fresh.clientKeys.size(), f.config);
         } catch (const std::exception& e) {
           spdlog::error("SIGHUP: keeping the old configuration: {}", e.what());

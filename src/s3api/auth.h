@@ -3,6 +3,7 @@
 // key table. Pure: no I/O, the clock is a parameter.
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,21 +12,43 @@
 
 #include "common/sigv4.h"
 #include "s3api/errors.h"
+#include "s3api/policy.h"
 
 namespace granary::s3api {
 
-/// Access key -> secret. Immutable once built; replaced whole on reload.
+/// What Granary knows of one client key.
+struct ClientKey {
+  std::string secret;
+  /// What the key may do; null = everything (a key configured without a policy).
+  PolicyPtr policy;
+  /// Tenant mode: the key's own backend credentials, which sign every request made for it (null = the
+  /// backend's). Cached bytes reach such a key only once the backend let these credentials read them.
+  std::shared_ptr<const sigv4::Credentials> backendCredentials;
+};
+
+/// Access key -> client key. Immutable once built; replaced whole on reload.
 class KeyTable {
  public:
-  void add(std::string accessKey, std::string secret) { keys_[std::move(accessKey)] = std::move(secret); }
+  void add(std::string accessKey, std::string secret) { add(std::move(accessKey), ClientKey{std::move(secret), {}, {}}); }
+  void add(std::string accessKey, ClientKey key) {
+    if (key.backendCredentials) tenants_ = true;
+    keys_[std::move(accessKey)] = std::move(key);
+  }
   const std::string* secretFor(std::string_view accessKey) const {
+    const ClientKey* k = find(accessKey);
+    return k ? &k->secret : nullptr;
+  }
+  const ClientKey* find(std::string_view accessKey) const {
     auto it = keys_.find(std::string(accessKey));
     return it == keys_.end() ? nullptr : &it->second;
   }
   std::size_t size() const { return keys_.size(); }
+  /// Some key signs with its own backend credentials: every cache hit is checked against the backend.
+  bool hasTenants() const { return tenants_; }
 
  private:
-  std::unordered_map<std::string, std::string> keys_;
+  std::unordered_map<std::string, ClientKey> keys_;
+  bool tenants_ = false;
 };
 
 /// How the request body is protected (x-amz-content-sha256).

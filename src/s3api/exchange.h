@@ -31,6 +31,10 @@ struct ProxyHandler::Exchange {
   std::string_view op = "Unknown";
   sigv4::HeaderList headers;
   std::string accessKey;
+  /// The verified key's entry (null: anonymous, or made inside Granary); its policy decides access.
+  const ClientKey* client = nullptr;
+  /// A listing whose entries the key's policy allows only in part: filtered by key before it is sent.
+  bool filterListing = false;
   unsigned status = 0;
   std::string errorCode;
   std::uint64_t bytesIn = 0;

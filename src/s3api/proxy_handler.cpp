@@ -169,7 +169,7 @@ std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status 
 
 http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                            http::BodyReader& body, http::ResponseWriter& out) {
-  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, 0, {}, 0, 0, "bypass",
+  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, nullptr, false, 0, {}, 0, 0, "bypass",
              nullptr, nullptr, {}, nullptr};
   x.requestId = newRequestId();
   x.headers.reserve(16);
@@ -298,6 +298,10 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     if (!x.body.done()) x.out.closeAfterResponse();
     co_return co_await sendError(x, *bad);
   }
+  // The key's policy, before anything else looks at the cache, the spool or the backend: a refused
+  // request learns nothing of what is cached (same answer, same path, whatever is held).
+  if (!auth.anonymous && !x.ctx.internal) x.client = keys->find(auth.accessKey);
+  if (!authorize(x)) co_return co_await deny(x, "");
 
   // What the body is and how long it will be once decoded.
   std::optional<std::uint64_t> payloadLength;
@@ -320,6 +324,10 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
                           {{"ArgumentName", "x-amz-copy-source"}}};  // (named: GCC 12 coroutines)
       co_return co_await sendError(x, bad);
     }
+    if (const AccessPolicy* p = x.client ? x.client->policy.get() : nullptr;
+        p && !p->allowsObject(copySource->versionId.empty() ? "s3:GetObject" : "s3:GetObjectVersion", copySource->bucket,
+                              copySource->key))
+      co_return co_await deny(x, "the copy source");
     // A source written back but not uploaded yet: the backend must have it before it is read there.
     if (!co_await sourceUploaded(*copySource)) {
       if (!x.body.done()) x.out.closeAfterResponse();
@@ -388,6 +396,14 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
       }
       ur.contentLength = ur.bufferedBody.size();
       if (auto bad = checkRequestXml(x.op, ur.bufferedBody)) co_return co_await sendError(x, *bad);
+      if (x.op == "DeleteObjects" && x.client && x.client->policy) {
+        // Every key the backend would act on must be the key's to delete (S3 would answer per key; one
+        // refused key refuses the request, so nothing is half-deleted on a guess).
+        for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody))
+          if (!x.client->policy->allowsObject(versionId.empty() ? "s3:DeleteObject" : "s3:DeleteObjectVersion",
+                                              x.routed.bucket, key))
+            co_return co_await deny(x, "a key of DeleteObjects");
+      }
       if (const auto* id = findParam(x.routed.query, "uploadId"); id && x.op == "CompleteMultipartUpload")
         if (auto bad = opts_.multipart->checkComplete(*id, ur.bufferedBody)) co_return co_await sendError(x, *bad);
       if (writesBack(x) && x.op == "DeleteObjects")  // what is pending for those keys must not land later
@@ -493,11 +509,42 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     else if (x.op == "UploadPartCopy" || x.op == "CompleteMultipartUpload" || x.op == "AbortMultipartUpload")
       opts_.multipart->forget(*id);
   }
-  if (answered == 200 && ((x.backendBucket != x.routed.bucket && namesBucketInXml(x.op)) || expectedXmlRoot(x.op)))
+  if (answered == 200 && ((x.backendBucket != x.routed.bucket && namesBucketInXml(x.op)) || expectedXmlRoot(x.op) ||
+                          x.filterListing))
     co_return co_await relayRenamed(x, **resp);
   if (answered >= 300 && answered != 304 && x.backendBucket != x.routed.bucket && x.req.method() != bhttp::verb::head)
     co_return co_await relayErrorRenamed(x, **resp);
   co_await relay(x, **resp);
+}
+
+bool ProxyHandler::authorize(Exchange& x) const {
+  const AccessPolicy* policy = x.client ? x.client->policy.get() : nullptr;
+  if (!policy) return true;
+  if (x.op == "ListBuckets") {
+    x.filterListing = true;  // the buckets it names statements for
+    return true;
+  }
+  const AccessNeed need = requiredAccess(x.op, x.routed.key, x.routed.query);
+  if (!allows(policy, need, x.routed.bucket)) return false;
+  if (need.on == AccessNeed::On::Listing && need.action != "s3:PutObject" &&
+      !policy->allowsBucket(need.action, x.routed.bucket)) {
+    // Keys allowed only under some prefixes: a listing under a prefix none of them reaches is refused;
+    // one that reaches beyond them is filtered entry by entry.
+    std::string prefix;
+    if (const auto* p = findParam(x.routed.query, "prefix")) prefix = *p;
+    if (!policy->allowsSomeUnder(need.action, x.routed.bucket, prefix)) return false;
+    x.filterListing = !policy->allowsAllUnder(need.action, x.routed.bucket, prefix);
+  }
+  return true;
+}
+
+http::Awaitable<void> ProxyHandler::deny(Exchange& x, std::string_view what) {
+  if (!x.body.done()) x.out.closeAfterResponse();
+  if (opts_.requestStats) opts_.requestStats->denied(x.accessKey);
+  spdlog::info("{} {} /{}/{}: denied{}{} to key {} by its policy", x.requestId, x.op, logSafe(x.routed.bucket),
+               logSafe(x.routed.key), what.empty() ? "" : " on ", what, logSafe(x.accessKey));
+  const S3Failure denied{S3Error::AccessDenied, "Access Denied", {}};
+  co_await sendError(x, denied);
 }
 
 http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::UpstreamResponse& resp) {
@@ -508,7 +555,7 @@ http::Awaitable<void> ProxyHandler::relayRenamed(Exchange& x, upstream::Upstream
   const S3Failure unsupported{S3Error::NotImplemented,
                               "The backend does not implement " + std::string(x.op) + ".", {}};
   if (resp.contentLength().value_or(0) > kMaxXml) {
-    if (expected) co_return co_await sendError(x, unsupported);
+    if (expected || x.filterListing) co_return co_await sendError(x, unsupported);
     co_return co_await relay(x, resp);  // passed on as it is
   }
   pugi::xml_document doc;
@@ -614,7 +661,58 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
   co_await sendXml(x, out, none);
 }
 
-http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, const pugi::xml_document& doc, const sigv4::HeaderList& extra) {
+void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
+  const AccessPolicy* policy = x.client ? x.client->policy.get() : nullptr;
+  if (!policy) return;
+  const std::string_view name = root.name();
+  if (name == "ListAllMyBucketsResult") {
+    auto buckets = root.child("Buckets");
+    for (auto b = buckets.child("Bucket"); b;) {
+      auto next = b.next_sibling("Bucket");
+      if (!policy->touchesBucket(b.child_value("Name"))) buckets.remove_child(b);
+      b = next;
+    }
+    return;
+  }
+  const std::string_view action = listingAction(x.op);
+  if (action.empty()) return;
+  // With encoding-type=url the keys are URL-encoded in the answer: decoded before they are judged.
+  const auto* enc = findParam(x.routed.query, "encoding-type");
+  const bool encoded = enc && *enc == "url";
+  auto text = [&](pugi::xml_node n, const char* child) -> std::optional<std::string> {
+    std::string v = n.child_value(child);
+    if (!encoded) return v;
+    return uriDecode(v);
+  };
+  std::string lastKey;
+  std::size_t kept = 0;
+  for (auto e = root.first_child(); e;) {
+    auto next = e.next_sibling();
+    const std::string_view tag = e.name();
+    if (tag == "Contents" || tag == "Version" || tag == "DeleteMarker" || tag == "Upload") {
+      const auto key = text(e, "Key");
+      if (key) lastKey = *key;
+      if (key && policy->allowsObject(action, x.routed.bucket, *key)) ++kept;
+      else root.remove_child(e);
+    } else if (tag == "CommonPrefixes") {
+      const auto prefix = text(e, "Prefix");
+      if (prefix && policy->allowsSomeUnder(action, x.routed.bucket, *prefix)) ++kept;
+      else root.remove_child(e);
+    }
+    e = next;
+  }
+  if (auto count = root.child("KeyCount")) count.text() = static_cast<unsigned long long>(kept);
+  // ListObjects (v1) without a delimiter has no NextMarker: clients continue after the last key shown,
+  // which filtering may have removed; S3 allows NextMarker always, so it names where the page ended.
+  if (x.op == "ListObjects" && std::string_view(root.child_value("IsTruncated")) == "true" &&
+      !root.child("NextMarker") && !lastKey.empty()) {
+    const std::string marker = encoded ? uriEncode(lastKey, true) : lastKey;
+    root.insert_child_after("NextMarker", root.child("IsTruncated")).text() = marker.c_str();
+  }
+}
+
+http::Awaitable<void> ProxyHandler::sendXml(Exchange& x, pugi::xml_document& doc, const sigv4::HeaderList& extra) {
+  if (x.filterListing) filterListing(x, doc.document_element());
   std::ostringstream os;
   doc.save(os, "", pugi::format_raw);
   const std::string xml = os.str();

@@ -206,6 +206,13 @@ class ProxyHandler final : public http::RequestHandler {
   /// An XML answer Granary reads before passing it on: a renamed bucket's ([[bucket]] backend_bucket)
   /// <Name>/<Bucket> say the client's name; a new multipart upload's id is noted.
   http::Awaitable<void> relayRenamed(Exchange& x, upstream::UpstreamResponse& resp);
+  /// Whether the verified key's policy lets this request through (sets x.filterListing for listings it
+  /// allows only in part). No policy: yes.
+  bool authorize(Exchange& x) const;
+  /// AccessDenied, counted per key and logged. @param what the part refused ("" = the request itself).
+  http::Awaitable<void> deny(Exchange& x, std::string_view what);
+  /// Drops from a listing (objects, versions, uploads, buckets) what the key's policy does not show.
+  void filterListing(const Exchange& x, pugi::xml_node root) const;
   /// A backend's error about a renamed bucket: its <BucketName> says the client's name.
   http::Awaitable<void> relayErrorRenamed(Exchange& x, upstream::UpstreamResponse& resp);
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
@@ -216,7 +223,7 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
   /// A 200 answer whose body is the XML document `doc`, with `extra` headers. (Arguments by reference
   /// to the caller's named objects: GCC 12 mis-handled a by-value header argument here.)
-  http::Awaitable<void> sendXml(Exchange& x, const pugi::xml_document& doc, const sigv4::HeaderList& extra);
+  http::Awaitable<void> sendXml(Exchange& x, pugi::xml_document& doc, const sigv4::HeaderList& extra);
   RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
   upstream::UpstreamRequest upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const;
   http::ResponseHeader responseHeaderFor(Exchange& x, const upstream::UpstreamResponse& resp, const RangeFix& fix) const;

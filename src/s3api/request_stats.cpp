@@ -29,8 +29,14 @@ void RequestStats::record(std::string_view op, unsigned status, std::string_view
   b.bytesIn += bytesIn;
 }
 
+void RequestStats::denied(std::string_view accessKey) {
+  std::lock_guard lk(m_);
+  ++denied_[std::string(accessKey)];
+}
+
 void RequestStats::addTo(Snapshot& into) const {
   std::lock_guard lk(m_);
+  for (const auto& [k, n] : denied_) into.deniedByKey[k] += n;
   for (const auto& [k, n] : byOpStatus_) {
     const auto space = k.rfind(' ');
     unsigned status = 0;

@@ -26,11 +26,14 @@ class RequestStats {
     std::map<std::string, std::uint64_t> byCache;  // hit, miss, partial, bypass (GET/HEAD)
     std::map<std::string, BucketTotals> byBucket;
     std::uint64_t bytesIn = 0, bytesOut = 0;
+    std::map<std::string, std::uint64_t> deniedByKey;  // AccessDenied by a key's policy, by access key
   };
 
   /// @param cache x-granary-cache of the answer ("hit", "miss", "partial", "bypass"); empty = not a read.
   void record(std::string_view op, unsigned status, std::string_view bucket, std::string_view cache,
               std::uint64_t bytesIn, std::uint64_t bytesOut);
+  /// A request the key's policy refused (the key is a configured one, so the label set is bounded).
+  void denied(std::string_view accessKey);
   /// Adds this instance's counts to `into`.
   void addTo(Snapshot& into) const;
 
@@ -40,6 +43,7 @@ class RequestStats {
   std::unordered_map<std::string, std::uint64_t> byCache_;
   std::unordered_map<std::string, BucketTotals> byBucket_;
   std::uint64_t bytesIn_ = 0, bytesOut_ = 0;
+  std::unordered_map<std::string, std::uint64_t> denied_;
 };
 
 }  // namespace granary::s3api
