@@ -27,6 +27,8 @@
 
 #include "common/units.h"
 #include "common/log_escape.h"
+#include "common/sigv4.h"
+#include "common/uri.h"
 #include "config.h"
 
 namespace {
@@ -40,6 +42,7 @@ std::atomic<bool> interrupted{false};
 
 struct AdminTarget {
   std::string host, port, token;
+  std::string accessKey, secretKey;  // a client key allowed the admin API: requests are SigV4-signed
 };
 
 struct Reply {
@@ -59,7 +62,18 @@ Reply call(const AdminTarget& t, bhttp::verb method, const std::string& target) 
   bhttp::request<bhttp::string_body> req{method, target, 11};
   req.set(bhttp::field::host, t.host + ":" + t.port);
   req.set(bhttp::field::user_agent, "granary-admin");
-  if (!t.token.empty()) req.set(bhttp::field::authorization, "Bearer " + t.token);
+  if (!t.accessKey.empty()) {
+    const auto [path, rawQuery] = granary::splitTarget(target);
+    const auto query = granary::parseQuery(rawQuery).value_or(granary::QueryParams{});
+    granary::sigv4::HeaderList headers{{"host", t.host + ":" + t.port}};
+    granary::sigv4::RequestSigner signer({t.accessKey, t.secretKey, ""}, "us-east-1");
+    signer.sign(bhttp::to_string(method), path, query, headers, granary::kEmptySha256Hex,
+                std::chrono::system_clock::now());
+    for (const auto& [name, value] : headers)
+      if (name != "host") req.set(name, value);
+  } else if (!t.token.empty()) {
+    req.set(bhttp::field::authorization, "Bearer " + t.token);
+  }
   req.prepare_payload();
   bhttp::write(socket, req, ec);
   boost::beast::flat_buffer buf;
@@ -290,6 +304,11 @@ int adminMain(int argc, char** argv) {
   app.add_option("--admin", adminUrl, "Admin endpoint, e.g. http://127.0.0.1:9001 (default: the config's admin_listen)");
   app.add_option("--token", token, "Admin token (default: $GRANARY_ADMIN_TOKEN, then the config's admin_token)");
   app.add_option("--config", configFile, "Granary's TOML configuration, for admin_listen and admin_token");
+  std::string accessKey, secretKey;
+  app.add_option("--access-key", accessKey,
+                 "Sign with this client key instead of the token (its policy needs admin = true; default: "
+                 "$GRANARY_ACCESS_KEY)");
+  app.add_option("--secret-key", secretKey, "The client key's secret (default: $GRANARY_SECRET_KEY)");
   app.add_flag("--json", asJson, "Print the API's JSON instead of a table");
 
   std::string url, rate;
@@ -328,7 +347,13 @@ int adminMain(int argc, char** argv) {
     auto u = boost::urls::parse_absolute_uri(adminUrl);
     if (!u || u->scheme() != "http" || u->host().empty())
       throw std::runtime_error("--admin: http://HOST:PORT expected, got '" + adminUrl + "'");
-    AdminTarget t{std::string(u->host_address()), u->has_port() ? std::string(u->port()) : "80", token};
+    if (accessKey.empty())
+      if (const char* env = std::getenv("GRANARY_ACCESS_KEY")) accessKey = env;
+    if (secretKey.empty())
+      if (const char* env = std::getenv("GRANARY_SECRET_KEY")) secretKey = env;
+    if (!accessKey.empty() && secretKey.empty()) throw std::runtime_error("--access-key needs --secret-key");
+    AdminTarget t{std::string(u->host_address()), u->has_port() ? std::string(u->port()) : "80", token, accessKey,
+                  secretKey};
     if (t.host.size() > 2 && t.host.front() == '[') t.host = t.host.substr(1, t.host.size() - 2);
     if (t.host == "0.0.0.0") t.host = "127.0.0.1";
 

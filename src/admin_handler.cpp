@@ -8,10 +8,13 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include <cctype>
 #include <charconv>
 
 #include "cache/disk_tier.h"
 #include "common/crypto.h"
+#include "common/log_escape.h"
+#include "common/uri.h"
 #include "common/metrics.h"
 #include "common/units.h"
 
@@ -218,12 +221,37 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
   const auto q = parseTarget(req.target());
   const auto auth = req[bhttp::field::authorization];
   const auto m = req.method();
-  const bool tokenOk = ctx_->token.empty() || (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), ctx_->token));
+  bool tokenOk = ctx_->token.empty() || (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), ctx_->token));
+  // A client key signing with SigV4: allowed if its policy says admin, then only within what it may read.
+  std::shared_ptr<const s3api::KeyTable> keys;  // holds `policy` alive
+  const s3api::AccessPolicy* policy = nullptr;
+  std::string keyRefusal;
+  if (!tokenOk && ctx_->keys && (auth.starts_with("AWS4-") || req.target().find("X-Amz-Signature=") != std::string_view::npos)) {
+    keys = ctx_->keys->get();
+    keyRefusal = verifyKey(req, *keys, policy);
+    tokenOk = keyRefusal.empty();
+  }
   // Probes carry no token: /healthz and /readyz answer anyway (/readyz names its checks only with it).
   const bool authorized = tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
   s3api::CacheAdmin* admin = ctx_->cacheAdmin.get();
+  // What a key-signed ls, load or invalidate names must be readable by the key, every key of it.
+  auto outsidePolicy = [&]() {
+    if (!policy || !q) return false;
+    const std::string bucket = q->get("bucket");
+    if (q->path == "/admin/invalidate" && !(q->has("prefix") && truthy(q->get("prefix"))))
+      return !policy->allowsObject("s3:GetObject", bucket, q->get("key"));
+    if (q->path == "/admin/invalidate") return !policy->allowsAllUnder("s3:GetObject", bucket, q->get("key"));
+    if (q->path == "/admin/ls" || q->path == "/admin/load")
+      return !policy->allowsAllUnder("s3:GetObject", bucket, q->get("prefix"));
+    return false;
+  };
   if (!q) {
     fail(bhttp::status::bad_request, "malformed request target");
+  } else if (!keyRefusal.empty() && !authorized) {
+    fail(bhttp::status::forbidden, keyRefusal);
+  } else if (authorized && outsidePolicy()) {
+    fail(bhttp::status::forbidden, "the key's policy does not allow reading all of s3://" + q->get("bucket") + "/" +
+                                       (q->path == "/admin/invalidate" ? q->get("key") : q->get("prefix")));
   } else if (!authorized) {
     h.result(bhttp::status::unauthorized);
     h.set(bhttp::field::www_authenticate, "Bearer realm=\"granary-admin\"");
@@ -288,6 +316,37 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
     if (co_await out.writeBody(boost::asio::buffer(body))) co_return;
   }
   co_await out.finish();
+}
+
+std::string AdminHandler::verifyKey(const http::RequestHeader& req, const s3api::KeyTable& keys,
+                                    const s3api::AccessPolicy*& policy) const {
+  const auto [rawPath, rawQuery] = splitTarget(req.target());
+  const auto decodedPath = uriDecode(rawPath);
+  const auto query = parseQuery(rawQuery);
+  if (!decodedPath || !query) return "malformed request target";
+  sigv4::HeaderList headers;
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  s3api::AuthInput in;
+  in.method = req.method_string();
+  in.rawPath = rawPath;
+  in.decodedPath = *decodedPath;
+  in.query = &*query;
+  in.headers = &headers;
+  in.now = std::chrono::system_clock::now();
+  const s3api::AuthResult r = s3api::verifyRequest(in, keys, s3api::AuthOptions{});
+  if (r.failure) {
+    const auto& info = s3api::errorInfo(r.failure->error);
+    return "the signature was refused: " + std::string(info.code);
+  }
+  const s3api::ClientKey* key = keys.find(r.auth.accessKey);
+  if (!key || !key->policy || !key->policy->admin())
+    return "key " + logSafe(r.auth.accessKey) + " may not use the admin API (its policy needs admin = true)";
+  policy = key->policy.get();
+  return {};
 }
 
 std::string AdminHandler::protocolError(http::ResponseHeader& res, http::Status, std::string_view code,

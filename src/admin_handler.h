@@ -19,6 +19,7 @@
 #include "cache/writeback.h"
 #include "http/handler.h"
 #include "s3api/cache_admin.h"
+#include "s3api/proxy_handler.h"
 #include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
 #include "upstream/http_upstream.h"
@@ -42,6 +43,9 @@ struct AdminContext {
   /// Set once the S3 server exists (main creates it after the admin server); read on the admin thread.
   std::shared_ptr<s3api::CacheAdmin> cacheAdmin;
   std::chrono::milliseconds readyTimeout{2'000};  // a backend connect for /readyz
+  /// Client keys: one whose policy says `admin = true` may call the API with a SigV4 signature instead of
+  /// the token, within what its policy lets it read (ls, load and invalidate name a bucket and prefix).
+  std::shared_ptr<s3api::KeyStore> keys;
 };
 
 class AdminHandler final : public http::RequestHandler {
@@ -57,6 +61,10 @@ class AdminHandler final : public http::RequestHandler {
   std::string metrics() const;
 
  private:
+  /// Checks a SigV4-signed request against the client keys; "" when it comes from a key allowed the
+  /// admin API (`policy` then names its policy), else why not.
+  std::string verifyKey(const http::RequestHeader& req, const s3api::KeyTable& keys,
+                        const s3api::AccessPolicy*& policy) const;
   /// /readyz: status 200 or 503, and a line per check.
   http::Awaitable<std::pair<bool, std::string>> readiness();
 

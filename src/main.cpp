@@ -434,6 +434,7 @@ int main(int argc, char** argv) {
       adminCtx->cache = chunkCache.get();
       adminCtx->spool = po.writeBack;
       adminCtx->token = cfg.adminToken;
+      adminCtx->keys = keys;
       adminCtx->openConnections = [s = server.get()] { return s->openConnections(); };
       admin->bind();
     }

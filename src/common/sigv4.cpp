@@ -110,12 +110,13 @@ const Sha256Digest& RequestSigner::keyFor(std::string_view date) {
 
 void RequestSigner::sign(std::string_view method, std::string_view encodedPath, const QueryParams& query,
                          HeaderList& headers, std::string_view payloadHash,
-                         std::chrono::system_clock::time_point now) {
+                         std::chrono::system_clock::time_point now, const Credentials* as) {
   const std::string amzDate = formatAmzDate(now);
   const std::string date = amzDate.substr(0, 8);
+  const Credentials& creds = as ? *as : creds_;
   headers.emplace_back("x-amz-date", amzDate);
   headers.emplace_back("x-amz-content-sha256", std::string(payloadHash));
-  if (!creds_.sessionToken.empty()) headers.emplace_back("x-amz-security-token", creds_.sessionToken);
+  if (!creds.sessionToken.empty()) headers.emplace_back("x-amz-security-token", creds.sessionToken);
 
   std::vector<std::string> names;
   for (const auto& [k, v] : headers) names.push_back(k);
@@ -126,9 +127,11 @@ void RequestSigner::sign(std::string_view method, std::string_view encodedPath, 
   const std::string scope = credentialScope(date, region_, service_);
   const std::string creq = canonicalRequest(method, encodedPath, canonicalQueryString(query),
                                             canonicalHeaders(headers, names), signedHeaders, payloadHash);
-  const std::string sig = signatureHex(keyFor(date), stringToSign(amzDate, scope, creq));
+  // Other credentials than the signer's own (a tenant's) derive their key per request: four HMACs.
+  const Sha256Digest key = as ? signingKey(as->secretKey, date, region_, service_) : keyFor(date);
+  const std::string sig = signatureHex(key, stringToSign(amzDate, scope, creq));
   std::string auth(kAlgorithm);
-  auth.append(" Credential=").append(creds_.accessKey).append("/").append(scope);
+  auth.append(" Credential=").append(creds.accessKey).append("/").append(scope);
   auth.append(", SignedHeaders=").append(signedHeaders).append(", Signature=").append(sig);
   headers.emplace_back("authorization", std::move(auth));
 }

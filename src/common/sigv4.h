@@ -72,8 +72,9 @@ class RequestSigner {
   /// Adds x-amz-date, x-amz-content-sha256, x-amz-security-token (if any) and Authorization to
   /// `headers` (which must already hold "host"); every header in `headers` is signed.
   /// @param encodedPath the path exactly as it goes on the wire (already uriEncode'd).
+  /// @param as other credentials to sign with than the signer's own (null: its own).
   void sign(std::string_view method, std::string_view encodedPath, const QueryParams& query, HeaderList& headers,
-            std::string_view payloadHash, std::chrono::system_clock::time_point now);
+            std::string_view payloadHash, std::chrono::system_clock::time_point now, const Credentials* as = nullptr);
 
   /// Returns the query parameters of a presigned URL (X-Amz-*), signing only "host".
   QueryParams presign(std::string_view method, std::string_view encodedPath, QueryParams query,

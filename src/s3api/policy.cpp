@@ -110,7 +110,21 @@ bool AccessPolicy::any(std::string_view action, Pred pred) const {
   return false;
 }
 
+bool hasDotSegment(std::string_view key) {
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = std::min(key.find('/', start), key.size());
+    const std::string_view seg = key.substr(start, end - start);
+    if (seg == "." || seg == "..") return true;
+    if (end == key.size()) return false;
+    start = end + 1;
+  }
+}
+
 bool AccessPolicy::allowsObject(std::string_view action, std::string_view bucket, std::string_view key) const {
+  // S3 keeps "a/../b" as a literal key, but a backend or a front proxy that normalises paths would read
+  // b: such a key is allowed only where every key of the bucket is.
+  if (hasDotSegment(key) && !allowsAllUnder(action, bucket, "")) return false;
   std::string arn;
   arn.reserve(bucket.size() + 1 + key.size());
   arn.append(bucket).push_back('/');

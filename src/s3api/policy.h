@@ -37,6 +37,9 @@ bool globMayMatchUnder(std::string_view pattern, std::string_view prefix);
 /// Whether every string that starts with `prefix` matches `pattern` (conservative: false when unsure).
 bool globMatchesAllUnder(std::string_view pattern, std::string_view prefix);
 
+/// Whether a key has a "." or ".." path segment ("a/../b"), which a path-normalising server would resolve.
+bool hasDotSegment(std::string_view key);
+
 class AccessPolicy {
  public:
   /// Throws PolicyError naming the first action or resource it cannot read.
@@ -44,7 +47,8 @@ class AccessPolicy {
 
   /// May use Granary's admin API (with its own signature), within what it may read.
   bool admin() const { return admin_; }
-  /// `action` on object `key` of `bucket` ("arn:aws:s3:::bucket/key").
+  /// `action` on object `key` of `bucket` ("arn:aws:s3:::bucket/key"). A key with a dot segment needs
+  /// `action` on the whole bucket.
   bool allowsObject(std::string_view action, std::string_view bucket, std::string_view key) const;
   /// `action` on the bucket itself ("arn:aws:s3:::bucket").
   bool allowsBucket(std::string_view action, std::string_view bucket) const;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "common/timeutil.h"
@@ -252,6 +253,41 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
   if (failedBackend(status))
     spdlog::warn("{} revalidating /{}/{}: the backend answered {}", x.requestId, logSafe(r.bucket), logSafe(r.key), status);
   co_return MetaAnswer{nullptr, failedBackend(status)};  // 403, 404...: the client's own request gets the answer
+}
+
+http::Awaitable<ProxyHandler::BackendAccess> ProxyHandler::backendAllows(Exchange& x) {
+  std::string versionId;
+  if (const auto* v = findParam(x.routed.query, "versionId")) versionId = *v;
+  std::string id = x.accessKey;
+  const std::array<const std::string*, 4> parts{x.backendId, &x.backendBucket, &x.routed.key, &versionId};
+  for (const std::string* part : parts) {  // (a named array: GCC 12 coroutines and temporaries)
+    id.push_back('\0');
+    id += *part;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = accessDecisions_.find(id); it != accessDecisions_.end()) {
+    if (now < it->second.until) co_return it->second.allowed ? BackendAccess::Allowed : BackendAccess::Refused;
+    accessDecisions_.erase(it);
+  }
+  upstream::UpstreamRequest head;
+  head.method = bhttp::verb::head;
+  head.bucket = x.backendBucket;
+  head.key = x.routed.key;
+  if (!versionId.empty()) head.query.emplace_back("versionId", versionId);
+  auto resp = co_await x.upstream->send(head);  // signed with the key's own credentials
+  if (!resp) co_return BackendAccess::Unknown;  // the request goes to the backend as it is, and fails there
+  const unsigned status = (*resp)->header().result_int();
+  if (status != 200 && status != 403) co_return BackendAccess::Unknown;  // 404...: the backend answers it
+  std::shared_ptr<const TtlTable> tables;
+  if (opts_.ttls) tables = opts_.ttls->get();
+  auto ttl = x.policy->metadataTtl.value_or(opts_.metadataTtl);
+  if (tables) ttl = tables->forBucket(x.routed.bucket);
+  const auto keep = std::min<std::chrono::milliseconds>(ttl, kMaxAccessDecision);
+  if (keep.count() > 0) {
+    if (accessDecisions_.size() >= kMaxAccessDecisions) accessDecisions_.clear();
+    accessDecisions_[id] = AccessDecision{status == 200, now + keep};
+  }
+  co_return status == 200 ? BackendAccess::Allowed : BackendAccess::Refused;
 }
 
 http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string& metaKey, bool& fromCache,

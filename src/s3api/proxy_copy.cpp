@@ -74,7 +74,7 @@ http::Awaitable<UpstreamResponsePtr> ProxyHandler::readCopySource(Exchange& x, c
     else if (name == "x-amz-copy-source-range" && part) get.headers.emplace_back("range", value);
   }
   get.headers.insert(get.headers.end(), conditions.begin(), conditions.end());
-  auto source = co_await upstreams_.at(sp.backend)->send(get);
+  auto source = co_await upstreamFor(x, sp.backend)->send(get);
   if (!source) {
     const S3Failure down{S3Error::ServiceUnavailable,
                          "The copy source's backend could not be reached: " + source.error().message(), {}};

@@ -301,7 +301,8 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   // The key's policy, before anything else looks at the cache, the spool or the backend: a refused
   // request learns nothing of what is cached (same answer, same path, whatever is held).
   if (!auth.anonymous && !x.ctx.internal) x.client = keys->find(auth.accessKey);
-  if (!authorize(x)) co_return co_await deny(x, "");
+  if (!authorize(x)) co_return co_await deny(x, "by its policy");
+  x.upstream = upstreamFor(x, x.policy->backend);
 
   // What the body is and how long it will be once decoded.
   std::optional<std::uint64_t> payloadLength;
@@ -327,7 +328,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     if (const AccessPolicy* p = x.client ? x.client->policy.get() : nullptr;
         p && !p->allowsObject(copySource->versionId.empty() ? "s3:GetObject" : "s3:GetObjectVersion", copySource->bucket,
                               copySource->key))
-      co_return co_await deny(x, "the copy source");
+      co_return co_await deny(x, "the copy source by its policy");
     // A source written back but not uploaded yet: the backend must have it before it is read there.
     if (!co_await sourceUploaded(*copySource)) {
       if (!x.body.done()) x.out.closeAfterResponse();
@@ -356,7 +357,15 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
     }
   }
 
-  if (cache_ && cacheEligible(x) && co_await serveCached(x)) co_return;
+  bool useCache = cache_ && cacheEligible(x);
+  if (useCache && keys->hasTenants()) {
+    // Cached bytes may have been fetched under another tenant's credentials: they reach this key only
+    // once the backend said its own credentials may read the object.
+    const BackendAccess access = co_await backendAllows(x);
+    if (access == BackendAccess::Refused) co_return co_await deny(x, "by the backend (tenant credentials)");
+    useCache = access == BackendAccess::Allowed;
+  }
+  if (useCache && co_await serveCached(x)) co_return;
   if (x.op == "ListBuckets" && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
 
   upstream::UpstreamRequest ur = upstreamRequestFor(x, auth);
@@ -402,7 +411,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
         for (const auto& [key, versionId] : deleteObjectsKeys(ur.bufferedBody))
           if (!x.client->policy->allowsObject(versionId.empty() ? "s3:DeleteObject" : "s3:DeleteObjectVersion",
                                               x.routed.bucket, key))
-            co_return co_await deny(x, "a key of DeleteObjects");
+            co_return co_await deny(x, "a key of DeleteObjects by its policy");
       }
       if (const auto* id = findParam(x.routed.query, "uploadId"); id && x.op == "CompleteMultipartUpload")
         if (auto bad = opts_.multipart->checkComplete(*id, ur.bufferedBody)) co_return co_await sendError(x, *bad);
@@ -517,6 +526,19 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   co_await relay(x, **resp);
 }
 
+upstream::Upstream* ProxyHandler::upstreamFor(const Exchange& x, std::size_t backend) {
+  upstream::Upstream* real = upstreams_.at(backend).get();
+  if (!x.client || !x.client->backendCredentials) return real;
+  std::string id = std::to_string(backend);
+  id.push_back('\0');
+  id += x.accessKey;
+  auto& t = tenantUpstreams_[id];
+  if (!t) t = std::make_unique<TenantUpstream>(*real, x.client->backendCredentials);
+  else if (t->tenantCredentials() != x.client->backendCredentials.get())
+    t->setTenantCredentials(x.client->backendCredentials);  // reloaded (SIGHUP)
+  return t.get();
+}
+
 bool ProxyHandler::authorize(Exchange& x) const {
   const AccessPolicy* policy = x.client ? x.client->policy.get() : nullptr;
   if (!policy) return true;
@@ -541,8 +563,8 @@ bool ProxyHandler::authorize(Exchange& x) const {
 http::Awaitable<void> ProxyHandler::deny(Exchange& x, std::string_view what) {
   if (!x.body.done()) x.out.closeAfterResponse();
   if (opts_.requestStats) opts_.requestStats->denied(x.accessKey);
-  spdlog::info("{} {} /{}/{}: denied{}{} to key {} by its policy", x.requestId, x.op, logSafe(x.routed.bucket),
-               logSafe(x.routed.key), what.empty() ? "" : " on ", what, logSafe(x.accessKey));
+  spdlog::info("{} {} /{}/{}: denied{}{} to key {}", x.requestId, x.op, logSafe(x.routed.bucket),
+               logSafe(x.routed.key), what.empty() ? "" : " ", what, logSafe(x.accessKey));
   const S3Failure denied{S3Error::AccessDenied, "Access Denied", {}};
   co_await sendError(x, denied);
 }
@@ -620,12 +642,12 @@ http::Awaitable<void> ProxyHandler::listBucketsMerged(Exchange& x) {
   for (const std::size_t b : map.listingBackends()) {
     upstream::UpstreamRequest r;
     r.method = bhttp::verb::get;
-    auto resp = co_await upstreams_.at(b)->send(r);
+    auto resp = co_await upstreamFor(x, b)->send(r);
     if (!resp) co_return co_await sendError(x, upstreamFailure(resp.error()));
     if ((*resp)->header().result_int() != 200) {
       // A backend refused (credentials, say): its answer is the client's, since a listing that silently
       // lacks that backend's buckets would be wrong.
-      x.upstream = upstreams_.at(b).get();
+      x.upstream = upstreamFor(x, b);
       co_return co_await relay(x, **resp);
     }
     pugi::xml_document doc;
@@ -676,9 +698,10 @@ void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
   }
   const std::string_view action = listingAction(x.op);
   if (action.empty()) return;
-  // With encoding-type=url the keys are URL-encoded in the answer: decoded before they are judged.
-  const auto* enc = findParam(x.routed.query, "encoding-type");
-  const bool encoded = enc && *enc == "url";
+  // With encoding-type=url the keys are URL-encoded in the answer, which then says so (<EncodingType>):
+  // decoded before they are judged. A backend that ignores the parameter (s3rver) sends them raw, and a
+  // raw "%2F" must not be read as a '/'. A key that does not decode is not shown.
+  const bool encoded = std::string_view(root.child_value("EncodingType")) == "url";
   auto text = [&](pugi::xml_node n, const char* child) -> std::optional<std::string> {
     std::string v = n.child_value(child);
     if (!encoded) return v;

@@ -176,6 +176,25 @@ class ProxyHandler final : public http::RequestHandler {
   /// (and hashed with MD5 if `md5`), paced by `limit` when given.
   http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5, std::shared_ptr<RateLimiter> limit);
 
+  /// A backend as one tenant key sees it: the same connections, every request signed with the key's own
+  /// credentials (unless one already names others).
+  class TenantUpstream final : public upstream::Upstream {
+   public:
+    TenantUpstream(upstream::Upstream& real, std::shared_ptr<const sigv4::Credentials> creds)
+        : real_(real), creds_(std::move(creds)) {}
+    upstream::Awaitable<boost::system::result<upstream::UpstreamResponsePtr>> send(upstream::UpstreamRequest& req) override {
+      if (!req.credentials) req.credentials = creds_;
+      return real_.send(req);
+    }
+    void shutdown() override {}
+    void setTenantCredentials(std::shared_ptr<const sigv4::Credentials> c) { creds_ = std::move(c); }
+    const sigv4::Credentials* tenantCredentials() const { return creds_.get(); }
+
+   private:
+    upstream::Upstream& real_;
+    std::shared_ptr<const sigv4::Credentials> creds_;
+  };
+
   /// New credentials for backend `backend` (SIGHUP). Call on this handler's thread.
   void setBackendCredentials(std::size_t backend, sigv4::Credentials creds) {
     if (backend < upstreams_.size()) upstreams_[backend]->setCredentials(std::move(creds));
@@ -209,7 +228,7 @@ class ProxyHandler final : public http::RequestHandler {
   /// Whether the verified key's policy lets this request through (sets x.filterListing for listings it
   /// allows only in part). No policy: yes.
   bool authorize(Exchange& x) const;
-  /// AccessDenied, counted per key and logged. @param what the part refused ("" = the request itself).
+  /// AccessDenied, counted per key and logged. @param what what was refused and by whom, for the log.
   http::Awaitable<void> deny(Exchange& x, std::string_view what);
   /// Drops from a listing (objects, versions, uploads, buckets) what the key's policy does not show.
   void filterListing(const Exchange& x, pugi::xml_node root) const;
@@ -339,6 +358,25 @@ class ProxyHandler final : public http::RequestHandler {
   std::unique_ptr<boost::asio::steady_timer> uploaderTimer_;
   std::shared_ptr<KeyStore> keys_;
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams_;
+  /// Tenant keys' views of the backends, by backend index and access key; they live as long as the
+  /// handler (fills started for a tenant hold on to theirs), one per key ever configured.
+  std::unordered_map<std::string, std::unique_ptr<TenantUpstream>> tenantUpstreams_;
+  /// The backend `backend` as the exchange's key reaches it: its own credentials (tenant mode) or the
+  /// backend's.
+  upstream::Upstream* upstreamFor(const Exchange& x, std::size_t backend);
+
+  /// Tenant mode: whether the backend lets the exchange's credentials read the object, before anything
+  /// cached of it is served (HEAD under those credentials; the answer kept per key and object for the
+  /// bucket's metadata TTL, at most kMaxAccessDecision).
+  enum class BackendAccess { Allowed, Refused, Unknown };
+  http::Awaitable<BackendAccess> backendAllows(Exchange& x);
+  struct AccessDecision {
+    bool allowed = false;
+    std::chrono::steady_clock::time_point until;
+  };
+  static constexpr std::size_t kMaxAccessDecisions = 100'000;  // per thread; all dropped when full
+  static constexpr std::chrono::minutes kMaxAccessDecision{15};
+  std::unordered_map<std::string, AccessDecision> accessDecisions_;
   std::unique_ptr<cache::CacheThread> cache_;
   bool stopping_ = false;
   std::mt19937_64 rng_;

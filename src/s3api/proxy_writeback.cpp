@@ -72,7 +72,9 @@ cache::PendingWrite ProxyHandler::pendingOn(const Exchange& x, const std::string
 }
 
 bool ProxyHandler::writesBack(const Exchange& x) const {
-  return opts_.writeBack && x.policy && x.policy->writeMode == WriteMode::Back && !x.routed.bucket.empty();
+  // A tenant key's writes go through under its own credentials: the spool uploads with the backend's.
+  return opts_.writeBack && x.policy && x.policy->writeMode == WriteMode::Back && !x.routed.bucket.empty() &&
+         !(x.client && x.client->backendCredentials);
 }
 
 void ProxyHandler::startUploader(asio::any_io_executor ex) {

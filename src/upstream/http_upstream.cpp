@@ -179,7 +179,7 @@ Awaitable<boost::system::error_code> HttpUpstream::writeRequest(Connection& conn
   sigv4::HeaderList headers = req.headers;
   headers.emplace_back("host", bucketInHost ? req.bucket + "." + opts_.endpoint.hostHeader() : opts_.endpoint.hostHeader());
   signer_.sign(bhttp::to_string(req.method), path, req.query, headers, req.payloadHash,
-               std::chrono::system_clock::now());
+               std::chrono::system_clock::now(), req.credentials.get());
 
   bhttp::request<bhttp::buffer_body> r{req.method, query.empty() ? path : path + "?" + query, 11};
   for (const auto& [k, v] : headers) r.insert(k, v);

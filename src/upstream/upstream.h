@@ -50,6 +50,8 @@ struct UpstreamRequest {
   BodySource* source = nullptr;
   /// False forbids retries even before the body started.
   bool retriable = true;
+  /// Credentials to sign with instead of the backend's (a tenant key's own); null = the backend's.
+  std::shared_ptr<const sigv4::Credentials> credentials;
 };
 
 class UpstreamResponse {

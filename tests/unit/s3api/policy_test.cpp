@@ -127,3 +127,18 @@ TEST_CASE("allows: null policy is everything; a form upload needs the whole buck
   CHECK_FALSE(allows(&p, requiredAccess("HeadBucket", "", {}), "private"));
   CHECK_FALSE(allows(&p, requiredAccess("CreateBucket", "", {}), "datasets"));
 }
+
+TEST_CASE("policy: dot segments never step out of an allowed prefix", "[policy]") {
+  const AccessPolicy p = teamA();
+  CHECK(hasDotSegment("team-a/../team-b/x"));
+  CHECK(hasDotSegment("team-a/./x"));
+  CHECK(hasDotSegment(".."));
+  CHECK(hasDotSegment("team-a/x/.."));
+  CHECK_FALSE(hasDotSegment("team-a/..x/y"));
+  CHECK_FALSE(hasDotSegment("team-a/x.bin"));
+  CHECK_FALSE(p.allowsObject("s3:GetObject", "datasets", "team-a/../team-b/secret"));
+  CHECK_FALSE(p.allowsObject("s3:GetObject", "datasets", "team-a/./x"));
+  CHECK(p.allowsObject("s3:GetObject", "datasets", "team-a/..x"));
+  const AccessPolicy whole({{{"s3:GetObject"}, {"arn:aws:s3:::datasets/*"}}}, false);
+  CHECK(whole.allowsObject("s3:GetObject", "datasets", "a/../b"));
+}

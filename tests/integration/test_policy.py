@@ -1,0 +1,365 @@
+"""Per-key access policy and tenant mode, with real clients through a real Granary in front of a real
+origin (s3rver or RGW, started with a key of its own so that foreign backend credentials are refused).
+
+A read-only key never reaches outside its prefix, cached or not: GET, Range, partNumber, HEAD,
+conditional GETs, presigned URLs, listings, copies, DeleteObjects, the admin API. Its refusals look the
+same whether the object is cached or not, and are counted per key in /metrics. SIGHUP swaps policies
+without cutting a download in flight. A tenant key whose own backend credentials the backend refuses
+gets 403 for an object another tenant has cached."""
+import concurrent.futures
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import harness
+import sigv4
+from botocore.exceptions import ClientError
+
+ORIGIN_KEY = ("POLICYORIGINAK", "policy-origin-secret")
+ADMIN = ("POLICYADMIN", "policy-admin-secret")      # no policy: everything (as before policies)
+READER = ("POLICYREADER", "policy-reader-secret")   # read + list datasets/team-a/*, write scratch/team-a/*
+OPERATOR = ("POLICYOPS", "policy-ops-secret")       # admin API, reads datasets/team-a/* only
+TENANT_OK = ("TENANTOK", "tenant-ok-secret")        # own backend credentials: the origin's
+TENANT_BAD = ("TENANTBAD", "tenant-bad-secret")     # own backend credentials the origin refuses
+TOKEN = "policy-admin-token"
+MIB = 1 << 20
+
+origin = None
+admin = None  # boto3 straight at the origin
+
+
+def setUpModule():
+    global origin, admin
+    origin = harness.Origin(key=ORIGIN_KEY)
+    admin = harness.boto3_client(origin.url, key=origin.key)
+    for b in ("datasets", "scratch", "private"):
+        admin.create_bucket(Bucket=b)
+
+
+def tearDownModule():
+    origin.stop()
+
+
+def payload(size, seed):
+    block = hashlib.sha256(b"%d" % seed).digest() * 2048
+    return (block * (size // len(block) + 1))[:size]
+
+
+def reader_policy(extra=""):
+    return '''
+[[client_keys.allow]]
+actions = ["s3:GetObject", "s3:ListBucket"]
+resources = ["arn:aws:s3:::datasets/team-a/*"]
+[[client_keys.allow]]
+actions = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+resources = ["arn:aws:s3:::scratch/team-a/*"]
+''' + extra
+
+
+def config(cache_dir, reader_extra=""):
+    return '''
+admin_token = "%(token)s"
+[cache]
+cache_dir = ["%(dir)s:256MiB"]
+chunk_size = "1MiB"
+metadata_ttl = "60s"
+
+[[client_keys]]
+access_key = "%(admin_ak)s"
+secret_key = "%(admin_sk)s"
+
+[[client_keys]]
+access_key = "%(reader_ak)s"
+secret_key = "%(reader_sk)s"
+%(reader_policy)s
+[[client_keys]]
+access_key = "%(ops_ak)s"
+secret_key = "%(ops_sk)s"
+admin = true
+[[client_keys.allow]]
+actions = ["s3:Get*", "s3:List*"]
+resources = ["arn:aws:s3:::datasets/team-a/*"]
+
+[[client_keys]]
+access_key = "%(tok_ak)s"
+secret_key = "%(tok_sk)s"
+backend_access_key = "%(origin_ak)s"
+backend_secret_key = "%(origin_sk)s"
+
+[[client_keys]]
+access_key = "%(tbad_ak)s"
+secret_key = "%(tbad_sk)s"
+backend_access_key = "NOTANORIGINKEY"
+backend_secret_key = "not-an-origin-secret"
+''' % {"token": TOKEN, "dir": cache_dir, "admin_ak": ADMIN[0], "admin_sk": ADMIN[1], "reader_ak": READER[0],
+       "reader_sk": READER[1], "reader_policy": reader_policy(reader_extra), "ops_ak": OPERATOR[0],
+       "ops_sk": OPERATOR[1], "tok_ak": TENANT_OK[0], "tok_sk": TENANT_OK[1], "origin_ak": origin.key[0],
+       "origin_sk": origin.key[1], "tbad_ak": TENANT_BAD[0], "tbad_sk": TENANT_BAD[1]}
+
+
+class PolicyCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cache_dir = tempfile.mkdtemp(prefix="granary-policy-")
+        cls.g = harness.Granary(origin.url, backend_key=origin.key, client_keys=(), config=config(cls.cache_dir),
+                                extra=["--admin-token", TOKEN])
+        os.chmod(cls.g.config, 0o600)
+        cls.as_admin = harness.boto3_client(cls.g.url, key=ADMIN)
+        cls.as_reader = harness.boto3_client(cls.g.url, key=READER)
+        cls.a_data = payload(3 * MIB + 17, 1)
+        cls.b_data = payload(2 * MIB + 5, 2)
+        for key, data in (("team-a/x.bin", cls.a_data), ("team-a/sub/y.bin", b"y" * 100), ("team-a/fresh.bin", cls.a_data),
+                          ("team-b/secret.bin", cls.b_data), ("top.txt", b"top")):
+            admin.put_object(Bucket="datasets", Key=key, Body=data)
+        admin.put_object(Bucket="private", Key="p.txt", Body=b"private")
+        # The admin key reads team-b: it is cached now.
+        r = cls.as_admin.get_object(Bucket="datasets", Key="team-b/secret.bin")
+        assert r["Body"].read() == cls.b_data
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.g.stop()
+        shutil.rmtree(cls.cache_dir, ignore_errors=True)
+
+    def denied(self, fn, *args, **kw):
+        with self.assertRaises(ClientError) as cm:
+            r = fn(*args, **kw)
+            if "Body" in r:
+                r["Body"].read()
+        code, status = harness.error_code(cm.exception)
+        self.assertEqual(status, 403, cm.exception.response)
+        if code != "403":  # HEAD answers carry no body to name the code
+            self.assertEqual(code, "AccessDenied")
+        self.assertNotIn("x-granary-cache", cm.exception.response["ResponseMetadata"]["HTTPHeaders"])
+        return cm.exception.response
+
+
+class ReadOnlyKeyTest(PolicyCase):
+    def test_reads_inside_its_prefix_hit_the_cache(self):
+        for expect in ("miss", "hit"):  # (fresh.bin: no other test reads it)
+            r = self.as_reader.get_object(Bucket="datasets", Key="team-a/fresh.bin")
+            self.assertEqual(r["Body"].read(), self.a_data)
+            self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], expect)
+        r = self.as_reader.get_object(Bucket="datasets", Key="team-a/fresh.bin", Range="bytes=5-9")
+        self.assertEqual(r["Body"].read(), self.a_data[5:10])
+
+    def test_cached_object_outside_its_prefix_is_refused_every_way(self):
+        s3 = self.as_reader
+        first = self.denied(s3.get_object, Bucket="datasets", Key="team-b/secret.bin")
+        self.denied(s3.get_object, Bucket="datasets", Key="team-b/secret.bin", Range="bytes=0-99")
+        self.denied(s3.get_object, Bucket="datasets", Key="team-b/secret.bin", PartNumber=1)
+        self.denied(s3.head_object, Bucket="datasets", Key="team-b/secret.bin")
+        self.denied(s3.get_object, Bucket="datasets", Key="team-b/secret.bin", IfNoneMatch='"nomatch"')
+        self.denied(s3.get_object, Bucket="datasets", Key="team-b/secret.bin", IfMatch='"nomatch"')
+        self.denied(s3.get_object, Bucket="datasets", Key="top.txt")
+        self.denied(s3.get_object, Bucket="private", Key="p.txt")
+        # The same answer for an object that is not cached and one that does not exist: nothing to tell.
+        never = self.denied(s3.get_object, Bucket="datasets", Key="team-b/not-there")
+        self.assertEqual(first["Error"]["Code"], never["Error"]["Code"])
+        self.assertEqual(first["Error"]["Message"], never["Error"]["Message"])
+        self.assertIn("RequestId", first["Error"] if "RequestId" in first["Error"] else first["ResponseMetadata"])
+
+    def raw(self, method, path, key=READER, headers=None, body=b""):
+        """A SigV4-signed request sent as written: no client library normalises its path."""
+        import http.client
+        s = sigv4.sign(method, "127.0.0.1:%d" % self.g.port, path, [], headers or {},
+                       hashlib.sha256(body).hexdigest(), key[0], key[1])
+        c = http.client.HTTPConnection("127.0.0.1", self.g.port, timeout=30)
+        hs = dict(s.headers)
+        if body or method in ("PUT", "POST"):
+            hs["content-length"] = str(len(body))
+        c.request(method, s.path + ("?" + s.query if s.query else ""), body=body or None, headers=hs)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    def test_dot_segments_do_not_step_out_of_its_prefix(self):
+        for path in ("/datasets/team-a/../team-b/secret.bin", "/datasets/team-a/./../team-b/secret.bin",
+                     "/datasets/team-a/sub/../../team-b/secret.bin", "/datasets/team-a/../top.txt"):
+            status, body = self.raw("GET", path)
+            self.assertEqual(status, 403, path)
+            self.assertIn(b"<Code>AccessDenied</Code>", body)
+            self.assertNotIn(self.b_data[:64], body)
+        status, _ = self.raw("PUT", "/scratch/team-a/../team-b/x.txt", body=b"x")
+        self.assertEqual(status, 403)
+        status, _ = self.raw("PUT", "/scratch/team-a/c.bin",
+                             headers={"x-amz-copy-source": "/datasets/team-a/../team-b/secret.bin"})
+        self.assertEqual(status, 403)
+        with self.assertRaises(ClientError):
+            admin.head_object(Bucket="scratch", Key="team-a/c.bin")
+        self.denied(self.as_reader.delete_objects, Bucket="scratch",
+                    Delete={"Objects": [{"Key": "team-a/../team-b/other.txt"}]})
+
+    def test_presigned_urls_obey_the_policy(self):
+        url = self.as_reader.generate_presigned_url("get_object", Params={"Bucket": "datasets", "Key": "team-b/secret.bin"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(url, timeout=10).read()
+        self.assertEqual(cm.exception.code, 403)
+        body = cm.exception.read().decode()
+        self.assertIn("<Code>AccessDenied</Code>", body)
+        self.assertIn("<RequestId>", body)
+        self.assertNotIn(self.b_data[:64], body.encode("latin-1", "replace"))
+        ok = self.as_reader.generate_presigned_url("get_object", Params={"Bucket": "datasets", "Key": "team-a/x.bin"})
+        with urllib.request.urlopen(ok, timeout=10) as r:
+            self.assertEqual(r.read(), self.a_data)
+
+    def test_writes_outside_its_write_prefix_are_refused_and_change_nothing(self):
+        s3 = self.as_reader
+        self.denied(s3.put_object, Bucket="datasets", Key="team-a/new.txt", Body=b"no")
+        self.denied(s3.delete_object, Bucket="datasets", Key="team-a/x.bin")
+        self.denied(s3.copy_object, Bucket="scratch", Key="team-a/copy.bin",
+                    CopySource={"Bucket": "datasets", "Key": "team-b/secret.bin"})
+        self.denied(s3.create_multipart_upload, Bucket="datasets", Key="team-a/mp.bin")
+        self.denied(s3.create_bucket, Bucket="newbucket")
+        self.denied(s3.delete_objects, Bucket="scratch",
+                    Delete={"Objects": [{"Key": "team-a/ok.txt"}, {"Key": "team-b/other.txt"}]})
+        self.assertEqual(admin.get_object(Bucket="datasets", Key="team-a/x.bin")["Body"].read(), self.a_data)
+        with self.assertRaises(ClientError):
+            admin.head_object(Bucket="datasets", Key="team-a/new.txt")
+        with self.assertRaises(ClientError):
+            admin.head_object(Bucket="scratch", Key="team-a/copy.bin")
+
+    def test_writes_inside_its_write_prefix_work(self):
+        s3 = self.as_reader
+        s3.put_object(Bucket="scratch", Key="team-a/w.txt", Body=b"written")
+        s3.copy_object(Bucket="scratch", Key="team-a/copied.bin", CopySource={"Bucket": "datasets", "Key": "team-a/x.bin"})
+        self.assertEqual(admin.get_object(Bucket="scratch", Key="team-a/copied.bin")["Body"].read(), self.a_data)
+        # Write-only there: its own object cannot be read back through Granary.
+        self.denied(s3.get_object, Bucket="scratch", Key="team-a/w.txt")
+        r = s3.delete_objects(Bucket="scratch", Delete={"Objects": [{"Key": "team-a/w.txt"}, {"Key": "team-a/copied.bin"}]})
+        self.assertEqual(len(r.get("Deleted", [])), 2)
+
+    def test_listings_show_only_its_prefix(self):
+        s3 = self.as_reader
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="datasets").get("Contents", [])]
+        self.assertEqual(sorted(keys), ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"])
+        r = s3.list_objects_v2(Bucket="datasets", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in r.get("CommonPrefixes", [])], ["team-a/"])
+        self.assertEqual(r.get("Contents", []), [])
+        self.assertEqual(r["KeyCount"], 1)
+        keys = [o["Key"] for o in s3.list_objects(Bucket="datasets").get("Contents", [])]
+        self.assertEqual(sorted(keys), ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"])
+        # Pages of one key each: pagination walks every page and shows only team-a's keys.
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket="datasets", PaginationConfig={"PageSize": 1})
+        self.assertEqual(sorted(o["Key"] for p in pages for o in p.get("Contents", [])),
+                         ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"])
+        pages = s3.get_paginator("list_objects").paginate(Bucket="datasets", PaginationConfig={"PageSize": 1})
+        self.assertEqual(sorted(o["Key"] for p in pages for o in p.get("Contents", [])),
+                         ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"])
+        self.denied(s3.list_objects_v2, Bucket="datasets", Prefix="team-b/")
+        self.denied(s3.list_objects_v2, Bucket="private")
+        names = sorted(b["Name"] for b in s3.list_buckets()["Buckets"])
+        self.assertEqual(names, ["datasets", "scratch"])
+        self.assertIn("private", [b["Name"] for b in self.as_admin.list_buckets()["Buckets"]])
+
+    def test_aws_cli_sees_only_its_prefix(self):
+        out = harness.aws(self.g.url, "s3", "ls", "--recursive", "s3://datasets/", key=READER).stdout
+        self.assertIn("team-a/x.bin", out)
+        self.assertNotIn("team-b", out)
+        self.assertNotIn("top.txt", out)
+        p = harness.aws(self.g.url, "s3", "cp", "s3://datasets/team-b/secret.bin", "-", key=READER, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("403", p.stderr + p.stdout)
+
+    def test_refusals_are_counted_per_key_and_logged(self):
+        before = self.g.metrics(TOKEN).get('granary_access_denied_total{access_key="%s"}' % READER[0], 0)
+        for _ in range(3):
+            self.denied(self.as_reader.get_object, Bucket="private", Key="p.txt")
+        after = self.g.metrics(TOKEN)['granary_access_denied_total{access_key="%s"}' % READER[0]]
+        self.assertEqual(after - before, 3)
+        self.assertGreaterEqual(self.g.wait_for_log("denied by its policy to key %s" % READER[0], count=3), 3)
+
+
+class AdminApiTest(PolicyCase):
+    def run_admin(self, key, *args):
+        return self.g.admin("--access-key", key[0], "--secret-key", key[1], *args, check=False)
+
+    def test_admin_api_needs_admin_and_read_access(self):
+        self.as_admin.get_object(Bucket="datasets", Key="team-a/x.bin")["Body"].read()
+        p = self.run_admin(READER, "ls", "s3://datasets/team-a/")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("admin = true", p.stdout + p.stderr)
+        p = self.run_admin(OPERATOR, "ls", "s3://datasets/team-a/")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("x.bin", p.stdout)
+        for args in (("ls", "s3://datasets/team-b/"), ("ls", "s3://datasets/"), ("load", "s3://datasets/team-b/"),
+                     ("invalidate", "s3://datasets/team-b/secret.bin")):
+            p = self.run_admin(OPERATOR, *args)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertIn("does not allow", p.stdout + p.stderr, args)
+        # team-b is still cached: the refused invalidation changed nothing.
+        r = self.as_admin.get_object(Bucket="datasets", Key="team-b/secret.bin")
+        self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "hit")
+        r.get("Body").read()
+        p = self.run_admin(("NOSUCHKEY", "nope"), "stats")
+        self.assertNotEqual(p.returncode, 0)
+        p = self.run_admin((OPERATOR[0], "wrong-secret"), "stats")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("SignatureDoesNotMatch", p.stdout + p.stderr)
+
+
+class TenantTest(PolicyCase):
+    def test_tenant_refused_by_the_backend_never_gets_cached_bytes(self):
+        ok = harness.boto3_client(self.g.url, key=TENANT_OK)
+        bad = harness.boto3_client(self.g.url, key=TENANT_BAD)
+        r = ok.get_object(Bucket="datasets", Key="team-b/secret.bin")
+        self.assertEqual(r["Body"].read(), self.b_data)
+        self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "hit")  # the admin key's fill
+        for _ in range(2):  # the backend's refusal is remembered, and still a refusal
+            self.denied(bad.get_object, Bucket="datasets", Key="team-b/secret.bin")
+            self.denied(bad.get_object, Bucket="datasets", Key="team-b/secret.bin", Range="bytes=0-9")
+            self.denied(bad.head_object, Bucket="datasets", Key="team-b/secret.bin")
+        # Its misses go to the backend under its own credentials, which the backend refuses too.
+        with self.assertRaises(ClientError) as cm:
+            bad.get_object(Bucket="datasets", Key="team-a/sub/y.bin", PartNumber=1)["Body"].read()
+        self.assertEqual(harness.error_code(cm.exception)[1], 403)
+        with self.assertRaises(ClientError) as cm:
+            bad.put_object(Bucket="scratch", Key="tenant.txt", Body=b"x")
+        self.assertEqual(harness.error_code(cm.exception)[1], 403)
+        # The tenant the backend accepts writes under its own credentials.
+        ok.put_object(Bucket="scratch", Key="tenant.txt", Body=b"tenant")
+        self.assertEqual(admin.get_object(Bucket="scratch", Key="tenant.txt")["Body"].read(), b"tenant")
+
+
+class ReloadTest(unittest.TestCase):
+    def test_sighup_swaps_policies_without_dropping_a_download(self):
+        cache_dir = tempfile.mkdtemp(prefix="granary-policy-")
+        try:
+            admin.put_object(Bucket="datasets", Key="team-a/big.bin", Body=payload(64 * MIB, 3))
+            admin.put_object(Bucket="datasets", Key="team-c/c.txt", Body=b"team c")
+            g = harness.Granary(origin.url, backend_key=origin.key, client_keys=(), config=config(cache_dir),
+                                extra=["--admin-token", TOKEN])
+            os.chmod(g.config, 0o600)
+            reader = harness.boto3_client(g.url, key=READER)
+            with self.assertRaises(ClientError):
+                reader.get_object(Bucket="datasets", Key="team-c/c.txt")
+            # A slow download in flight across the reload.
+            r = reader.get_object(Bucket="datasets", Key="team-a/big.bin")
+            body = r["Body"]
+            got = hashlib.sha256(body.read(MIB))
+            with open(g.config, "w") as f:
+                f.write(config(cache_dir, reader_extra='''[[client_keys.allow]]
+actions = ["s3:GetObject"]
+resources = ["arn:aws:s3:::datasets/team-c/*"]
+'''))
+            g.proc.send_signal(signal.SIGHUP)
+            self.assertEqual(g.wait_for_log("SIGHUP: reloaded"), 1)
+            for chunk in iter(lambda: body.read(MIB), b""):
+                got.update(chunk)
+            self.assertEqual(got.hexdigest(), hashlib.sha256(payload(64 * MIB, 3)).hexdigest())
+            self.assertEqual(reader.get_object(Bucket="datasets", Key="team-c/c.txt")["Body"].read(), b"team c")
+            g.stop()
+        finally:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
