@@ -14,6 +14,7 @@ Each figure is the median of --runs repetitions, and is printed with its ratio t
 Scale with --scale (0.1 for a quick look); results as Markdown on stdout and JSON with --json.
 
   python3 bench/peers.py [--runs 3] [--scale 1] [--json out.json] [--workloads 1,2,3,4,5] [--baseline OLD_BINARY]
+                         [--policy]
 Needs a release build (scripts/build release or cmake -DCMAKE_BUILD_TYPE=Release), and nginx-core,
 iperf3 from Debian (scripts/deps --bench installs them).
 """
@@ -142,6 +143,9 @@ def main():
     ap.add_argument("--baseline", metavar="GRANARY_BINARY",
                     help="also run this Granary binary (an earlier build) as target 'baseline', in the same run and "
                          "with the same options: before/after figures")
+    ap.add_argument("--policy", action="store_true",
+                    help="the 'granary' target's client key has an access policy (ten Allow statements, the last "
+                         "one matching); with --baseline set to the same binary, the policy check's cost")
     ap.add_argument("--json")
     args = ap.parse_args()
     wl = set(int(w) for w in args.workloads.split(","))
@@ -164,10 +168,21 @@ def main():
     cache_gib = max(1, int(need * 1.25 / (1 << 30)) + 1)
     nginx.stop()
     nginx = Nginx(shim.port, cache_size="%dg" % cache_gib)
+    policy = {}
+    if args.policy:
+        # The bench key under a policy as a shared cluster would write one: statements for other teams'
+        # prefixes first, so each request walks them all before the one that allows it.
+        statements = "".join('[[client_keys.allow]]\nactions = ["s3:GetObject", "s3:ListBucket"]\n'
+                             'resources = ["arn:aws:s3:::datasets-%d/team-%d/*", "arn:aws:s3:::%s/team-%d/*"]\n'
+                             % (i, i, BUCKET, i) for i in range(9))
+        statements += ('[[client_keys.allow]]\nactions = ["s3:Get*", "s3:List*"]\nresources = ["arn:aws:s3:::%s/*"]\n'
+                       % BUCKET)
+        policy = {"client_keys": (), "config": '[[client_keys]]\naccess_key = "%s"\nsecret_key = "%s"\n%s' % (
+            harness.CLIENT_KEY[0], harness.CLIENT_KEY[1], statements)}
     granary = harness.Granary("http://127.0.0.1:%d" % shim.port, threads=2,
                               extra=["--cache-dir", "%s/granary-cache:%dGiB" % (work, cache_gib),
                                      "--ram-cache", "%dGiB" % args.ram_gib,
-                                     "--access-log", "false", "--metadata-ttl", "forever"])
+                                     "--access-log", "false", "--metadata-ttl", "forever"], **policy)
     okey, gkey = harness.ORIGIN_KEY, harness.CLIENT_KEY
     targets = {"origin": (shim.port, okey), "nginx": (nginx.port, okey), "granary": (granary.port, gkey)}
     baseline = None

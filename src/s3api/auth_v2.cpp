@@ -29,7 +29,17 @@ AuthResult check(const AuthInput& in, const KeyTable& keys, const std::string& a
   const std::string* secret = keys.secretFor(ak);
   if (!secret) return failure(S3Error::InvalidAccessKeyId, {}, {{"AWSAccessKeyId", ak}});
   const std::string sts = sigv2StringToSign(in, dateOrExpires);
-  if (!constantTimeEquals(hmacSha1Base64(*secret, sts), sig))
+  bool match = constantTimeEquals(hmacSha1Base64(*secret, sts), sig);
+  if (!match && !in.virtualHosted && !in.bucket.empty() && in.rawPath.size() == in.bucket.size() + 1 &&
+      in.rawPath.substr(1) == in.bucket) {
+    // A path-style request for a bucket ("GET /bucket?prefix=") whose resource was signed as "/bucket/"
+    // (boto3 presigns bucket listings so), which S3 accepts as the same resource.
+    const std::string slashed = std::string(in.rawPath) + "/";
+    AuthInput alt = in;
+    alt.rawPath = slashed;
+    match = constantTimeEquals(hmacSha1Base64(*secret, sigv2StringToSign(alt, dateOrExpires)), sig);
+  }
+  if (!match)
     return failure(S3Error::SignatureDoesNotMatch, {},
                    {{"AWSAccessKeyId", ak}, {"StringToSign", sts}, {"SignatureProvided", sig}});
   AuthResult r;

@@ -14,6 +14,10 @@ const std::string* value(const QueryParams& q, std::string_view name) {
     if (kv.first == name) return &kv.second;
   return nullptr;
 }
+/// A presigned URL's own parameters (SigV4 and SigV2): they name no operation.
+bool signingParam(std::string_view n) {
+  return n.starts_with("X-Amz-") || n == "AWSAccessKeyId" || n == "Signature" || n == "Expires";
+}
 }  // namespace
 
 std::string_view operationName(std::string_view m, bool hasBucket, bool hasKey, const QueryParams& q) {
@@ -27,7 +31,7 @@ std::string_view operationName(std::string_view m, bool hasBucket, bool hasKey, 
       if (const auto* lt = value(q, "list-type"); lt && *lt == "2") return "ListObjectsV2";
       for (const auto& kv : q)
         if (kv.first != "prefix" && kv.first != "delimiter" && kv.first != "marker" && kv.first != "max-keys" &&
-            kv.first != "encoding-type")
+            kv.first != "encoding-type" && kv.first != "x-id" && !signingParam(kv.first))
           return "GetBucketSubresource";
       return "ListObjects";
     }

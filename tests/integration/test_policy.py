@@ -210,6 +210,11 @@ class ReadOnlyKeyTest(PolicyCase):
         ok = self.as_reader.generate_presigned_url("get_object", Params={"Bucket": "datasets", "Key": "team-a/x.bin"})
         with urllib.request.urlopen(ok, timeout=10) as r:
             self.assertEqual(r.read(), self.a_data)
+        # A presigned listing is a listing (filtered), not a bucket subresource.
+        listing = self.as_reader.generate_presigned_url("list_objects", Params={"Bucket": "datasets"})
+        with urllib.request.urlopen(listing, timeout=10) as r:
+            keys = re.findall(r"<Key>([^<]*)</Key>", r.read().decode())
+        self.assertEqual(sorted(keys), ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"])
 
     def test_writes_outside_its_write_prefix_are_refused_and_change_nothing(self):
         s3 = self.as_reader

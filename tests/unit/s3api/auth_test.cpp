@@ -384,3 +384,19 @@ TEST_CASE("SigV2 presigned: an Expires past the clock's range is far future, not
     CHECK_FALSE(r.verify(keys()).failure);
   }
 }
+
+TEST_CASE("SigV2 presigned: a bucket's path-style resource verifies signed as /bucket or /bucket/", "[unit][auth][sigv2]") {
+  // boto3 presigns list_objects for "GET /bucket?..." over the resource "/bucket/".
+  const std::string method = "GET", raw = "/bucket";
+  const sigv4::HeaderList headers{{"host", "127.0.0.1:9000"}};
+  const auto now = *parseAmzDate("20130524T000000Z");
+  const std::string exp = std::to_string(std::chrono::system_clock::to_time_t(now) + 300);
+  for (const std::string signedAs : {"/bucket/", "/bucket", "/bucket//", "/other/"}) {
+    CAPTURE(signedAs);
+    QueryParams q{{"encoding-type", "url"}, {"AWSAccessKeyId", std::string(kAk)}, {"Expires", exp},
+                  {"Signature", hmacSha1Base64(kSk, "GET\n\n\n" + exp + "\n" + signedAs)}};
+    const AuthInput in{method, raw, raw, &q, &headers, now, "bucket", false};
+    const bool good = signedAs == "/bucket/" || signedAs == "/bucket";
+    CHECK(!verifyRequest(in, keys(), {}).failure == good);
+  }
+}

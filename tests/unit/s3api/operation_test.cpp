@@ -19,6 +19,12 @@ TEST_CASE("operations are named as S3 names them", "[unit][operation]") {
   CHECK(operationName("PUT", true, true, {{"partNumber", "1"}, {"uploadId", "u"}}) == "UploadPart");
   CHECK(operationName("POST", true, true, {{"uploadId", "u"}}) == "CompleteMultipartUpload");
   CHECK(operationName("POST", true, false, {{"delete", ""}}) == "DeleteObjects");
+  // A presigned listing is still a listing (its signature's parameters name no subresource).
+  CHECK(operationName("GET", true, false, {{"prefix", "a"}, {"X-Amz-Signature", "s"}, {"X-Amz-Date", "d"}}) ==
+        "ListObjects");
+  CHECK(operationName("GET", true, false, {{"AWSAccessKeyId", "a"}, {"Signature", "s"}, {"Expires", "1"}}) ==
+        "ListObjects");
+  CHECK(operationName("GET", true, false, {{"prefix", "a"}, {"policy", ""}}) == "GetBucketSubresource");
 }
 
 TEST_CASE("what a write invalidates: its key, its listed keys, or (unknowable) the bucket", "[unit][operation]") {
