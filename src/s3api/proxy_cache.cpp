@@ -258,8 +258,12 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
 http::Awaitable<ProxyHandler::BackendAccess> ProxyHandler::backendAllows(Exchange& x) {
   std::string versionId;
   if (const auto* v = findParam(x.routed.query, "versionId")) versionId = *v;
+  // Decisions are per client key and per the credentials they were made with (a reload that gives the
+  // key other backend credentials starts afresh).
   std::string id = x.accessKey;
-  const std::array<const std::string*, 4> parts{x.backendId, &x.backendBucket, &x.routed.key, &versionId};
+  std::string signer;
+  if (x.client && x.client->backendCredentials) signer = x.client->backendCredentials->accessKey;
+  const std::array<const std::string*, 5> parts{&signer, x.backendId, &x.backendBucket, &x.routed.key, &versionId};
   for (const std::string* part : parts) {  // (a named array: GCC 12 coroutines and temporaries)
     id.push_back('\0');
     id += *part;

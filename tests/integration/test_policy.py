@@ -361,6 +361,14 @@ resources = ["arn:aws:s3:::datasets/team-c/*"]
                 got.update(chunk)
             self.assertEqual(got.hexdigest(), hashlib.sha256(payload(64 * MIB, 3)).hexdigest())
             self.assertEqual(reader.get_object(Bucket="datasets", Key="team-c/c.txt")["Body"].read(), b"team c")
+            # Taking the grant away takes effect at once too, though team-c/c.txt is cached now.
+            with open(g.config, "w") as f:
+                f.write(config(cache_dir))
+            g.proc.send_signal(signal.SIGHUP)
+            self.assertEqual(g.wait_for_log("SIGHUP: reloaded", count=2), 2)
+            with self.assertRaises(ClientError) as cm:
+                reader.get_object(Bucket="datasets", Key="team-c/c.txt")
+            self.assertEqual(harness.error_code(cm.exception), ("AccessDenied", 403))
             g.stop()
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
