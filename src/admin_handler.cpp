@@ -235,20 +235,34 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
   const bool authorized = tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
   s3api::CacheAdmin* admin = ctx_->cacheAdmin.get();
   // What a key-signed ls, load or invalidate names must be readable by the key, every key of it.
+  auto mayRead = [&](const std::string& bucket, const std::string& prefix) {
+    return !policy || policy->allowsAllUnder("s3:GetObject", bucket, prefix);
+  };
   auto outsidePolicy = [&]() {
     if (!policy || !q) return false;
-    const std::string bucket = q->get("bucket");
-    if (q->path == "/admin/invalidate" && !(q->has("prefix") && truthy(q->get("prefix"))))
-      return !policy->allowsObject("s3:GetObject", bucket, q->get("key"));
-    if (q->path == "/admin/invalidate") return !policy->allowsAllUnder("s3:GetObject", bucket, q->get("key"));
-    if (q->path == "/admin/ls" || q->path == "/admin/load")
-      return !policy->allowsAllUnder("s3:GetObject", bucket, q->get("prefix"));
+    // An invalidate of a key no object has acts on it as a prefix: judged as one, always.
+    if (q->path == "/admin/invalidate") return !mayRead(q->get("bucket"), q->get("key"));
+    if (q->path == "/admin/ls" || q->path == "/admin/load") return !mayRead(q->get("bucket"), q->get("prefix"));
     return false;
+  };
+  // What a key may reach: ls, load, invalidate and jobs within its reads, health. Stats and metrics describe
+  // every bucket, so they stay with the token.
+  const bool keyPath = q && (q->path == "/admin/ls" || q->path == "/admin/load" || q->path == "/admin/invalidate" ||
+                             q->path == "/admin/jobs" || q->path.starts_with("/admin/jobs/") ||
+                             q->path == "/healthz" || q->path == "/readyz");
+  auto jobVisible = [&](const json::object& j) {
+    const auto* b = j.if_contains("bucket");
+    const auto* p = j.if_contains("prefix");
+    return b && p && b->is_string() && p->is_string() &&
+           mayRead(std::string(b->as_string()), std::string(p->as_string()));
   };
   if (!q) {
     fail(bhttp::status::bad_request, "malformed request target");
   } else if (!keyRefusal.empty() && !authorized) {
     fail(bhttp::status::forbidden, keyRefusal);
+  } else if (policy && !keyPath) {
+    fail(bhttp::status::forbidden, "a client key may use ls, load, invalidate and jobs; " + q->path +
+                                       " needs the admin token");
   } else if (authorized && outsidePolicy()) {
     fail(bhttp::status::forbidden, "the key's policy does not allow reading all of s3://" + q->get("bucket") + "/" +
                                        (q->path == "/admin/invalidate" ? q->get("key") : q->get("prefix")));
@@ -297,11 +311,19 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
       setJson(*admin->job(admin->startLoad(std::move(lr))));
     }
   } else if (q->path == "/admin/jobs" && m == bhttp::verb::get) {
-    setJson(json::object{{"jobs", admin->jobs()}});
+    json::array all = admin->jobs(), shown;
+    for (auto& j : all)
+      if (j.is_object() && jobVisible(j.as_object())) shown.push_back(std::move(j));
+    setJson(json::object{{"jobs", std::move(shown)}});
   } else if (q->path.starts_with("/admin/jobs/") && (m == bhttp::verb::get || m == bhttp::verb::delete_)) {
     const std::string id = q->path.substr(12);
-    if (m == bhttp::verb::delete_) admin->cancel(id);
-    if (auto j = admin->job(id)) setJson(*j);
+    auto j = admin->job(id);
+    if (j && !jobVisible(*j)) j.reset();  // another key's job: as if there were none
+    if (j && m == bhttp::verb::delete_) {
+      admin->cancel(id);
+      j = admin->job(id);
+    }
+    if (j) setJson(*j);
     else fail(bhttp::status::not_found, "no job " + id);
   } else {
     fail(bhttp::status::not_found,
@@ -345,6 +367,9 @@ std::string AdminHandler::verifyKey(const http::RequestHeader& req, const s3api:
   const s3api::ClientKey* key = keys.find(r.auth.accessKey);
   if (!key || !key->policy || !key->policy->admin())
     return "key " + logSafe(r.auth.accessKey) + " may not use the admin API (its policy needs admin = true)";
+  // The admin API lists and reads with the backend's credentials, which a tenant key's reads never use.
+  if (key->backendCredentials)
+    return "key " + logSafe(r.auth.accessKey) + " signs with its own backend credentials: no admin API";
   policy = key->policy.get();
   return {};
 }

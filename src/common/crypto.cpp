@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
+#include <cstring>
 #include <stdexcept>
 
 namespace granary {
@@ -95,6 +97,100 @@ std::string Digest::finishHex() {
 bool constantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace granary
+
+namespace granary {
+namespace {
+constexpr std::size_t kIv = 12, kTag = 16;
+constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+const std::array<unsigned char, 32>& tokenKey() {
+  static const std::array<unsigned char, 32> key = [] {
+    std::array<unsigned char, 32> k{};
+    if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+    return k;
+  }();
+  return key;
+}
+
+std::string b64url(const unsigned char* p, std::size_t n) {
+  std::string out;
+  out.reserve((n * 4 + 2) / 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    acc = (acc << 8) | p[i];
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kB64Url[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(kB64Url[(acc << (6 - bits)) & 63]);
+  return out;
+}
+
+std::optional<std::string> unb64url(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : s) {
+    const char* at = std::strchr(kB64Url, c);
+    if (c == 0 || !at) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(at - kB64Url);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+struct CipherCtx {
+  EVP_CIPHER_CTX* p = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(p); }
+};
+}  // namespace
+
+std::string sealToken(std::string_view plain, std::string_view context) {
+  std::string buf(kIv + plain.size() + kTag, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(buf.data());
+  if (RAND_bytes(out, kIv) != 1) throw std::runtime_error("RAND_bytes failed");
+  CipherCtx c;
+  int len = 0;
+  if (!c.p || EVP_EncryptInit_ex(c.p, EVP_aes_256_gcm(), nullptr, tokenKey().data(), out) != 1 ||
+      EVP_EncryptUpdate(c.p, nullptr, &len, reinterpret_cast<const unsigned char*>(context.data()),
+                        static_cast<int>(context.size())) != 1 ||
+      EVP_EncryptUpdate(c.p, out + kIv, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                        static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptFinal_ex(c.p, out + kIv + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.p, EVP_CTRL_GCM_GET_TAG, kTag, out + kIv + plain.size()) != 1)
+    throw std::runtime_error("AES-GCM failed");
+  return b64url(out, buf.size());
+}
+
+std::optional<std::string> openToken(std::string_view sealed, std::string_view context) {
+  auto raw = unb64url(sealed);
+  if (!raw || raw->size() < kIv + kTag) return std::nullopt;
+  const auto* in = reinterpret_cast<const unsigned char*>(raw->data());
+  const std::size_t n = raw->size() - kIv - kTag;
+  std::string plain(n, '\0');
+  CipherCtx c;
+  int len = 0;
+  std::array<unsigned char, kTag> tag{};
+  std::memcpy(tag.data(), in + kIv + n, kTag);
+  if (!c.p || EVP_DecryptInit_ex(c.p, EVP_aes_256_gcm(), nullptr, tokenKey().data(), in) != 1 ||
+      EVP_DecryptUpdate(c.p, nullptr, &len, reinterpret_cast<const unsigned char*>(context.data()),
+                        static_cast<int>(context.size())) != 1 ||
+      EVP_DecryptUpdate(c.p, reinterpret_cast<unsigned char*>(plain.data()), &len, in + kIv, static_cast<int>(n)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.p, EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(c.p, reinterpret_cast<unsigned char*>(plain.data()) + len, &len) != 1)
+    return std::nullopt;
+  return plain;
 }
 
 }  // namespace granary

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,13 @@ inline Sha256Digest hmacSha256(const Sha256Digest& key, std::string_view data) {
 
 /// Base64 HMAC-SHA1: the signature of AWS Signature Version 2.
 std::string hmacSha1Base64(std::string_view key, std::string_view data);
+
+/// Seals `plain` (AES-256-GCM under a key drawn at start-up, `context` authenticated with it) as URL-safe
+/// text ([A-Za-z0-9_-]): an opaque token that only this process can open, e.g. a listing position that
+/// must not name a key.
+std::string sealToken(std::string_view plain, std::string_view context);
+/// The plain text of a token sealToken made with the same context, or nullopt.
+std::optional<std::string> openToken(std::string_view sealed, std::string_view context);
 
 /// Hex SHA-256 of the empty string, the payload hash of every body-less request.
 inline constexpr std::string_view kEmptySha256Hex =

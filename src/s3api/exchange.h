@@ -35,6 +35,8 @@ struct ProxyHandler::Exchange {
   const ClientKey* client = nullptr;
   /// A listing whose entries the key's policy allows only in part: filtered by key before it is sent.
   bool filterListing = false;
+  /// Listing positions the client sent as Granary's sealed tokens (parameter, token), opened for the backend.
+  std::vector<std::pair<std::string, std::string>> sealedMarkers;
   unsigned status = 0;
   std::string errorCode;
   std::uint64_t bytesIn = 0;

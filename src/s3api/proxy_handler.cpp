@@ -169,7 +169,7 @@ std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status 
 
 http::Awaitable<void> ProxyHandler::handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                            http::BodyReader& body, http::ResponseWriter& out) {
-  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, nullptr, false, 0, {}, 0, 0, "bypass",
+  Exchange x{req, ctx, body, out, {}, std::chrono::steady_clock::now(), {}, "Unknown", {}, {}, nullptr, false, {}, 0, {}, 0, 0, "bypass",
              nullptr, nullptr, {}, nullptr};
   x.requestId = newRequestId();
   x.headers.reserve(16);
@@ -302,6 +302,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   // request learns nothing of what is cached (same answer, same path, whatever is held).
   if (!auth.anonymous && !x.ctx.internal) x.client = keys->find(auth.accessKey);
   if (!authorize(x)) co_return co_await deny(x, "by its policy");
+  if (auto bad = openListingMarkers(x)) co_return co_await sendError(x, *bad);
   x.upstream = upstreamFor(x, x.policy->backend);
 
   // What the body is and how long it will be once decoded.
@@ -560,6 +561,37 @@ bool ProxyHandler::authorize(Exchange& x) const {
   return true;
 }
 
+namespace {
+constexpr std::string_view kSealed = "gr1.";  // Granary's sealed listing positions start so
+/// The request parameter a listing's Next* element is given back in.
+std::string_view markerParamOf(std::string_view element) {
+  if (element == "NextMarker" || element == "Marker") return "marker";
+  if (element == "NextContinuationToken" || element == "ContinuationToken") return "continuation-token";
+  if (element == "NextKeyMarker" || element == "KeyMarker") return "key-marker";
+  return {};
+}
+std::string sealContext(std::string_view bucket, std::string_view param) {
+  return std::string(bucket) + "\n" + std::string(param);
+}
+}  // namespace
+
+std::optional<S3Failure> ProxyHandler::openListingMarkers(Exchange& x) const {
+  if (listingAction(x.op).empty()) return std::nullopt;
+  for (auto& [name, value] : x.routed.query) {
+    if (name != "marker" && name != "continuation-token" && name != "key-marker") continue;
+    if (!value.starts_with(kSealed)) continue;
+    auto plain = openToken(std::string_view(value).substr(kSealed.size()), sealContext(x.routed.bucket, name));
+    if (!plain) {
+      if (x.client && x.client->policy)
+        return S3Failure{S3Error::InvalidArgument, "The continuation token provided is incorrect", {{"ArgumentName", name}}};
+      continue;  // a key without a policy never got one: a marker of its own that looks alike
+    }
+    x.sealedMarkers.emplace_back(name, value);
+    value = std::move(*plain);
+  }
+  return std::nullopt;
+}
+
 http::Awaitable<void> ProxyHandler::deny(Exchange& x, std::string_view what) {
   if (!x.body.done()) x.out.closeAfterResponse();
   if (opts_.requestStats) opts_.requestStats->denied(x.accessKey);
@@ -731,6 +763,27 @@ void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
       !root.child("NextMarker") && !lastKey.empty()) {
     const std::string marker = encoded ? uriEncode(lastKey, true) : lastKey;
     root.insert_child_after("NextMarker", root.child("IsTruncated")).text() = marker.c_str();
+  }
+  // Where the next page starts names a key (RGW's continuation tokens and every marker do), maybe one the
+  // key may not see: sealed, opened again when it comes back (openListingMarkers). What the request sent
+  // sealed is echoed as it was sent.
+  for (auto e = root.first_child(); e; e = e.next_sibling()) {
+    const std::string_view tag = e.name();
+    const std::string_view param = markerParamOf(tag);
+    if (param.empty()) continue;
+    if (!tag.starts_with("Next")) {
+      for (const auto& [name, sealed] : x.sealedMarkers)
+        if (name == param) e.text() = sealed.c_str();
+      continue;
+    }
+    std::string position = e.child_value();
+    if (encoded && tag != "NextContinuationToken") {
+      auto decoded = uriDecode(position);
+      if (!decoded) continue;
+      position = std::move(*decoded);
+    }
+    const std::string token = std::string(kSealed) + sealToken(position, sealContext(x.routed.bucket, param));
+    e.text() = token.c_str();
   }
 }
 

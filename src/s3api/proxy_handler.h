@@ -230,7 +230,11 @@ class ProxyHandler final : public http::RequestHandler {
   bool authorize(Exchange& x) const;
   /// AccessDenied, counted per key and logged. @param what what was refused and by whom, for the log.
   http::Awaitable<void> deny(Exchange& x, std::string_view what);
-  /// Drops from a listing (objects, versions, uploads, buckets) what the key's policy does not show.
+  /// Opens the sealed listing positions (marker, continuation-token, key-marker) a filtered listing gave
+  /// out, for the backend; an error for a token that does not open (keys with a policy).
+  std::optional<S3Failure> openListingMarkers(Exchange& x) const;
+  /// Drops from a listing (objects, versions, uploads, buckets) what the key's policy does not show, and
+  /// seals where its next page starts.
   void filterListing(const Exchange& x, pugi::xml_node root) const;
   /// A backend's error about a renamed bucket: its <BucketName> says the client's name.
   http::Awaitable<void> relayErrorRenamed(Exchange& x, upstream::UpstreamResponse& resp);

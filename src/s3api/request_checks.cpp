@@ -125,6 +125,17 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
                c == '_';
       }))
     return S3Failure{S3Error::InvalidBucketName, {}, {}};
+  // A parameter given twice is read once by Granary (its access check, its cache key) and maybe the other
+  // time by the backend: refused, as no SDK sends one twice.
+  if (r.query.size() > 1) {
+    std::vector<std::string_view> names;
+    names.reserve(r.query.size());
+    for (const auto& kv : r.query) names.emplace_back(kv.first);
+    std::sort(names.begin(), names.end());
+    if (auto twice = std::adjacent_find(names.begin(), names.end()); twice != names.end())
+      return S3Failure{S3Error::InvalidArgument, "A query parameter may appear only once.",
+                       {{"ArgumentName", echoable(*twice)}}};
+  }
   for (const auto& [name, value] : r.query)
     if (isResponseOverride(name) && !isSafeHeaderValue(value))
       return S3Failure{S3Error::InvalidArgument, "Response header overrides may not contain control characters.",

@@ -27,8 +27,43 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
+/// Whether every '&' starts one of XML's five predefined entities or a character reference. pugixml
+/// keeps an undeclared one ("&period;") as text, where a backend that decodes HTML entities reads '.':
+/// the two would act on different keys. Not well-formed XML either way (no DOCTYPE declares it).
+bool referencesWellFormed(std::string_view body) {
+  for (std::size_t i = body.find_first_of("&<"); i != std::string_view::npos; i = body.find_first_of("&<", i + 1)) {
+    if (body[i] == '<') {
+      // CDATA, comments and processing instructions hold their text as it is: '&' there is no reference.
+      const std::string_view at = body.substr(i);
+      std::string_view end;
+      if (at.starts_with("<![CDATA[")) end = "]]>";
+      else if (at.starts_with("<!--")) end = "-->";
+      else if (at.starts_with("<?")) end = "?>";
+      if (end.empty()) continue;
+      const std::size_t close = body.find(end, i + 2);
+      if (close == std::string_view::npos) return false;
+      i = close + end.size() - 1;
+      continue;
+    }
+    const std::string_view rest = body.substr(i + 1);
+    const std::size_t semi = rest.find(';');
+    if (semi == std::string_view::npos || semi == 0 || semi > 16) return false;
+    const std::string_view name = rest.substr(0, semi);
+    if (name == "amp" || name == "lt" || name == "gt" || name == "quot" || name == "apos") continue;
+    if (name[0] != '#' || name.size() < 2) return false;
+    const bool hex = name[1] == 'x';
+    const std::string_view digits = name.substr(hex ? 2 : 1);
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [hex](char c) {
+          return (c >= '0' && c <= '9') || (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
+        }))
+      return false;
+  }
+  return true;
+}
+
 /// Parses `body` as Granary reads request XML. @return the error, or nullopt with `doc` loaded.
 std::optional<S3Failure> load(std::string_view body, pugi::xml_document& doc) {
+  if (!referencesWellFormed(body)) return malformed("an entity reference XML does not define");
   if (!doc.load_buffer(body.data(), body.size(), kParse, pugi::encoding_utf8)) return malformed();
   for (const auto& n : doc.children()) {
     if (n.type() == pugi::node_doctype) return malformed("a DOCTYPE is not allowed");

@@ -73,6 +73,9 @@ std::optional<RoutedRequest> route(std::string_view target, std::string_view hos
   auto slash = p.find('/');
   r.bucket = std::string(p.substr(0, slash));
   if (slash != std::string_view::npos) r.key = std::string(p.substr(slash + 1));
+  // "//bucket/key" names no bucket: it is no ListBuckets and no object of any bucket, whatever a backend
+  // that collapses slashes would make of it.
+  if (r.bucket.empty() && slash != std::string_view::npos) return std::nullopt;
   return r;
 }
 

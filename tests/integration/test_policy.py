@@ -90,6 +90,7 @@ resources = ["arn:aws:s3:::datasets/team-a/*"]
 [[client_keys]]
 access_key = "%(tok_ak)s"
 secret_key = "%(tok_sk)s"
+admin = true
 backend_access_key = "%(origin_ak)s"
 backend_secret_key = "%(origin_sk)s"
 
@@ -198,6 +199,68 @@ class ReadOnlyKeyTest(PolicyCase):
         self.denied(self.as_reader.delete_objects, Bucket="scratch",
                     Delete={"Objects": [{"Key": "team-a/../team-b/other.txt"}]})
 
+    def test_a_path_naming_no_bucket_is_refused(self):
+        # "//bucket/key" is neither ListBuckets nor an object: a backend collapsing slashes would serve it.
+        for path in ("//datasets/team-b/secret.bin", "//datasets", "///datasets/team-b/secret.bin"):
+            status, body = self.raw("GET", path)
+            self.assertEqual(status, 400, path)
+            self.assertNotIn(self.b_data[:64], body)
+
+    def test_a_query_parameter_given_twice_is_refused(self):
+        # Granary would judge one prefix and the backend might list the other.
+        import http.client
+        for query in ([("list-type", "2"), ("prefix", "team-a/"), ("prefix", "team-b/")],
+                      [("prefix", "team-a/"), ("delimiter", "/"), ("delimiter", "")]):
+            s = sigv4.sign("GET", "127.0.0.1:%d" % self.g.port, "/datasets", query, {},
+                           hashlib.sha256(b"").hexdigest(), READER[0], READER[1])
+            c = http.client.HTTPConnection("127.0.0.1", self.g.port, timeout=30)
+            c.request("GET", s.path + "?" + s.query, headers=s.headers)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            self.assertEqual(r.status, 400, query)
+            self.assertIn(b"<Code>InvalidArgument</Code>", body)
+            self.assertNotIn(b"team-b/secret.bin", body)
+
+    def test_delete_objects_with_an_undefined_entity_is_refused(self):
+        admin.put_object(Bucket="scratch", Key="team-b/victim.txt", Body=b"victim")
+        body = (b'<?xml version="1.0" encoding="UTF-8"?><Delete><Object><Key>team-a/&period;&period;/team-b/victim.txt'
+                b'</Key></Object></Delete>')
+        import base64
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        import http.client
+        s = sigv4.sign("POST", "127.0.0.1:%d" % self.g.port, "/scratch", [("delete", "")], {"content-md5": md5},
+                       hashlib.sha256(body).hexdigest(), READER[0], READER[1])
+        c = http.client.HTTPConnection("127.0.0.1", self.g.port, timeout=30)
+        hs = dict(s.headers)
+        hs["content-length"] = str(len(body))
+        c.request("POST", s.path + "?" + s.query, body=body, headers=hs)
+        r = c.getresponse()
+        answer = r.read()
+        c.close()
+        self.assertEqual(r.status, 400, answer)
+        self.assertIn(b"MalformedXML", answer)
+        self.assertEqual(admin.get_object(Bucket="scratch", Key="team-b/victim.txt")["Body"].read(), b"victim")
+
+    def test_listing_pages_never_name_a_hidden_key(self):
+        for i in range(4):
+            admin.put_object(Bucket="datasets", Key="team-b/hidden-%d.txt" % i, Body=b"h")
+        bodies = []
+        s3 = harness.boto3_client(self.g.url, key=READER)
+        s3.meta.events.register("before-parse.s3.*", lambda **kw: bodies.append(kw["response_dict"]["body"]))
+        for op in ("list_objects", "list_objects_v2"):
+            pages = s3.get_paginator(op).paginate(Bucket="datasets", PaginationConfig={"PageSize": 1})
+            keys = sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+            self.assertEqual(keys, ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"], op)
+        self.assertGreater(len(bodies), 6)
+        for b in bodies:
+            self.assertNotIn(b"team-b", b)
+            self.assertNotIn(b"top.txt", b)
+        # A token that is not one Granary made is refused, not passed on.
+        with self.assertRaises(ClientError) as cm:
+            s3.list_objects_v2(Bucket="datasets", ContinuationToken="gr1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        self.assertEqual(harness.error_code(cm.exception), ("InvalidArgument", 400))
+
     def test_presigned_urls_obey_the_policy(self):
         url = self.as_reader.generate_presigned_url("get_object", Params={"Bucket": "datasets", "Key": "team-b/secret.bin"})
         with self.assertRaises(urllib.error.HTTPError) as cm:
@@ -287,6 +350,17 @@ class AdminApiTest(PolicyCase):
     def run_admin(self, key, *args):
         return self.g.admin("--access-key", key[0], "--secret-key", key[1], *args, check=False)
 
+    def signed_admin(self, key, method, path):
+        import http.client
+        port = int(self.g.admin_url().rsplit(":", 1)[1])
+        s = sigv4.sign(method, "127.0.0.1:%d" % port, path, [], {}, hashlib.sha256(b"").hexdigest(), key[0], key[1])
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request(method, s.path, headers=s.headers)
+        r = c.getresponse()
+        out = (r.status, r.read())
+        c.close()
+        return out
+
     def test_admin_api_needs_admin_and_read_access(self):
         self.as_admin.get_object(Bucket="datasets", Key="team-a/x.bin")["Body"].read()
         p = self.run_admin(READER, "ls", "s3://datasets/team-a/")
@@ -304,6 +378,19 @@ class AdminApiTest(PolicyCase):
         r = self.as_admin.get_object(Bucket="datasets", Key="team-b/secret.bin")
         self.assertEqual(r["ResponseMetadata"]["HTTPHeaders"]["x-granary-cache"], "hit")
         r.get("Body").read()
+        # Not as a prefix either: "team-a" would reach team-abc/...; jobs of other prefixes stay unseen.
+        p = self.run_admin(OPERATOR, "invalidate", "s3://datasets/team-a")
+        self.assertNotEqual(p.returncode, 0)
+        self.g.admin("load", "s3://datasets/team-b/", token=TOKEN)
+        jobs = self.signed_admin(OPERATOR, "GET", "/admin/jobs")
+        self.assertEqual(jobs[0], 200)
+        self.assertNotIn(b"team-b", jobs[1])
+        for path in ("/admin/stats", "/metrics"):
+            self.assertEqual(self.signed_admin(OPERATOR, "GET", path)[0], 403, path)
+        # A tenant key reads under its own credentials; the admin API would read under the backend's.
+        p = self.run_admin(TENANT_OK, "ls", "s3://datasets/team-a/")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("own backend credentials", p.stdout + p.stderr)
         p = self.run_admin(("NOSUCHKEY", "nope"), "stats")
         self.assertNotEqual(p.returncode, 0)
         p = self.run_admin((OPERATOR[0], "wrong-secret"), "stats")
