@@ -375,23 +375,28 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
   const auto* enc = findParam(x.routed.query, "encoding-type");
   const bool urlEncoded = enc && *enc == "url";
   auto wire = [&](const std::string& k) { return urlEncoded ? uriEncode(k, false) : k; };
+  // Keys are matched and ordered decoded: backends encode differently (RGW writes '/' as "%2F", this code
+  // keeps it), and an encoded order is not the key order.
+  auto plain = [&](const char* k) { return urlEncoded ? uriDecode(k).value_or(k) : std::string(k); };
 
   // The page as keys -> elements; pending operations applied up to the page's end when it is truncated.
   std::map<std::string, pugi::xml_node> contents;
-  std::set<std::string> prefixes;
-  for (auto c = root.child("Contents"); c; c = c.next_sibling("Contents")) contents[c.child_value("Key")] = c;
-  for (auto c = root.child("CommonPrefixes"); c; c = c.next_sibling("CommonPrefixes")) prefixes.insert(c.child_value("Prefix"));
+  std::map<std::string, std::string> prefixes;  // decoded -> as sent
+  for (auto c = root.child("Contents"); c; c = c.next_sibling("Contents")) contents[plain(c.child_value("Key"))] = c;
+  for (auto c = root.child("CommonPrefixes"); c; c = c.next_sibling("CommonPrefixes"))
+    prefixes.emplace(plain(c.child_value("Prefix")), c.child_value("Prefix"));
   const bool truncated = std::string_view(root.child_value("IsTruncated")) == "true";
   const std::string pageEnd = contents.empty() ? std::string() : contents.rbegin()->first;
   pugi::xml_document scratch;
   for (const auto& p : pending) {
     if (p->passThrough) continue;
-    const std::string k = wire(p->key);
+    const std::string& k = p->key;
     if (truncated && k > pageEnd) continue;
     if (!delimiter.empty()) {
       const auto cut = p->key.find(delimiter, prefix.size());
       if (cut != std::string::npos) {
-        if (!p->isDelete) prefixes.insert(wire(p->key.substr(0, cut + delimiter.size())));
+        const std::string cp = p->key.substr(0, cut + delimiter.size());
+        if (!p->isDelete) prefixes.emplace(cp, wire(cp));
         continue;
       }
     }
@@ -401,7 +406,7 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
     }
     if (p->isDelete) continue;
     auto c = scratch.append_child("Contents");
-    c.append_child("Key").text() = k.c_str();
+    c.append_child("Key").text() = wire(k).c_str();
     c.append_child("LastModified").text() = formatIsoTime(std::chrono::system_clock::time_point(std::chrono::milliseconds(p->createdMs))).c_str();
     c.append_child("ETag").text() = p->etag.c_str();
     c.append_child("Size").text() = std::to_string(p->size).c_str();
@@ -415,7 +420,7 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
   std::vector<std::pair<std::string, pugi::xml_node>> ordered(contents.begin(), contents.end());
   for (const auto& [k, node] : ordered) root.append_copy(node);
   for (auto& n : old) root.remove_child(n);
-  for (const auto& cp : prefixes) root.append_child("CommonPrefixes").append_child("Prefix").text() = cp.c_str();
+  for (const auto& [_, cp] : prefixes) root.append_child("CommonPrefixes").append_child("Prefix").text() = cp.c_str();
   renameBucket(root, x.backendBucket, x.routed.bucket);
   if (auto kc = root.child("KeyCount"))
     kc.text() = std::to_string(contents.size() + prefixes.size()).c_str();

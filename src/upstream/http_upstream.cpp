@@ -150,7 +150,7 @@ bool HttpUpstream::hostCompatible(std::string_view bucket, bool tls) {
   return bucket.find("..") == std::string_view::npos && bucket.front() != '.' && bucket.back() != '.';
 }
 
-std::string HttpUpstream::encodedPath(const UpstreamRequest& req, bool bucketInHost) {
+std::string HttpUpstream::canonicalPath(const UpstreamRequest& req, bool bucketInHost) {
   // "/bucket/key", or "/key" with the bucket in the Host. The bucket is one path segment whatever it holds:
   // a '/' in it is encoded, never the start of a second segment.
   std::string encoded = "/";
@@ -158,10 +158,15 @@ std::string HttpUpstream::encodedPath(const UpstreamRequest& req, bool bucketInH
     encoded += uriEncode(req.bucket, true);
     if (!req.key.empty()) encoded += "/";
   }
-  // Empty path segments ("a//b") are sent as "a/%2Fb", as the AWS SDK for Java does: S3 decodes both to the
-  // same key, while routers and HTTP stacks (s3rver's among them) collapse or reject "//". The signature
-  // covers this wire form.
   encoded += uriEncode(req.key, false);
+  return encoded;
+}
+
+std::string HttpUpstream::encodedPath(const UpstreamRequest& req, bool bucketInHost) {
+  // Empty path segments ("a//b") are sent as "a/%2Fb", as the AWS SDK for Java does: S3 decodes both to the
+  // same key, while routers and HTTP stacks (s3rver's among them) collapse or reject "//". The signature does
+  // not cover this form but canonicalPath()'s: S3 and RGW decode the path and re-encode it, '/' unescaped.
+  const std::string encoded = canonicalPath(req, bucketInHost);
   std::string out;
   out.reserve(encoded.size() + 8);
   for (char c : encoded) {
@@ -178,7 +183,7 @@ Awaitable<boost::system::error_code> HttpUpstream::writeRequest(Connection& conn
   const std::string query = canonicalQueryString(req.query);
   sigv4::HeaderList headers = req.headers;
   headers.emplace_back("host", bucketInHost ? req.bucket + "." + opts_.endpoint.hostHeader() : opts_.endpoint.hostHeader());
-  signer_.sign(bhttp::to_string(req.method), path, req.query, headers, req.payloadHash,
+  signer_.sign(bhttp::to_string(req.method), canonicalPath(req, bucketInHost), req.query, headers, req.payloadHash,
                std::chrono::system_clock::now(), req.credentials.get());
 
   bhttp::request<bhttp::buffer_body> r{req.method, query.empty() ? path : path + "?" + query, 11};

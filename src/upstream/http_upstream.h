@@ -57,6 +57,8 @@ class HttpUpstream final : public Upstream {
   /// The wire path of a request: "/bucket/encoded/key" (empty segments as "%2F"); "/encoded/key" when
   /// the bucket goes in the host name.
   static std::string encodedPath(const UpstreamRequest& req, bool bucketInHost = false);
+  /// The canonical URI the request is signed over: encodedPath() with empty segments left as "//".
+  static std::string canonicalPath(const UpstreamRequest& req, bool bucketInHost = false);
   /// Whether a bucket can be addressed as a host name label (lower-case letters, digits, '-'; no dots
   /// over TLS, where they would break certificate matching).
   static bool hostCompatible(std::string_view bucket, bool tls);

@@ -1,4 +1,5 @@
-"""Integration harness: a supervised s3rver origin, Granary processes in front of it, and real clients.
+"""Integration harness: a supervised origin (s3rver, or Ceph RGW with GRANARY_ORIGIN=rgw), Granary processes in
+front of it, and real clients.
 
 Everything binds 127.0.0.1 on ports the kernel picks. Works on Debian's python3 (boto3 1.26) and on the
 image's current Python (boto3 1.43); the aws CLI binary is chosen by run_suite.py (--aws).
@@ -15,7 +16,12 @@ import time
 SOURCE_DIR = os.environ.get("GRANARY_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 GRANARY = os.environ.get("GRANARY_BIN", os.path.join(SOURCE_DIR, "build", "granary"))
 AWS = os.environ.get("GRANARY_AWS", shutil.which("aws") or "aws")
-ORIGIN_KEY = ("S3RVER", "S3RVER")  # s3rver accepts any signature; Granary signs with these
+# Which origin Origin() starts: "s3rver" (checks no signature) or "rgw" (Ceph RGW via scripts/rgw: checks SigV4).
+ORIGIN_KIND = os.environ.get("GRANARY_ORIGIN", "s3rver")
+ON_RGW = ORIGIN_KIND == "rgw"
+S3RVER_KEY = ("S3RVER", "S3RVER")  # s3rver accepts any signature
+RGW_KEY = ("RGWTESTERACCESSKEY0", "rgw-tester-secret/key+0")  # scripts/rgw's user `tester`
+ORIGIN_KEY = RGW_KEY if ON_RGW else S3RVER_KEY  # what Granary signs with, and direct clients use
 CLIENT_KEY = ("GRANARYTESTAK", "granary-test-secret/with+chars")
 
 
@@ -46,7 +52,19 @@ def _wait_for_line(proc, pattern, timeout, log_path):
     return found["m"]
 
 
-class Origin:
+def s3rver_only(reason):
+    """Skips a test (or class) on RGW: it relies on something only s3rver does (`reason`)."""
+    import unittest
+    return unittest.skipIf(ON_RGW, "s3rver only: " + reason)
+
+
+def Origin(key=None, large=False):
+    """The origin the suites run against (GRANARY_ORIGIN): S3rverOrigin or RgwOrigin, one interface.
+    large: the suite stores hundreds of MiB (RGW then keeps them on disk, bluestore, not in RAM)."""
+    return RgwOrigin(key, large) if ON_RGW else S3rverOrigin(key)
+
+
+class S3rverOrigin:
     """s3rver on 127.0.0.1:<ephemeral>, restarted on the same port and data directory if it dies
     (it exits on some malformed requests)."""
 
@@ -91,6 +109,113 @@ class Origin:
     def stop(self):
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _RgwCluster:
+    """One scripts/rgw cluster per suite process, shared by the RgwOrigins alive at the same time (a cold start
+    costs seconds); stopped and deleted when the last of them stops, or when this process exits."""
+    current = None
+    SCRIPT = os.path.join(SOURCE_DIR, "scripts", "rgw")
+
+    def __init__(self, large):
+        self.dir = tempfile.mkdtemp(prefix="granary-rgw-")
+        self.users = 0
+        self.refs = 0
+        # RGW_OWNER_PID: scripts/rgw stops the daemons should this process be killed (a ctest timeout).
+        env = dict(os.environ, RGW_OWNER_PID=str(os.getpid()))
+        if large:  # memstore held 1.3 GiB for test_large's 3 x 200 MiB; bluestore 0.46 GiB (and 9 s more)
+            env["OBJECTSTORE"] = "bluestore"
+        p = subprocess.run([self.SCRIPT, "start", self.dir], capture_output=True, text=True, timeout=180, env=env)
+        if p.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise RuntimeError("scripts/rgw start failed (%d):\n%s\n%s" % (p.returncode, p.stdout, p.stderr))
+        out = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+        self.url = out["RGW_ENDPOINT"]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        assert (out["RGW_ACCESS_KEY"], out["RGW_SECRET_KEY"]) == RGW_KEY, "scripts/rgw's tester keys changed"
+
+    def rgw(self, *args, check=True):
+        p = subprocess.run([self.SCRIPT, args[0], self.dir] + list(args[1:]), capture_output=True, text=True,
+                           timeout=120)
+        if check and p.returncode != 0:
+            raise RuntimeError("scripts/rgw %s failed (%d):\n%s" % (args[0], p.returncode, p.stderr))
+        return p
+
+    @classmethod
+    def acquire(cls, large):
+        if cls.current is None:
+            cls.current = _RgwCluster(large)
+            import atexit
+            atexit.register(cls.current.shutdown)
+        cls.current.refs += 1
+        return cls.current
+
+    def release(self):
+        self.refs -= 1
+        if self.refs == 0:
+            self.shutdown()
+
+    def shutdown(self):
+        if _RgwCluster.current is self:
+            _RgwCluster.current = None
+            self.rgw("stop", check=False)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RgwOrigin:
+    """Ceph RGW (scripts/rgw): the same interface as S3rverOrigin. Without a key it is the user `tester`
+    (ORIGIN_KEY); with one, a user of its own in a tenant of its own, so its buckets are apart from every other
+    origin's. kill()/start() stop and restart radosgw (mon and OSD stay up, the objects too)."""
+
+    def __init__(self, key=None, large=False):
+        self.cluster = _RgwCluster.acquire(large)
+        self.key = key or ORIGIN_KEY
+        self.uid = None
+        if key is not None:
+            self.cluster.users += 1
+            self.uid = "origin%d$user" % self.cluster.users
+            self.cluster.rgw("user", self.uid, key[0], key[1])
+        self.port = self.cluster.port
+        self.log = os.path.join(self.cluster.dir, "log", "client.rgw.a.log")
+
+    @property
+    def url(self):
+        return self.cluster.url
+
+    def _answers(self):
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def alive(self):
+        return self._answers()
+
+    def start(self):
+        self.cluster.rgw("gw-start")
+
+    def ensure_alive(self):
+        # radosgw's restart loop brings it back within a second or two of a crash.
+        deadline = time.time() + 10
+        while not self._answers():
+            if time.time() > deadline:
+                self.start()
+                return
+            time.sleep(0.1)
+
+    def kill(self):
+        self.cluster.rgw("gw-stop")
+
+    def stop(self):
+        if self.cluster is None:
+            return
+        if self.uid and self.cluster.refs > 1:  # the access key must be free for a later origin
+            subprocess.run(["radosgw-admin", "-c", os.path.join(self.cluster.dir, "ceph.conf"), "user", "rm",
+                            "--uid", self.uid, "--purge-data"], capture_output=True, timeout=60)
+        self.cluster.release()
+        self.cluster = None
 
 
 STARTED = []  # every Granary started in this process, for the failure report

@@ -1,4 +1,4 @@
-"""Real clients through Granary against s3rver: buckets, objects of every size class, ranges, listings,
+"""Real clients through Granary against the origin (s3rver or RGW): buckets, objects of every size class, ranges, listings,
 odd keys, metadata, errors, presigned URLs, virtual-hosted addressing."""
 import concurrent.futures
 import hashlib
@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 
 from botocore.exceptions import ClientError
 
@@ -141,7 +142,12 @@ class Objects(unittest.TestCase):
             s3.put_object(Bucket=BUCKET, Key=k, Body=b"1")
         for enc in ({}, {"EncodingType": "url"}):
             with self.subTest(enc=enc):
-                got = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix, **enc)["Contents"]]
+                r = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix, **enc)
+                got = [o["Key"] for o in r["Contents"]]
+                # Asked for by the caller, encoding-type=url is left to the caller to undo (botocore decodes only
+                # what it asked for itself). s3rver ignores it and answers plain keys; RGW encodes them, as S3 does.
+                if r.get("EncodingType") == "url":
+                    got = [urllib.parse.unquote(k) for k in got]
                 self.assertEqual(sorted(got), sorted(keys))
 
 

@@ -19,7 +19,7 @@ RSS_LIMIT_KIB = (256 if os.environ.get("GRANARY_SANITIZED") else 150) * 1024
 
 def setUpModule():
     global origin, granary
-    origin = harness.Origin()
+    origin = harness.Origin(large=True)
     granary = harness.Granary(origin.url)
     harness.boto3_client(granary.url).create_bucket(Bucket=BUCKET)
 

@@ -130,7 +130,10 @@ class BackendBehaviour(Base):
             s3.complete_multipart_upload(Bucket=BUCKET, Key="crashy", UploadId=up["UploadId"],
                                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"00"'}]})
         except ClientError as e:
-            self.assertGreaterEqual(harness.error_code(e)[1], 500)  # the backend died mid-request
+            if harness.ON_RGW:  # RGW answers as S3 does, and its error comes through
+                self.assertEqual(harness.error_code(e), ("InvalidPart", 400))
+            else:
+                self.assertGreaterEqual(harness.error_code(e)[1], 500)  # the backend died mid-request
         origin.ensure_alive()
         s3.put_object(Bucket=BUCKET, Key="after-crash", Body=b"ok")
         self.assertEqual(s3.get_object(Bucket=BUCKET, Key="after-crash")["Body"].read(), b"ok")

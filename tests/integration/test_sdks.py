@@ -182,8 +182,18 @@ class Boto3(unittest.TestCase):
             s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/small-parts", UploadId=small["UploadId"],
                                          MultipartUpload={"Parts": small_parts})
         self.assertEqual(harness.error_code(e.exception), ("EntityTooSmall", 400))
+        # One (last) part may be small. S3 completes any ascending subset of the uploaded parts; RGW 16.2 only
+        # all of them (else InvalidPart, "total parts mismatch": an RGW quirk), so there it starts over with one.
+        if harness.ON_RGW:
+            s3.abort_multipart_upload(Bucket=BUCKET, Key="boto/small-parts", UploadId=small["UploadId"])
+            small = s3.create_multipart_upload(Bucket=BUCKET, Key="boto/small-parts")
+            keep = [{"PartNumber": 1, "ETag": s3.upload_part(Bucket=BUCKET, Key="boto/small-parts",
+                                                             UploadId=small["UploadId"], PartNumber=1,
+                                                             Body=b"tiny 2")["ETag"]}]
+        else:
+            keep = small_parts[1:]
         s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/small-parts", UploadId=small["UploadId"],
-                                     MultipartUpload={"Parts": small_parts[1:]})  # one (last) part may be small
+                                     MultipartUpload={"Parts": keep})
         s3.complete_multipart_upload(Bucket=BUCKET, Key="boto/parts", UploadId=up["UploadId"],
                                      MultipartUpload={"Parts": parts})
         self.assertEqual(s3.get_object(Bucket=BUCKET, Key="boto/parts")["Body"].read(), data[0] + data[1])
