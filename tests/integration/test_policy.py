@@ -16,6 +16,7 @@ import socket
 import tempfile
 import time
 import unittest
+import urllib.parse
 import urllib.request
 
 import harness
@@ -247,7 +248,12 @@ class ReadOnlyKeyTest(PolicyCase):
             admin.put_object(Bucket="datasets", Key="team-b/hidden-%d.txt" % i, Body=b"h")
         bodies = []
         s3 = harness.boto3_client(self.g.url, key=READER)
-        s3.meta.events.register("before-parse.s3.*", lambda **kw: bodies.append(kw["response_dict"]["body"]))
+        # needs-retry carries the raw answer in every botocore (before-parse is younger than boto3 1.26's).
+        def keep(response=None, **kw):
+            if response and response[0] is not None:
+                bodies.append(response[0].content)
+        s3.meta.events.register("needs-retry.s3.ListObjects", keep)
+        s3.meta.events.register("needs-retry.s3.ListObjectsV2", keep)
         for op in ("list_objects", "list_objects_v2"):
             pages = s3.get_paginator(op).paginate(Bucket="datasets", PaginationConfig={"PageSize": 1})
             keys = sorted(o["Key"] for p in pages for o in p.get("Contents", []))
@@ -276,7 +282,10 @@ class ReadOnlyKeyTest(PolicyCase):
         # A presigned listing is a listing (filtered), not a bucket subresource.
         listing = self.as_reader.generate_presigned_url("list_objects", Params={"Bucket": "datasets"})
         with urllib.request.urlopen(listing, timeout=10) as r:
-            keys = re.findall(r"<Key>([^<]*)</Key>", r.read().decode())
+            xml = r.read().decode()
+        keys = re.findall(r"<Key>([^<]*)</Key>", xml)
+        if "<EncodingType>url</EncodingType>" in xml:  # boto3 presigns encoding-type=url; RGW honours it
+            keys = [urllib.parse.unquote_plus(k) for k in keys]
         self.assertEqual(sorted(keys), ["team-a/fresh.bin", "team-a/sub/y.bin", "team-a/x.bin"])
 
     def test_writes_outside_its_write_prefix_are_refused_and_change_nothing(self):
