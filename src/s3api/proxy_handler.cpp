@@ -556,7 +556,9 @@ bool ProxyHandler::authorize(Exchange& x) const {
     std::string prefix;
     if (const auto* p = findParam(x.routed.query, "prefix")) prefix = *p;
     if (!policy->allowsSomeUnder(need.action, x.routed.bucket, prefix)) return false;
-    x.filterListing = !policy->allowsAllUnder(need.action, x.routed.bucket, prefix);
+    // Filtered even when the prefix is all the key's: a backend that reads the parameters otherwise than
+    // Granary (one that drops parameters past a count, say) might list more than the prefix.
+    x.filterListing = true;
   }
   return true;
 }
@@ -570,8 +572,16 @@ std::string_view markerParamOf(std::string_view element) {
   if (element == "NextKeyMarker" || element == "KeyMarker") return "key-marker";
   return {};
 }
-std::string sealContext(std::string_view bucket, std::string_view param) {
-  return std::string(bucket) + "\n" + std::string(param);
+/// What a sealed position is bound to: the key it was given to, the kind of listing, the bucket and the
+/// parameter it goes back in. Nobody else opens it, nowhere else.
+std::string sealContext(std::string_view accessKey, std::string_view op, std::string_view bucket,
+                        std::string_view param) {
+  std::string c(accessKey);
+  for (const std::string_view part : {listingAction(op), bucket, param}) {
+    c.push_back('\n');
+    c.append(part);
+  }
+  return c;
 }
 }  // namespace
 
@@ -580,7 +590,8 @@ std::optional<S3Failure> ProxyHandler::openListingMarkers(Exchange& x) const {
   for (auto& [name, value] : x.routed.query) {
     if (name != "marker" && name != "continuation-token" && name != "key-marker") continue;
     if (!value.starts_with(kSealed)) continue;
-    auto plain = openToken(std::string_view(value).substr(kSealed.size()), sealContext(x.routed.bucket, name));
+    auto plain = openToken(std::string_view(value).substr(kSealed.size()),
+                           sealContext(x.accessKey, x.op, x.routed.bucket, name));
     if (!plain) {
       if (x.client && x.client->policy)
         return S3Failure{S3Error::InvalidArgument, "The continuation token provided is incorrect", {{"ArgumentName", name}}};
@@ -589,6 +600,8 @@ std::optional<S3Failure> ProxyHandler::openListingMarkers(Exchange& x) const {
     x.sealedMarkers.emplace_back(name, value);
     value = std::move(*plain);
   }
+  // The answer echoes the opened position: it goes through filterListing, which seals it again.
+  if (!x.sealedMarkers.empty()) x.filterListing = true;
   return std::nullopt;
 }
 
@@ -741,7 +754,9 @@ void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
   };
   std::string lastKey;
   std::size_t kept = 0;
-  for (auto e = root.first_child(); e;) {
+  // A key that may list the whole bucket is here only to have a sealed position echoed sealed again.
+  const bool wholeBucket = policy->allowsBucket(action, x.routed.bucket);
+  for (auto e = root.first_child(); e && !wholeBucket;) {
     auto next = e.next_sibling();
     const std::string_view tag = e.name();
     if (tag == "Contents" || tag == "Version" || tag == "DeleteMarker" || tag == "Upload") {
@@ -756,7 +771,7 @@ void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
     }
     e = next;
   }
-  if (auto count = root.child("KeyCount")) count.text() = static_cast<unsigned long long>(kept);
+  if (auto count = root.child("KeyCount"); count && !wholeBucket) count.text() = static_cast<unsigned long long>(kept);
   // ListObjects (v1) without a delimiter has no NextMarker: clients continue after the last key shown,
   // which filtering may have removed; S3 allows NextMarker always, so it names where the page ended.
   if (x.op == "ListObjects" && std::string_view(root.child_value("IsTruncated")) == "true" &&
@@ -778,11 +793,10 @@ void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
     }
     std::string position = e.child_value();
     if (encoded && tag != "NextContinuationToken") {
-      auto decoded = uriDecode(position);
-      if (!decoded) continue;
-      position = std::move(*decoded);
+      if (auto decoded = uriDecode(position)) position = std::move(*decoded);  // else sealed as it is
     }
-    const std::string token = std::string(kSealed) + sealToken(position, sealContext(x.routed.bucket, param));
+    const std::string token =
+        std::string(kSealed) + sealToken(position, sealContext(x.accessKey, x.op, x.routed.bucket, param));
     e.text() = token.c_str();
   }
 }

@@ -127,6 +127,10 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
     return S3Failure{S3Error::InvalidBucketName, {}, {}};
   // A parameter given twice is read once by Granary (its access check, its cache key) and maybe the other
   // time by the backend: refused, as no SDK sends one twice.
+  // Few requests carry more than a dozen; a backend may keep only so many (Node's querystring: 1,000).
+  if (r.query.size() > kMaxQueryParams)
+    return S3Failure{S3Error::InvalidArgument, "The request has more than " + std::to_string(kMaxQueryParams) +
+                                                   " query parameters.", {}};
   if (r.query.size() > 1) {
     std::vector<std::string_view> names;
     names.reserve(r.query.size());

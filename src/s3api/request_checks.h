@@ -16,6 +16,7 @@ inline constexpr std::size_t kMaxKeyBytes = 1024;          // S3's limit on an o
 inline constexpr std::size_t kMaxBucketNameBytes = 255;    // the legacy us-east-1 limit (new buckets: 63)
 inline constexpr std::size_t kMaxUserMetadataBytes = 2048;  // x-amz-meta-* names (past the prefix) and values
 inline constexpr std::uint32_t kMaxPartNumber = 10000;
+inline constexpr std::size_t kMaxQueryParams = 100;  // per request (presigned URLs with headers as parameters included)
 
 /// A header value that can be sent as it is: no control bytes (CR, LF, NUL and the rest of C0, DEL) but
 /// horizontal tab.

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <set>
 #include <string>
+#include <system_error>
 
 namespace granary::s3api {
 namespace {
@@ -27,44 +28,66 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-/// Whether every '&' starts one of XML's five predefined entities or a character reference. pugixml
-/// keeps an undeclared one ("&period;") as text, where a backend that decodes HTML entities reads '.':
-/// the two would act on different keys. Not well-formed XML either way (no DOCTYPE declares it).
-bool referencesWellFormed(std::string_view body) {
-  for (std::size_t i = body.find_first_of("&<"); i != std::string_view::npos; i = body.find_first_of("&<", i + 1)) {
-    if (body[i] == '<') {
-      // CDATA, comments and processing instructions hold their text as it is: '&' there is no reference.
-      const std::string_view at = body.substr(i);
-      std::string_view end;
-      if (at.starts_with("<![CDATA[")) end = "]]>";
-      else if (at.starts_with("<!--")) end = "-->";
-      else if (at.starts_with("<?")) end = "?>";
-      if (end.empty()) continue;
-      const std::size_t close = body.find(end, i + 2);
-      if (close == std::string_view::npos) return false;
-      i = close + end.size() - 1;
-      continue;
-    }
-    const std::string_view rest = body.substr(i + 1);
+/// Whether `text` (character data or an attribute value as written, escapes not decoded) holds only
+/// references XML defines: the five predefined entities and character references to characters XML
+/// allows. pugixml keeps an undeclared entity ("&period;") as text, where a backend that decodes HTML
+/// entities reads '.'; it decodes "&#0;" to a NUL that ends the key early for Granary only. Either way
+/// two readers would act on different keys, and neither is well-formed XML.
+bool referencesWellFormed(std::string_view text) {
+  for (std::size_t i = text.find('&'); i != std::string_view::npos; i = text.find('&', i + 1)) {
+    const std::string_view rest = text.substr(i + 1);
     const std::size_t semi = rest.find(';');
-    if (semi == std::string_view::npos || semi == 0 || semi > 16) return false;
+    if (semi == std::string_view::npos || semi == 0 || semi > 12) return false;
     const std::string_view name = rest.substr(0, semi);
     if (name == "amp" || name == "lt" || name == "gt" || name == "quot" || name == "apos") continue;
     if (name[0] != '#' || name.size() < 2) return false;
     const bool hex = name[1] == 'x';
     const std::string_view digits = name.substr(hex ? 2 : 1);
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [hex](char c) {
-          return (c >= '0' && c <= '9') || (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
-        }))
-      return false;
+    std::uint32_t c = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), c, hex ? 16 : 10);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return false;
+    const bool allowed = c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+                         (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+    if (!allowed) return false;
   }
   return true;
 }
 
+/// Whether the document, read again with escapes left as written, has only references XML defines in its
+/// character data and attribute values (CDATA, comments and processing instructions hold none), and
+/// only unprefixed element names (a namespace-aware backend would read <s:Key> as a Key).
+bool rawWellFormed(std::string_view body) {
+  pugi::xml_document raw;
+  if (!raw.load_buffer(body.data(), body.size(), kParse & ~pugi::parse_escapes, pugi::encoding_utf8)) return false;
+  struct Walker : pugi::xml_tree_walker {
+    bool ok = true;
+    bool for_each(pugi::xml_node& n) override {
+      if (n.type() == pugi::node_pcdata) ok = referencesWellFormed(n.value());
+      if (n.type() == pugi::node_element) {
+        if (std::string_view(n.name()).find(':') != std::string_view::npos) ok = false;
+        for (const auto& a : n.attributes())
+          if (!referencesWellFormed(a.value())) ok = false;
+      }
+      return ok;
+    }
+  } w;
+  raw.traverse(w);
+  return w.ok;
+}
+
+/// XML 1.0 allows no NUL and no control character but tab, LF and CR, written or referenced.
+bool charactersAllowed(std::string_view body) {
+  return std::none_of(body.begin(), body.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 && c != '\t' && c != '\n' && c != '\r';
+  });
+}
+
 /// Parses `body` as Granary reads request XML. @return the error, or nullopt with `doc` loaded.
 std::optional<S3Failure> load(std::string_view body, pugi::xml_document& doc) {
-  if (!referencesWellFormed(body)) return malformed("an entity reference XML does not define");
+  if (!charactersAllowed(body)) return malformed("a character XML does not allow");
   if (!doc.load_buffer(body.data(), body.size(), kParse, pugi::encoding_utf8)) return malformed();
+  if (!rawWellFormed(body)) return malformed("a reference XML does not define, or a prefixed element name");
   for (const auto& n : doc.children()) {
     if (n.type() == pugi::node_doctype) return malformed("a DOCTYPE is not allowed");
     if (n.type() == pugi::node_declaration) {

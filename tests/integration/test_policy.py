@@ -223,10 +223,31 @@ class ReadOnlyKeyTest(PolicyCase):
             self.assertIn(b"<Code>InvalidArgument</Code>", body)
             self.assertNotIn(b"team-b/secret.bin", body)
 
-    def test_delete_objects_with_an_undefined_entity_is_refused(self):
+    def test_a_hundred_query_parameters_at_most(self):
+        import http.client
+        query = [("a%03d" % i, "") for i in range(120)] + [("list-type", "2"), ("prefix", "team-a/")]
+        s = sigv4.sign("GET", "127.0.0.1:%d" % self.g.port, "/datasets", query, {},
+                       hashlib.sha256(b"").hexdigest(), READER[0], READER[1])
+        c = http.client.HTTPConnection("127.0.0.1", self.g.port, timeout=30)
+        c.request("GET", s.path + "?" + s.query, headers=s.headers)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        self.assertEqual(r.status, 400)
+        self.assertNotIn(b"team-b", body)
+
+    def test_delete_objects_xml_read_two_ways_is_refused(self):
+        for key in (b"team-a/&period;&period;/team-b/victim.txt", b"team-a/x&#0;/../../team-b/victim.txt"):
+            self.delete_objects_refused(b'<?xml version="1.0" encoding="UTF-8"?><Delete><Object><Key>' + key +
+                                        b'</Key></Object></Delete>')
+        # "<!--" in an attribute value is no comment: what follows it is still checked.
+        self.delete_objects_refused(b'<Delete><Object a="<!--"><Key>team-a/&period;&period;/team-b/victim.txt</Key>'
+                                    b'</Object><Object b="-->"><Key>team-a/x</Key></Object></Delete>')
+        self.delete_objects_refused(b'<Delete xmlns:s="http://s3.amazonaws.com/doc/2006-03-01/"><s:Object><s:Key>'
+                                    b'team-b/victim.txt</s:Key></s:Object><Object><Key>team-a/x</Key></Object></Delete>')
+
+    def delete_objects_refused(self, body):
         admin.put_object(Bucket="scratch", Key="team-b/victim.txt", Body=b"victim")
-        body = (b'<?xml version="1.0" encoding="UTF-8"?><Delete><Object><Key>team-a/&period;&period;/team-b/victim.txt'
-                b'</Key></Object></Delete>')
         import base64
         md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
         import http.client
@@ -262,6 +283,18 @@ class ReadOnlyKeyTest(PolicyCase):
         for b in bodies:
             self.assertNotIn(b"team-b", b)
             self.assertNotIn(b"top.txt", b)
+        # A token opened on a listing the key may see whole is echoed sealed, never as the position it names.
+        token = s3.list_objects(Bucket="datasets", Marker="team-a/x.bin", MaxKeys=1)["NextMarker"]
+        self.assertTrue(token.startswith("gr1."), token)
+        bodies.clear()
+        r = s3.list_objects(Bucket="datasets", Prefix="team-a/", Marker=token)
+        self.assertEqual(r.get("Marker"), token)
+        self.assertTrue(all(b"team-b" not in b and b"top.txt" not in b for b in bodies))
+        # Bound to the key it was given to: another key's policy cannot open it.
+        ops = harness.boto3_client(self.g.url, key=OPERATOR)
+        with self.assertRaises(ClientError) as cm:
+            ops.list_objects(Bucket="datasets", Prefix="team-a/", Marker=token)
+        self.assertEqual(harness.error_code(cm.exception), ("InvalidArgument", 400))
         # A token that is not one Granary made is refused, not passed on.
         with self.assertRaises(ClientError) as cm:
             s3.list_objects_v2(Bucket="datasets", ContinuationToken="gr1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")

@@ -104,6 +104,20 @@ TEST_CASE("request XML: an entity reference XML does not define is malformed (a 
   CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a&#xZZ;</Key></Object></Delete>"));
   CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a&amp;b&#46;&#x2E;&lt;&gt;&quot;&apos;</Key></Object></Delete>"));
   CHECK(deleteObjectsKeys("<Delete><Object><Key>a&amp;b&#46;&#x2E;</Key></Object></Delete>") == Keys{{"a&b..", ""}});
+  // Not hidden by a "<!--" inside an attribute value, which is no comment.
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object a=\"<!--\"><Key>a/&period;/b</Key></Object><Object b=\"-->\"><Key>x</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object a=\"&bogus;\"><Key>x</Key></Object></Delete>"));
+  // References to characters XML forbids, and such characters written raw.
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>team-a/x&#0;/../b</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>x&#x1;</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>x&#xD800;</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>x&#x110000;</Key></Object></Delete>"));
+  static constexpr char kNul[] = "<Delete><Object><Key>x\0/../b</Key></Object></Delete>";
+  CHECK(checkRequestXml("DeleteObjects", std::string_view(kNul, sizeof kNul - 1)));
+  CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><Object><Key>x/../b</Key></Object></Delete>"));  // the same, no NUL
+  CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><Object><Key>tab&#9;nl&#10;&#x1F600;</Key></Object></Delete>"));
+  // A prefixed element is what a namespace-aware backend might read as a Key.
+  CHECK(checkRequestXml("DeleteObjects", "<Delete xmlns:s=\"http://s3.amazonaws.com/doc/2006-03-01/\"><s:Object><s:Key>b</s:Key></s:Object><Object><Key>a</Key></Object></Delete>"));
   // Inside CDATA and comments '&' is text.
   CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><!-- a & b --><Object><Key><![CDATA[&x]]></Key></Object></Delete>"));
 }
