@@ -156,7 +156,17 @@ struct CipherCtx {
 };
 }  // namespace
 
-std::string sealToken(std::string_view plain, std::string_view context) {
+std::string sealToken(std::string_view text, std::string_view context) {
+  // Padded to a multiple of 64 bytes behind a 2-byte length, so a token's length tells little of the
+  // length of what it holds.
+  if (text.size() > 0xffff) throw std::invalid_argument("sealToken: more than 64 KiB");
+  std::string padded;
+  padded.reserve(((text.size() + 2 + 63) / 64) * 64);
+  padded.push_back(static_cast<char>(text.size() >> 8));
+  padded.push_back(static_cast<char>(text.size() & 0xff));
+  padded.append(text);
+  padded.resize(((padded.size() + 63) / 64) * 64, '\0');
+  const std::string_view plain = padded;
   std::string buf(kIv + plain.size() + kTag, '\0');
   auto* out = reinterpret_cast<unsigned char*>(buf.data());
   if (RAND_bytes(out, kIv) != 1) throw std::runtime_error("RAND_bytes failed");
@@ -190,7 +200,11 @@ std::optional<std::string> openToken(std::string_view sealed, std::string_view c
       EVP_CIPHER_CTX_ctrl(c.p, EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) != 1 ||
       EVP_DecryptFinal_ex(c.p, reinterpret_cast<unsigned char*>(plain.data()) + len, &len) != 1)
     return std::nullopt;
-  return plain;
+  if (plain.size() < 2) return std::nullopt;
+  const std::size_t size = (static_cast<std::size_t>(static_cast<unsigned char>(plain[0])) << 8) |
+                           static_cast<unsigned char>(plain[1]);
+  if (size > plain.size() - 2) return std::nullopt;
+  return plain.substr(2, size);
 }
 
 }  // namespace granary

@@ -158,15 +158,33 @@ namespace {
 bool hasParam(const QueryParams& q, std::string_view name) {
   return std::any_of(q.begin(), q.end(), [&](const auto& kv) { return kv.first == name; });
 }
-/// "s3:" + verb + the first query parameter's name, capitalised ("acl" -> "s3:GetBucketAcl").
+/// S3's bucket subresources, spelled exactly (the backend matches them with case: "?Acl" is no ACL request
+/// there, but a plain listing, or a DeleteBucket).
+bool bucketSubresource(std::string_view n) {
+  static constexpr std::string_view kKnown[] = {
+      "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
+      "location", "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
+      "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging", "versioning", "website"};
+  return std::find(std::begin(kKnown), std::end(kKnown), n) != std::end(kKnown);
+}
+/// Parameters that ride along with a subresource or name no operation (signatures, the SDKs' x-id).
+bool neutralParam(std::string_view n) {
+  return n == "id" || n == "x-id" || n.starts_with("X-Amz-") || n == "AWSAccessKeyId" || n == "Signature" ||
+         n == "Expires";
+}
+/// "s3:" + verb + the subresource's name, capitalised ("acl" -> "s3:GetBucketAcl"); an unknown action when
+/// the request has no known subresource, or a parameter that is neither one nor neutral: Granary would
+/// name the operation otherwise than the backend acts on it.
 std::string subresourceAction(std::string_view verb, const QueryParams& q) {
-  std::string a = "s3:" + std::string(verb);
+  std::string_view sub;
   for (const auto& [name, value] : q) {
-    if (name.empty() || name.starts_with("x-") || name.starts_with("X-")) continue;
-    a += static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
-    a += name.substr(1);
-    break;
+    if (bucketSubresource(name) && sub.empty()) sub = name;
+    else if (!neutralParam(name)) return "s3:Unknown:" + std::string(verb) + "Bucket";
   }
+  if (sub.empty()) return "s3:Unknown:" + std::string(verb) + "Bucket";
+  std::string a = "s3:" + std::string(verb);
+  a += static_cast<char>(std::toupper(static_cast<unsigned char>(sub[0])));
+  a += sub.substr(1);
   return a;
 }
 }  // namespace

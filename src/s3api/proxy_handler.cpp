@@ -540,6 +540,31 @@ upstream::Upstream* ProxyHandler::upstreamFor(const Exchange& x, std::size_t bac
   return t.get();
 }
 
+namespace {
+constexpr std::string_view kSealed = "gr1.";  // Granary's sealed listing positions start so
+/// The request parameter a listing's Next* element is given back in.
+std::string_view markerParamOf(std::string_view element) {
+  if (element == "NextMarker" || element == "Marker") return "marker";
+  if (element == "NextContinuationToken" || element == "ContinuationToken") return "continuation-token";
+  if (element == "NextKeyMarker" || element == "KeyMarker") return "key-marker";
+  // A hidden key's version or upload id is no business of the key either.
+  if (element == "NextVersionIdMarker" || element == "VersionIdMarker") return "version-id-marker";
+  if (element == "NextUploadIdMarker" || element == "UploadIdMarker") return "upload-id-marker";
+  return {};
+}
+/// What a sealed position is bound to: the key it was given to, the kind of listing, the bucket and the
+/// parameter it goes back in. Nobody else opens it, nowhere else.
+std::string sealContext(std::string_view accessKey, std::string_view op, std::string_view bucket,
+                        std::string_view param) {
+  std::string c(accessKey);
+  for (const std::string_view part : {listingAction(op), bucket, param}) {
+    c.push_back('\n');
+    c.append(part);
+  }
+  return c;
+}
+}  // namespace
+
 bool ProxyHandler::authorize(Exchange& x) const {
   const AccessPolicy* policy = x.client ? x.client->policy.get() : nullptr;
   if (!policy) return true;
@@ -559,36 +584,23 @@ bool ProxyHandler::authorize(Exchange& x) const {
     // Filtered even when the prefix is all the key's: a backend that reads the parameters otherwise than
     // Granary (one that drops parameters past a count, say) might list more than the prefix.
     x.filterListing = true;
+    // A position of the client's own must be one it may list: from a position among hidden keys,
+    // IsTruncated with max-keys=1 tells whether more keys follow, and a search spells their names.
+    // (Positions Granary gave out are sealed; what follows a shown key is the client's to ask for.)
+    for (const std::string_view name : {"marker", "start-after", "key-marker"})
+      if (const auto* v = findParam(x.routed.query, name);
+          v && !v->empty() && !v->starts_with(kSealed) && !policy->allowsObject(need.action, x.routed.bucket, *v))
+        return false;
   }
   return true;
 }
 
-namespace {
-constexpr std::string_view kSealed = "gr1.";  // Granary's sealed listing positions start so
-/// The request parameter a listing's Next* element is given back in.
-std::string_view markerParamOf(std::string_view element) {
-  if (element == "NextMarker" || element == "Marker") return "marker";
-  if (element == "NextContinuationToken" || element == "ContinuationToken") return "continuation-token";
-  if (element == "NextKeyMarker" || element == "KeyMarker") return "key-marker";
-  return {};
-}
-/// What a sealed position is bound to: the key it was given to, the kind of listing, the bucket and the
-/// parameter it goes back in. Nobody else opens it, nowhere else.
-std::string sealContext(std::string_view accessKey, std::string_view op, std::string_view bucket,
-                        std::string_view param) {
-  std::string c(accessKey);
-  for (const std::string_view part : {listingAction(op), bucket, param}) {
-    c.push_back('\n');
-    c.append(part);
-  }
-  return c;
-}
-}  // namespace
-
 std::optional<S3Failure> ProxyHandler::openListingMarkers(Exchange& x) const {
   if (listingAction(x.op).empty()) return std::nullopt;
   for (auto& [name, value] : x.routed.query) {
-    if (name != "marker" && name != "continuation-token" && name != "key-marker") continue;
+    if (name != "marker" && name != "continuation-token" && name != "key-marker" && name != "version-id-marker" &&
+        name != "upload-id-marker")
+      continue;
     if (!value.starts_with(kSealed)) continue;
     auto plain = openToken(std::string_view(value).substr(kSealed.size()),
                            sealContext(x.accessKey, x.op, x.routed.bucket, name));
@@ -792,7 +804,8 @@ void ProxyHandler::filterListing(const Exchange& x, pugi::xml_node root) const {
       continue;
     }
     std::string position = e.child_value();
-    if (encoded && tag != "NextContinuationToken") {
+    if (position.empty()) continue;  // nothing to hide (S3 sends empty version and upload id markers)
+    if (encoded && (tag == "NextMarker" || tag == "NextKeyMarker")) {
       if (auto decoded = uriDecode(position)) position = std::move(*decoded);  // else sealed as it is
     }
     const std::string token =

@@ -46,7 +46,8 @@ bool referencesWellFormed(std::string_view text) {
     std::uint32_t c = 0;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), c, hex ? 16 : 10);
     if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return false;
-    const bool allowed = c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+    // (XML allows 0x7F-0x9F, but HTML decoders read &#128;-&#159; as Windows-1252: refused as well.)
+    const bool allowed = c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0x7E) || (c >= 0xA0 && c <= 0xD7FF) ||
                          (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
     if (!allowed) return false;
   }
@@ -63,10 +64,11 @@ bool rawWellFormed(std::string_view body) {
     bool ok = true;
     bool for_each(pugi::xml_node& n) override {
       if (n.type() == pugi::node_pcdata) ok = referencesWellFormed(n.value());
-      if (n.type() == pugi::node_element) {
+      if (n.type() == pugi::node_element || n.type() == pugi::node_declaration) {
         if (std::string_view(n.name()).find(':') != std::string_view::npos) ok = false;
+        std::set<std::string_view> names;  // an attribute twice (two encodings, say): read either way
         for (const auto& a : n.attributes())
-          if (!referencesWellFormed(a.value())) ok = false;
+          if (!referencesWellFormed(a.value()) || !names.insert(a.name()).second) ok = false;
       }
       return ok;
     }
@@ -75,12 +77,36 @@ bool rawWellFormed(std::string_view body) {
   return w.ok;
 }
 
-/// XML 1.0 allows no NUL and no control character but tab, LF and CR, written or referenced.
+/// XML 1.0 allows no NUL and no control character but tab, LF and CR, and the body must be UTF-8 as
+/// Unicode defines it: no overlong forms (C0 AE, a '.' to a lenient decoder), no surrogates, nothing past
+/// U+10FFFF, no U+FFFE/U+FFFF. Decoders differ on everything else.
 bool charactersAllowed(std::string_view body) {
-  return std::none_of(body.begin(), body.end(), [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return c < 0x20 && c != '\t' && c != '\n' && c != '\r';
-  });
+  const auto* p = reinterpret_cast<const unsigned char*>(body.data());
+  const auto* end = p + body.size();
+  while (p < end) {
+    const unsigned c = *p;
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+      ++p;
+      continue;
+    }
+    int n = 0;
+    std::uint32_t cp = 0, min = 0;
+    if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07, min = 0x10000;
+    else return false;
+    if (end - p <= n) return false;
+    for (int i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF ||
+        (cp >= 0x80 && cp <= 0x9F))
+      return false;
+    p += n + 1;
+  }
+  return true;
 }
 
 /// Parses `body` as Granary reads request XML. @return the error, or nullopt with `doc` loaded.

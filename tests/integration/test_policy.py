@@ -78,6 +78,9 @@ resources = ["arn:aws:s3:::datasets/team-a/*"]
 [[client_keys.allow]]
 actions = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 resources = ["arn:aws:s3:::scratch/team-a/*"]
+[[client_keys.allow]]
+actions = ["s3:GetBucketAcl", "s3:DeleteBucketCors"]
+resources = ["arn:aws:s3:::datasets", "arn:aws:s3:::scratch"]
 ''' + extra
 
 
@@ -220,6 +223,29 @@ class ReadOnlyKeyTest(PolicyCase):
             self.assertEqual(status, 400, query)
             self.assertIn(b"<Code>InvalidArgument</Code>", body)
             self.assertNotIn(b"team-b/secret.bin", body)
+
+    def test_a_subresource_is_named_as_the_backend_reads_it(self):
+        # "?Acl" is no ACL request at the backend (names match with case) but a listing, "?Cors" on DELETE
+        # a DeleteBucket: a grant for the subresource must not reach them.
+        for query in ([("Acl", "")], [("acl", ""), ("prefix", "team-b/")], [("whatever", "")], [("x-foo", "1")]):
+            status, body = self.raw("GET", "/datasets", query)
+            self.assertEqual(status, 403, query)
+            self.assertNotIn(b"team-b", body)
+        status, _ = self.raw("DELETE", "/scratch", [("Cors", "")])
+        self.assertEqual(status, 403)
+        admin.head_bucket(Bucket="scratch")
+
+    def test_listing_positions_of_its_own_must_be_keys_it_may_list(self):
+        # From a position among hidden keys, IsTruncated with max-keys=1 would spell their names.
+        for query in ([("marker", "team-b/s"), ("max-keys", "1")],
+                      [("list-type", "2"), ("start-after", "team-b/"), ("max-keys", "1")],
+                      [("list-type", "2"), ("prefix", "team"), ("start-after", "team-a0"), ("max-keys", "1")]):
+            status, body = self.raw("GET", "/datasets", query)
+            self.assertEqual(status, 403, query)
+            self.assertNotIn(b"IsTruncated", body)
+        status, body = self.raw("GET", "/datasets", [("marker", "team-a/sub/y.bin")])
+        self.assertEqual(status, 200)
+        self.assertIn(b"<Key>team-a/x.bin</Key>", body)
 
     def test_a_hundred_query_parameters_at_most(self):
         # Node's querystring keeps the first 1,000 parameters: past them, "prefix" would be lost there.

@@ -20,4 +20,7 @@ TEST_CASE("sealed tokens: open with their context only, URL-safe, tamper-evident
   CHECK_FALSE(openToken("", "bucket\nmarker"));
   CHECK_FALSE(openToken("not base64!", "bucket\nmarker"));
   CHECK(openToken(sealToken("", "c"), "c") == std::string());
+  // Lengths are padded: keys of 12 and 40 bytes give tokens of one length.
+  CHECK(sealToken(std::string(12, 'k'), "c").size() == sealToken(std::string(40, 'k'), "c").size());
+  CHECK(openToken(sealToken(std::string(1024, 'k'), "c"), "c") == std::string(1024, 'k'));
 }

@@ -116,6 +116,14 @@ TEST_CASE("request XML: an entity reference XML does not define is malformed (a 
   CHECK(checkRequestXml("DeleteObjects", std::string_view(kNul, sizeof kNul - 1)));
   CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><Object><Key>x/../b</Key></Object></Delete>"));  // the same, no NUL
   CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><Object><Key>tab&#9;nl&#10;&#x1F600;</Key></Object></Delete>"));
+  // UTF-8 as Unicode defines it, and nothing HTML decoders read otherwise.
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a/\xC0\xAE\xC0\xAE/b</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a\xEF\xBF\xBE</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a\xED\xA0\x80</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a\xE2\x82</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<Delete><Object><Key>a&#128;</Key></Object></Delete>"));
+  CHECK_FALSE(checkRequestXml("DeleteObjects", "<Delete><Object><Key>caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80</Key></Object></Delete>"));
+  CHECK(checkRequestXml("DeleteObjects", "<?xml version=\"1.0\" encoding=\"UTF-8\" encoding=\"ISO-8859-1\"?><Delete><Object><Key>a</Key></Object></Delete>"));
   // A prefixed element is what a namespace-aware backend might read as a Key.
   CHECK(checkRequestXml("DeleteObjects", "<Delete xmlns:s=\"http://s3.amazonaws.com/doc/2006-03-01/\"><s:Object><s:Key>b</s:Key></s:Object><Object><Key>a</Key></Object></Delete>"));
   // Inside CDATA and comments '&' is text.
