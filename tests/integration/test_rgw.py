@@ -93,6 +93,17 @@ def fails(fn, *args, **kw):
     raise AssertionError("expected an S3 error, got an answer: %r" % (r.get("ResponseMetadata"),))
 
 
+class ThroughGranary(unittest.TestCase):
+    """A Granary with a disk cache in front of RGW, a boto3 client of it, and the class's own bucket."""
+    bucket = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.g = granary()
+        cls.s3 = harness.boto3_client(cls.g.url)
+        cls.s3.create_bucket(Bucket=cls.bucket)
+
+
 @unittest.skipUnless(harness.ON_RGW, NOT_RGW)
 class VersionedBucket(unittest.TestCase):
     """Each version is cached under its own id; the key without an id follows writes at once."""
@@ -262,12 +273,8 @@ class Overwrites(unittest.TestCase):
 
 
 @unittest.skipUnless(harness.ON_RGW, NOT_RGW)
-class Multipart(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.g = granary()
-        cls.s3 = harness.boto3_client(cls.g.url)
-        cls.s3.create_bucket(Bucket="rgw-multipart")
+class Multipart(ThroughGranary):
+    bucket = "rgw-multipart"
 
     def test_four_parts_listed_completed_with_the_real_etag_and_cached(self):
         s3, B = self.s3, "rgw-multipart"
@@ -362,12 +369,8 @@ class Multipart(unittest.TestCase):
 
 
 @unittest.skipUnless(harness.ON_RGW, NOT_RGW)
-class BucketLocationAndChecksums(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.g = granary()
-        cls.s3 = harness.boto3_client(cls.g.url)
-        cls.s3.create_bucket(Bucket="rgw-checksums")
+class BucketLocationAndChecksums(ThroughGranary):
+    bucket = "rgw-checksums"
 
     def test_get_bucket_location(self):
         want = direct.get_bucket_location(Bucket="rgw-checksums")
@@ -475,14 +478,10 @@ AWKWARD_KEYS = [
 
 
 @unittest.skipUnless(harness.ON_RGW, NOT_RGW)
-class ReSigning(unittest.TestCase):
+class ReSigning(ThroughGranary):
     """RGW checks the signature of every request Granary re-signs: a wrong canonical path is a 403."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.g = granary()
-        cls.s3 = harness.boto3_client(cls.g.url)
-        cls.s3.create_bucket(Bucket="rgw-keys")
+    bucket = "rgw-keys"
 
     def test_awkward_keys_put_get_head_list_delete(self):
         s3, B = self.s3, "rgw-keys"
