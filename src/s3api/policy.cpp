@@ -198,7 +198,7 @@ AccessNeed requiredAccess(std::string_view op, std::string_view key, const Query
   if (op == "GetObject" || op == "HeadObject") return object(version ? "s3:GetObjectVersion" : "s3:GetObject");
   if (op == "PutObject" || op == "UploadPart" || op == "CreateMultipartUpload" || op == "CompleteMultipartUpload" ||
       op == "CopyObject" || op == "UploadPartCopy" || op == "PostObject")
-    return op == "PostObject" ? AccessNeed{On::Listing, "s3:PutObject", {}} : object("s3:PutObject");
+    return op == "PostObject" ? AccessNeed{On::AllKeys, "s3:PutObject", {}} : object("s3:PutObject");
   if (op == "DeleteObject") return object(version ? "s3:DeleteObjectVersion" : "s3:DeleteObject");
   if (op == "AbortMultipartUpload") return object("s3:AbortMultipartUpload");
   if (op == "ListParts") return object("s3:ListMultipartUploadParts");
@@ -236,10 +236,9 @@ bool allows(const AccessPolicy* policy, const AccessNeed& need, std::string_view
     case On::Bucket: return policy->allowsBucket(need.action, bucket);
     case On::Object: return policy->allowsObject(need.action, bucket, need.key);
     case On::AnyInBucket: return policy->touchesBucket(bucket);
+    case On::AllKeys: return policy->allowsAllUnder(need.action, bucket, "");
     case On::Listing:
-      // A listing (whose entries are filtered by key) or a form upload (whose key Granary cannot see):
-      // the bucket itself, or at least some key in it.
-      if (need.action == "s3:PutObject") return policy->allowsAllUnder(need.action, bucket, "");
+      // A listing (whose entries are filtered by key): the bucket itself, or at least some key in it.
       return policy->allowsBucket(need.action, bucket) || policy->allowsSomeUnder(need.action, bucket, "");
   }
   return false;

@@ -74,7 +74,8 @@ using PolicyPtr = std::shared_ptr<const AccessPolicy>;
 
 /// What one request needs: an action on a bucket, on one object, or (listings) on the keys it shows.
 struct AccessNeed {
-  enum class On { Bucket, Object, Listing, AnyInBucket, Nothing } on = On::Nothing;
+  // AllKeys: every key of the bucket (a browser form upload, whose key Granary cannot see).
+  enum class On { Bucket, Object, Listing, AnyInBucket, AllKeys, Nothing } on = On::Nothing;
   std::string action;  // "s3:GetObject"...
   std::string key;     // On::Object
 };

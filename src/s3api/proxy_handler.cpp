@@ -574,8 +574,7 @@ bool ProxyHandler::authorize(Exchange& x) const {
   }
   const AccessNeed need = requiredAccess(x.op, x.routed.key, x.routed.query);
   if (!allows(policy, need, x.routed.bucket)) return false;
-  if (need.on == AccessNeed::On::Listing && need.action != "s3:PutObject" &&
-      !policy->allowsBucket(need.action, x.routed.bucket)) {
+  if (need.on == AccessNeed::On::Listing && !policy->allowsBucket(need.action, x.routed.bucket)) {
     // Keys allowed only under some prefixes: a listing under a prefix none of them reaches is refused;
     // one that reaches beyond them is filtered entry by entry.
     std::string prefix;
