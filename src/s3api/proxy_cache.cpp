@@ -659,6 +659,18 @@ http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedOb
   if (!obj->versionId.empty()) r.query.emplace_back("versionId", obj->versionId);
   r.headers.emplace_back("range", "bytes=" + std::to_string(first) + "-" + std::to_string(first + len - 1));
   r.headers.emplace_back("if-match", obj->meta->etag);  // never mix bytes of two versions
+  if (!opened && c.couldExist(cache::hashBytes(key))) {
+    // The previous fill of this chunk ended (and left the table) between the caller's lookup and its
+    // taking this fill: the cache holds the bytes now, so they fill this one instead of the backend.
+    if (auto held = co_await cache_->lookup(key, cache::hashBytes(key), len)) {
+      std::memcpy(fill->chunk().value(), held->value(), static_cast<std::size_t>(len));
+      fill->advance(static_cast<std::size_t>(len));
+      fill->chunk().seal();
+      guard.ok = true;
+      fill->finish(true);
+      co_return;
+    }
+  }
   if (!opened) {
     auto resp = co_await obj->upstream->send(r);
     if (!resp) {

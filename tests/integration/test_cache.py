@@ -3,6 +3,7 @@ object overwritten behind Granary's back is served new after the metadata TTL (n
 readers of one object make the origin send each chunk once, kill -9 mid-fill and a flipped byte on disk
 never serve wrong bytes, the cache directory stays within its size, and writes through Granary
 invalidate at once. Requests reaching the origin are counted by harness.CountingProxy."""
+import collections
 import concurrent.futures
 import hashlib
 import os
@@ -149,7 +150,9 @@ class HitsTest(CacheCase):
             digests = list(ex.map(read, range(readers)))
         self.assertEqual(digests, [want] * readers)
         ranges = proxy.ranges(self.key_path("big.bin"))
-        self.assertEqual(len(ranges), size // CHUNK, "each chunk exactly once at the origin")
+        twice = sorted(str(r) for r, n in collections.Counter(ranges).items() if n > 1)
+        self.assertEqual(len(ranges), size // CHUNK, "each chunk exactly once at the origin; more than once: %s"
+                         % (twice or [r for r in ranges if r is None or not str(r).startswith("bytes=")]))
         self.assertEqual(len(set(ranges)), size // CHUNK)
         self.assertEqual(proxy.count("HEAD", self.key_path("big.bin")), 0, "metadata came with the first chunk")
 
