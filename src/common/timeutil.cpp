@@ -1,5 +1,6 @@
 #include "common/timeutil.h"
 
+#include <atomic>
 #include <cstdio>
 #include <ctime>
 
@@ -78,10 +79,17 @@ std::string formatIsoTime(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+namespace {
+std::atomic<std::int64_t> clockOffsetMs{0};  // advanceClockForTesting
+}  // namespace
+
 std::int64_t nowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+             .count() +
+         clockOffsetMs.load(std::memory_order_relaxed);
 }
+
+void advanceClockForTesting(std::chrono::milliseconds by) { clockOffsetMs.fetch_add(by.count(), std::memory_order_relaxed); }
 
 std::optional<std::chrono::system_clock::time_point> parseHttpDate(std::string_view s) {
   // "Fri, 24 May 2013 00:00:00 GMT"
