@@ -186,6 +186,10 @@ class CacheThread {
   void countServed(const ChunkRead& read, std::uint64_t bytes);
   /// Chunk fills in flight on every thread.
   std::size_t fillsInFlight() const { return cache_.fills().size(); }
+  /// Counts a revalidation of metadata asked of the backend (revalidations), and an answer served from
+  /// metadata the backend could not revalidate (staleServed).
+  void countRevalidation() { cache_.stats().revalidations.fetch_add(1, std::memory_order_relaxed); }
+  void countStaleServed() { cache_.stats().staleServed.fetch_add(1, std::memory_order_relaxed); }
   /// Drops an object's metadata (ChunkCache::invalidateMeta).
   void invalidateMeta(const std::string& metaKey) { cache_.invalidateMeta(metaKey); }
 

@@ -145,7 +145,8 @@ asio::awaitable<void> CacheThread::runFill(ObjectId obj, std::uint32_t index, Fi
   guard.ok = true;
   fill->finish(true);
   // Readers already have the bytes; the fill stays findable until the cache holds the chunk.
-  co_await insert(fill->sharedChunk(), len);
+  ConstChunkPtr whole = fill->sharedChunk();  // (named: GCC 12 coroutines)
+  co_await insert(std::move(whole), len);
 }
 
 }  // namespace granary::cache

@@ -204,7 +204,7 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
     g.key = x.routed.key;
     if (const auto* v = findParam(x.routed.query, "versionId")) g.query.emplace_back("versionId", *v);
     g.headers.emplace_back("range", "bytes=0-" + std::to_string(cache_->cache().chunkSize() - 1));
-    cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
+    cache_->countRevalidation();
     auto resp = co_await x.upstream->send(g);
     if (!resp) co_return MetaAnswer{nullptr, true};
     const unsigned status = (*resp)->header().result_int();
@@ -222,7 +222,7 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
   r.key = x.routed.key;
   if (const auto* v = findParam(x.routed.query, "versionId")) r.query.emplace_back("versionId", *v);
   if (stale) r.headers.emplace_back("if-none-match", stale->etag);
-  cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
+  cache_->countRevalidation();
   auto resp = co_await x.upstream->send(r);
   if (!resp) {
     spdlog::warn("{} revalidating /{}/{} failed: {}", x.requestId, logSafe(r.bucket), logSafe(r.key),
@@ -408,7 +408,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     if (const auto header = responseOverride(param); !header.empty() && isSafeHeaderValue(value)) h.set(header, value);
   h.set("x-amz-request-id", x.requestId);
   if (stale) {
-    cache_->cache().stats().staleServed.fetch_add(1, std::memory_order_relaxed);
+    cache_->countStaleServed();
     h.set(bhttp::field::warning, "110 granary \"Response is Stale\"");
     spdlog::warn("{} /{}/{}: the backend could not revalidate it: serving the cached copy (stale-if-error)",
                  x.requestId, logSafe(x.routed.bucket), logSafe(x.routed.key));
