@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cache/chunk_cache.h"
+#include "support/temp_dir.h"
 
 using namespace granary::cache;
 namespace asio = boost::asio;
@@ -32,13 +33,8 @@ constexpr std::uint64_t kChunk = 64 << 10;
 // (Named: GCC 12 coroutines and temporaries in a co_await expression.)
 constexpr std::chrono::milliseconds kTick{1}, kPiece{3}, kFillTimeout{2000};
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/granary-conformance-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
+struct TempDir : granary::test::TempDir {
+  TempDir() : granary::test::TempDir("granary-conformance") {}
 };
 
 struct RamOnly {
@@ -164,6 +160,17 @@ bool rightBytes(const ObjectId& obj, std::uint32_t index, const std::string& got
   return true;
 }
 
+/// Whether chunk `index` is not cached, and a getOrFill() of it now fetches it from `src` (right bytes).
+asio::awaitable<bool> missThenFetched(CacheThread& t, const ObjectId& obj, std::uint32_t index,
+                                      const ChunkSourcePtr& src) {
+  const ConstChunkPtr cached = co_await t.lookup(obj, index);
+  if (cached) co_return false;
+  CacheThread::ChunkRead read = co_await t.getOrFill(obj, index, src);
+  if (read.status != Status::Filling) co_return false;
+  const std::string got = co_await readAll(read, obj.chunkLength(index));
+  co_return rightBytes(obj, index, got);
+}
+
 /// Waits until no fill is in flight (the last one's insert finished).
 asio::awaitable<void> settle(CacheThread& t) {
   for (int i = 0; i < 1000 && t.fillsInFlight() > 0; ++i) co_await sleepFor(kTick);
@@ -262,12 +269,8 @@ TEMPLATE_TEST_CASE("conformance: a failed fill is never a hit; asking again fetc
     CHECK(read.fill->state() == Fill::State::Failed);
     co_await settle(e.thread);
     CHECK(e.thread.chunksOnHand(obj, 0, 1) == 0);
-    const auto r1 = co_await e.thread.lookup(obj, 1);
-    CHECK_FALSE(r1);
-    CacheThread::ChunkRead retry = co_await e.thread.getOrFill(obj, 1, good);
-    CHECK(retry.status == Status::Filling);
-    const auto r2 = co_await readAll(retry, obj.chunkLength(1));
-    CHECK(rightBytes(obj, 1, r2));
+    const bool retried = co_await missThenFetched(e.thread, obj, 1, good);
+    CHECK(retried);
   });
   CHECK(badFake->fetches == 1);
   CHECK(goodFake->fetches == 1);
@@ -334,12 +337,8 @@ TEMPLATE_TEST_CASE("conformance: removal, write-through insert and read-ahead", 
     e.thread.remove(obj, 0);
     e.thread.remove(obj, 2);
     CHECK(e.thread.chunksOnHand(obj, 0, 3) == 0);
-    const auto r5 = co_await e.thread.lookup(obj, 0);
-    CHECK_FALSE(r5);
-    CacheThread::ChunkRead again = co_await e.thread.getOrFill(obj, 0, src);
-    CHECK(again.status == Status::Filling);
-    const auto r6 = co_await readAll(again, obj.chunkLength(0));
-    CHECK(rightBytes(obj, 0, r6));
+    const bool refetched = co_await missThenFetched(e.thread, obj, 0, src);
+    CHECK(refetched);
   });
   CHECK(srcFake->fetches == 2);
 }
