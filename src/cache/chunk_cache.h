@@ -15,14 +15,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "cache/chunk.h"
+#include "cache/chunk_source.h"
 #include "cache/disk_tier.h"
 #include "cache/fill.h"
 #include "cache/object_meta.h"
@@ -143,6 +146,53 @@ class CacheThread {
   /// that is not `expectedLength` bytes long is refused and counted (lengthErrors).
   boost::asio::awaitable<void> insert(ConstChunkPtr chunk, std::uint64_t expectedLength);
 
+  // The engine by object identity (chunk_fills.cpp): chunk keys are built here, fills are owned here
+  // (one downloader per chunk, its guard, length checks, insert once done, every counter).
+
+  /// What getOrFill() found.
+  struct ChunkRead {
+    enum class Status : std::uint8_t {
+      Hit,      // `chunk` holds the bytes (found in `tier`)
+      Filling,  // `fill` is fetching them (or has): stream what is below its ready() as it grows
+      Retry,    // the fill this call found had just failed: nothing to stream now, ask again later
+      Changed,  // a fill of another length is under way: the object changed (its metadata was dropped)
+    };
+    Status status = Status::Retry;
+    ConstChunkPtr chunk;
+    FillPtr fill;
+    Tier tier = Tier::None;
+  };
+  /// Chunk `index` of `obj` from RAM or disk (verified, of the length `obj` implies), or null.
+  boost::asio::awaitable<ConstChunkPtr> lookup(const ObjectId& obj, std::uint32_t index, Tier* tier = nullptr);
+  /// The chunk if cached, else the fill in flight for it, else a new fill fetching it from `source` in
+  /// the background on this thread (counted in fillsStarted; joining one counts in fillWaits).
+  /// @return Hit, Filling, Retry or Changed (see ChunkRead).
+  boost::asio::awaitable<ChunkRead> getOrFill(const ObjectId& obj, std::uint32_t index,
+                                                  const ChunkSourcePtr& source);
+  /// Starts fetching chunk `index` from `source` in the background, unless it is cached, already in
+  /// flight, or `maxFills` fills are in flight already. @return whether a fill started.
+  bool prefetch(const ObjectId& obj, std::uint32_t index, ChunkSourcePtr source,
+                std::size_t maxFills = std::numeric_limits<std::size_t>::max());
+  /// How many of chunks [first, last] of `obj` are (probably) cached, without I/O; with
+  /// `countFinishedFills`, a chunk whose fill has all its bytes (its insert under way) counts too.
+  /// 0 when first > last.
+  std::uint32_t chunksOnHand(const ObjectId& obj, std::uint32_t first, std::uint32_t last,
+                             bool countFinishedFills = true) const;
+  /// Stores `bytes` as chunk `index` of `obj` (write-through: bytes the backend just took).
+  boost::asio::awaitable<void> insert(const ObjectId& obj, std::uint32_t index, std::string_view bytes);
+  /// Drops chunk `index` of `obj` from RAM and disk.
+  void remove(const ObjectId& obj, std::uint32_t index);
+  /// Counts `bytes` of a Hit as served (bytesFromCache and its tier's counter; nothing for a fill).
+  void countServed(const ChunkRead& read, std::uint64_t bytes);
+  /// Chunk fills in flight on every thread.
+  std::size_t fillsInFlight() const { return cache_.fills().size(); }
+  /// Counts a revalidation of metadata asked of the backend (revalidations), and an answer served from
+  /// metadata the backend could not revalidate (staleServed).
+  void countRevalidation() { cache_.stats().revalidations.fetch_add(1, std::memory_order_relaxed); }
+  void countStaleServed() { cache_.stats().staleServed.fetch_add(1, std::memory_order_relaxed); }
+  /// Drops an object's metadata (ChunkCache::invalidateMeta).
+  void invalidateMeta(const std::string& metaKey) { cache_.invalidateMeta(metaKey); }
+
   /// Metadata from RAM, else from disk (then marked fromDisk). Null if absent.
   boost::asio::awaitable<std::shared_ptr<const ObjectMeta>> lookupMeta(const std::string& metaKey);
   /// Stores metadata in RAM and on disk, unless the key was invalidated since `epoch` was read.
@@ -150,6 +200,14 @@ class CacheThread {
                                          std::uint64_t epoch);
 
  private:
+  /// The downloader of a new fill: from the cache if a fill that ended meanwhile left the chunk there,
+  /// else from `source`; then length checks, the outcome, the insert.
+  boost::asio::awaitable<void> runFill(ObjectId obj, std::uint32_t index, FillPtr fill, std::string key,
+                                       ChunkSourcePtr source);
+  void spawnFill(const ObjectId& obj, std::uint32_t index, FillPtr fill, std::string key, ChunkSourcePtr source);
+  /// Copies a chunk that is in the cache now into `fill`. @return whether it was there.
+  boost::asio::awaitable<bool> fillFromCache(Fill& fill, const std::string& key);
+
   ChunkCache& cache_;
   boost::asio::any_io_executor ex_;
   std::unique_ptr<DiskIo> disk_;

@@ -41,21 +41,31 @@ asio::awaitable<void> Fill::waitPast(std::size_t pos, std::chrono::milliseconds 
   co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+asio::awaitable<std::size_t> Fill::readyPast(std::size_t pos, std::chrono::milliseconds timeout) {
+  for (;;) {
+    const std::size_t ready = this->ready();
+    if (ready > pos) co_return ready;
+    if (state() != State::Downloading) co_return pos;
+    co_await waitPast(pos, timeout);
+    if (this->ready() == ready && state() == State::Downloading) co_return pos;  // no progress: give up
+  }
+}
+
 FillPtr FillTable::find(const std::string& key) const {
-  std::lock_guard lk(m_);
-  auto it = fills_.find(key);
-  return it == fills_.end() ? nullptr : it->second;
+  const Stripe& s = stripeOf(key);
+  std::lock_guard lk(s.m);
+  auto it = s.fills.find(key);
+  return it == s.fills.end() ? nullptr : it->second;
 }
 
 void FillTable::release(const std::string& key, const Fill* fill) {
-  std::lock_guard lk(m_);
-  auto it = fills_.find(key);
-  if (it != fills_.end() && it->second.get() == fill) fills_.erase(it);
-}
-
-std::size_t FillTable::size() const {
-  std::lock_guard lk(m_);
-  return fills_.size();
+  Stripe& s = stripeOf(key);
+  std::lock_guard lk(s.m);
+  auto it = s.fills.find(key);
+  if (it != s.fills.end() && it->second.get() == fill) {
+    s.fills.erase(it);
+    size_.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace granary::cache

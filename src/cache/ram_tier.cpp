@@ -4,70 +4,94 @@
 
 namespace granary::cache {
 
-RamTier::RamTier(std::uint64_t capacity, std::uint64_t chunkSize)
-    : capacity_(capacity), sketch_(static_cast<std::size_t>(std::max<std::uint64_t>(256, capacity / std::max<std::uint64_t>(chunkSize / 8, 4096)))) {}
+namespace {
+constexpr std::size_t kMaxStripes = 16;
+constexpr std::uint64_t kChunksPerStripe = 16;  // fewer stripes than this many chunks each would skew LRU
+}  // namespace
+
+RamTier::RamTier(std::uint64_t capacity, std::uint64_t chunkSize) : capacity_(capacity) {
+  std::size_t n = 1;
+  while (n < kMaxStripes && capacity / (2 * n) >= kChunksPerStripe * chunkSize) n *= 2;
+  const std::uint64_t share = capacity / n;
+  const auto sketchSize =
+      static_cast<std::size_t>(std::max<std::uint64_t>(256, share / std::max<std::uint64_t>(chunkSize / 8, 4096)));
+  for (std::size_t i = 0; i < n; ++i) stripes_.push_back(std::make_unique<Stripe>(share, sketchSize));
+}
 
 ConstChunkPtr RamTier::get(std::uint64_t hash, std::string_view key) {
-  std::lock_guard lk(m_);
-  auto it = items_.find(hash);
-  if (it == items_.end() || it->second.chunk->key() != key) return nullptr;
-  order_.splice(order_.begin(), order_, it->second.pos);
+  Stripe& s = stripeOf(hash);
+  std::lock_guard lk(s.m);
+  auto it = s.items.find(hash);
+  if (it == s.items.end() || it->second.chunk->key() != key) return nullptr;
+  s.order.splice(s.order.begin(), s.order, it->second.pos);
   return it->second.chunk;
 }
 
 bool RamTier::contains(std::uint64_t hash) const {
-  std::lock_guard lk(m_);
-  return items_.contains(hash);
+  Stripe& s = stripeOf(hash);
+  std::lock_guard lk(s.m);
+  return s.items.contains(hash);
 }
 
 void RamTier::recordAccess(std::uint64_t hash) {
-  std::lock_guard lk(m_);
-  sketch_.increment(hash);
+  Stripe& s = stripeOf(hash);
+  std::lock_guard lk(s.m);
+  s.sketch.increment(hash);
 }
 
 bool RamTier::put(std::uint64_t hash, ConstChunkPtr chunk) {
   const std::uint64_t size = chunk->entrySize();
-  if (size > capacity_) return false;
-  std::lock_guard lk(m_);
-  if (auto it = items_.find(hash); it != items_.end()) eraseLocked(it);
+  Stripe& s = stripeOf(hash);
+  if (size > s.capacity) return false;
+  std::lock_guard lk(s.m);
+  if (auto it = s.items.find(hash); it != s.items.end()) eraseLocked(s, it);
   // Admission: the least recent chunks that would have to go must be accessed less often than the newcomer.
-  const unsigned freq = sketch_.frequency(hash);
+  const unsigned freq = s.sketch.frequency(hash);
   std::uint64_t freed = 0;
-  auto victim = order_.end();
-  while (bytes_ - freed + size > capacity_ && victim != order_.begin()) {
+  auto victim = s.order.end();
+  while (s.bytes - freed + size > s.capacity && victim != s.order.begin()) {
     --victim;
-    if (sketch_.frequency(*victim) >= freq) return false;
-    freed += items_.find(*victim)->second.chunk->entrySize();
+    if (s.sketch.frequency(*victim) >= freq) return false;
+    freed += s.items.find(*victim)->second.chunk->entrySize();
   }
-  while (bytes_ + size > capacity_) {
-    eraseLocked(items_.find(order_.back()));
+  while (s.bytes + size > s.capacity) {
+    eraseLocked(s, s.items.find(s.order.back()));
     evictions_.fetch_add(1, std::memory_order_relaxed);
   }
-  order_.push_front(hash);
-  items_.emplace(hash, Item{std::move(chunk), order_.begin()});
-  bytes_ += size;
+  s.order.push_front(hash);
+  s.items.emplace(hash, Item{std::move(chunk), s.order.begin()});
+  s.bytes += size;
   return true;
 }
 
 void RamTier::remove(std::uint64_t hash) {
-  std::lock_guard lk(m_);
-  if (auto it = items_.find(hash); it != items_.end()) eraseLocked(it);
+  Stripe& s = stripeOf(hash);
+  std::lock_guard lk(s.m);
+  if (auto it = s.items.find(hash); it != s.items.end()) eraseLocked(s, it);
 }
 
-void RamTier::eraseLocked(boost::unordered_flat_map<std::uint64_t, Item>::iterator it) {
-  bytes_ -= it->second.chunk->entrySize();
-  order_.erase(it->second.pos);
-  items_.erase(it);
+void RamTier::eraseLocked(Stripe& s, Map::iterator it) {
+  s.bytes -= it->second.chunk->entrySize();
+  s.order.erase(it->second.pos);
+  s.items.erase(it);
 }
 
 std::uint64_t RamTier::bytes() const {
-  std::lock_guard lk(m_);
-  return bytes_;
+  std::uint64_t n = 0;
+  for (const auto& s : stripes_) {
+    std::lock_guard lk(s->m);
+    n += s->bytes;
+  }
+  return n;
 }
 
 std::size_t RamTier::size() const {
-  std::lock_guard lk(m_);
-  return items_.size();
+  std::size_t n = 0;
+  for (const auto& s : stripes_) {
+    std::lock_guard lk(s->m);
+    n += s->items.size();
+  }
+  return n;
 }
 
 }  // namespace granary::cache

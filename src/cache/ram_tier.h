@@ -1,14 +1,18 @@
 #pragma once
 // The RAM tier: the hottest chunks, bounded in bytes, in front of the disk tier. An LRU list with
 // TinyLFU admission (a newcomer displaces the least recent chunks only if it is accessed more often
-// than they are), so one cold scan cannot flush it. Thread-safe (one lock; no I/O under it).
+// than they are), so one cold scan cannot flush it. Thread-safe: power-of-two lock stripes chosen by the
+// key hash's high bits (each stripe an LRU, a sketch and a share of the capacity; no I/O under a lock).
+// A small tier (under 16 chunks a stripe) is one stripe, which is exactly one global LRU.
 
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include "cache/chunk.h"
 #include "cache/eviction_policy.h"
@@ -17,7 +21,7 @@ namespace granary::cache {
 
 class RamTier {
  public:
-  /// @param capacity bytes of chunk entries to hold; @param chunkSize sizes the frequency sketch.
+  /// @param capacity bytes of chunk entries to hold; @param chunkSize sizes the stripes and the sketches.
   RamTier(std::uint64_t capacity, std::uint64_t chunkSize);
 
   /// @return the chunk if resident and its full key matches `key`.
@@ -32,6 +36,7 @@ class RamTier {
   std::uint64_t bytes() const;
   std::uint64_t capacity() const { return capacity_; }
   std::size_t size() const;
+  std::size_t stripes() const { return stripes_.size(); }
   /// Chunks displaced to make room for others.
   std::uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
@@ -41,15 +46,23 @@ class RamTier {
     ConstChunkPtr chunk;
     Order::iterator pos;
   };
-  void eraseLocked(boost::unordered_flat_map<std::uint64_t, Item>::iterator it);
+  using Map = boost::unordered_flat_map<std::uint64_t, Item>;
+  struct Stripe {
+    Stripe(std::uint64_t cap, std::size_t sketchSize) : capacity(cap), sketch(sketchSize) {}
+    const std::uint64_t capacity;
+    mutable std::mutex m;
+    // Guarded by m:
+    std::uint64_t bytes = 0;
+    Order order;
+    Map items;
+    FrequencySketch sketch;
+  };
+  Stripe& stripeOf(std::uint64_t hash) const { return *stripes_[(hash >> 56) & (stripes_.size() - 1)]; }
+  static void eraseLocked(Stripe& s, Map::iterator it);
 
   const std::uint64_t capacity_;
-  mutable std::mutex m_;
-  std::uint64_t bytes_ = 0;
   std::atomic<std::uint64_t> evictions_{0};
-  Order order_;
-  boost::unordered_flat_map<std::uint64_t, Item> items_;
-  FrequencySketch sketch_;
+  std::vector<std::unique_ptr<Stripe>> stripes_;  // a power of two of them
 };
 
 }  // namespace granary::cache

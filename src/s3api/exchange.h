@@ -11,6 +11,7 @@
 #include <pugixml.hpp>
 
 #include "cache/chunk.h"
+#include "cache/chunk_source.h"
 #include "common/log_escape.h"
 #include "common/sigv4.h"
 #include "http/handler.h"
@@ -101,9 +102,8 @@ std::string metaKeyOf(const std::string& backendId, const std::string& bucket, c
 inline std::string chunkKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
                               const std::string& etag, std::uint64_t size, const std::string& versionId,
                               std::uint32_t index) {
-  std::string version = etag + "#" + std::to_string(size);
-  if (!versionId.empty()) version += "@" + versionId;
-  return cache::encodeKey({backendId, bucket, key, std::move(version), index});
+  const cache::ObjectId id{backendId, bucket, key, versionId, etag, size, 0};
+  return id.chunkKey(index);
 }
 
 /// Operations whose XML answer names the bucket (<Name> or <Bucket> under the root).

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/timeutil.h"
+#include "s3api/backend_chunk_source.h"
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/request_xml.h"
@@ -21,9 +22,7 @@ namespace granary::s3api {
 namespace {
 
 namespace bhttp = boost::beast::http;
-using cache::ConstChunkPtr;
 using cache::Fill;
-using cache::FillPtr;
 using cache::ObjectMeta;
 using MetaPtr = std::shared_ptr<const ObjectMeta>;
 
@@ -79,18 +78,6 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
 /// this many times ProxyOptions::maxFills.
 constexpr std::size_t kFillsHardLimitFactor = 4;
 
-/// Ends a fill exactly once, whatever path the downloader takes out of its coroutine.
-struct FillGuard {
-  cache::FillTable& table;
-  const std::string& key;
-  FillPtr fill;
-  bool ok = false;
-  ~FillGuard() {
-    if (fill->state() == Fill::State::Downloading) fill->finish(ok);
-    table.release(key, fill.get());
-  }
-};
-
 }  // namespace
 
 /// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
@@ -134,34 +121,36 @@ Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string
 
 std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
                       const std::string& versionId) {
-  return cache::encodeKey({backendId, bucket, key, versionId.empty() ? std::string() : "version:" + versionId,
-                           cache::kMetaIndex});
+  cache::ObjectId id;
+  id.backend = backendId;
+  id.bucket = bucket;
+  id.key = key;
+  id.versionId = versionId;
+  return id.metaKey();
 }
 
 struct ProxyHandler::CachedObject {
-  std::string backendId;
-  std::string versionId;  // a versioned read: every request names it, every key includes it
-  upstream::Upstream* upstream = nullptr;  // the handler's, which outlives every fill it starts
-  std::string bucket;  // at the backend
-  std::string key;
+  /// Backend id, bucket at the backend, key, version id (a versioned read: every request names it, every
+  /// key includes it); ETag and size once the metadata is known (setMeta).
+  cache::ObjectId id;
+  cache::ChunkSourcePtr source;  // the backend (the handler's upstream, which outlives every fill)
   std::string metaKey;
   MetaPtr meta;
-  std::uint64_t chunkSize = 0;
   bool firstChunkFetched = false;  // this request's metadata GET brought chunk 0: not a hit for it
 
-  std::uint32_t chunkCount() const { return static_cast<std::uint32_t>((meta->size + chunkSize - 1) / chunkSize); }
-  std::uint64_t chunkLength(std::uint32_t i) const {
-    return std::min<std::uint64_t>(chunkSize, meta->size - std::uint64_t{i} * chunkSize);
+  void setMeta(MetaPtr m) {
+    id.etag = m->etag;
+    id.size = m->size;
+    meta = std::move(m);
   }
-  std::string chunkKey(std::uint32_t i) const {
-    return chunkKeyOf(backendId, bucket, key, meta->etag, meta->size, versionId, i);
-  }
+  std::uint32_t chunkCount() const { return id.chunkCount(); }
+  std::uint64_t chunkLength(std::uint32_t i) const { return id.chunkLength(i); }
 };
 
 namespace {
 /// Whether every chunk a GET of `obj` needs (its Range, else the whole object) is in the cache now.
-bool wholeRangeCached(cache::ChunkCache& c, const ProxyHandler::CachedObject& obj, const sigv4::HeaderList& headers,
-                      bool head) {
+bool wholeRangeCached(const cache::CacheThread& c, const ProxyHandler::CachedObject& obj,
+                      const sigv4::HeaderList& headers, bool head) {
   if (head || obj.meta->size == 0) return true;
   std::uint64_t offset = 0, length = obj.meta->size;
   if (const auto* rh = findHeader(headers, "range")) {
@@ -173,9 +162,9 @@ bool wholeRangeCached(cache::ChunkCache& c, const ProxyHandler::CachedObject& ob
       length = rr->length;
     }
   }
-  for (auto i = static_cast<std::uint32_t>(offset / obj.chunkSize); i <= (offset + length - 1) / obj.chunkSize; ++i)
-    if (!c.couldExist(cache::hashBytes(obj.chunkKey(i)))) return false;
-  return true;
+  const auto first = static_cast<std::uint32_t>(offset / obj.id.chunkSize);
+  const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj.id.chunkSize);
+  return c.chunksOnHand(obj.id, first, last, false) == last - first + 1;
 }
 }  // namespace
 
@@ -215,7 +204,7 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
     g.key = x.routed.key;
     if (const auto* v = findParam(x.routed.query, "versionId")) g.query.emplace_back("versionId", *v);
     g.headers.emplace_back("range", "bytes=0-" + std::to_string(cache_->cache().chunkSize() - 1));
-    cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
+    cache_->countRevalidation();
     auto resp = co_await x.upstream->send(g);
     if (!resp) co_return MetaAnswer{nullptr, true};
     const unsigned status = (*resp)->header().result_int();
@@ -233,7 +222,7 @@ http::Awaitable<ProxyHandler::MetaAnswer> ProxyHandler::fetchMeta(const Exchange
   r.key = x.routed.key;
   if (const auto* v = findParam(x.routed.query, "versionId")) r.query.emplace_back("versionId", *v);
   if (stale) r.headers.emplace_back("if-none-match", stale->etag);
-  cache_->cache().stats().revalidations.fetch_add(1, std::memory_order_relaxed);
+  cache_->countRevalidation();
   auto resp = co_await x.upstream->send(r);
   if (!resp) {
     spdlog::warn("{} revalidating /{}/{} failed: {}", x.requestId, logSafe(r.bucket), logSafe(r.key),
@@ -329,7 +318,7 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
   const std::int64_t asked = nowMillis();
   auto [fill, leader] = c.metaFills().acquire(metaKey, [] { return cache::ChunkPtr{}; });
   if (leader) {
-    FillGuard guard{c.metaFills(), metaKey, fill};
+    cache::FillGuard guard{c.metaFills(), metaKey, fill};
     const std::uint64_t epoch = c.metaEpoch(metaKey);
     upstream::UpstreamResponsePtr first;
     MetaAnswer answer = co_await fetchMeta(x, metaKey, m, fillFirst ? &first : nullptr);
@@ -342,17 +331,9 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
     if (fresh && first) {
       // The first chunk's fill exists before the metadata does: requests that waited for the metadata
       // join this fill instead of asking the backend for the chunk again.
-      fillFirst->meta = fresh;
+      fillFirst->setMeta(fresh);
       fillFirst->firstChunkFetched = true;
-      std::string key = fillFirst->chunkKey(0);
-      if (!c.couldExist(cache::hashBytes(key))) {
-        auto [fill, leads] =
-            c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, fillFirst->chunkLength(0)); });
-        if (leads)
-          boost::asio::co_spawn(cache_->executor(),
-                                downloadChunk(fillFirst, 0, std::move(fill), std::move(key), std::move(first)),
-                                boost::asio::detached);
-      }
+      cache_->prefetch(fillFirst->id, 0, std::make_shared<BackendChunkSource>(x.upstream, std::move(first)));
     }
     if (fresh) co_await cache_->storeMeta(metaKey, fresh, epoch);
     guard.ok = fresh != nullptr;
@@ -385,27 +366,27 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
 http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   cache::ChunkCache& c = cache_->cache();
   auto obj = std::make_shared<CachedObject>();
-  obj->backendId = *x.backendId;
-  obj->upstream = x.upstream;
-  obj->bucket = x.backendBucket;
-  obj->key = x.routed.key;
-  if (const auto* v = findParam(x.routed.query, "versionId")) obj->versionId = *v;
-  obj->chunkSize = c.chunkSize();
-  obj->metaKey = metaKeyOf(obj->backendId, obj->bucket, obj->key, obj->versionId);
+  obj->id.backend = *x.backendId;
+  obj->id.bucket = x.backendBucket;
+  obj->id.key = x.routed.key;
+  if (const auto* v = findParam(x.routed.query, "versionId")) obj->id.versionId = *v;
+  obj->id.chunkSize = c.chunkSize();
+  obj->source = std::make_shared<BackendChunkSource>(x.upstream);
+  obj->metaKey = obj->id.metaKey();
   bool metaFromCache = false, stale = false;
   // A whole-object GET that finds no metadata learns it from a GET of the first chunk.
   const bool whole = x.req.method() == bhttp::verb::get && !findHeader(x.headers, "range") &&
                      !findParam(x.routed.query, "partNumber");
   std::shared_ptr<CachedObject> fillFirst = whole ? obj : nullptr;
   MetaPtr fresh = co_await freshMeta(x, obj->metaKey, metaFromCache, stale, fillFirst);
-  if (obj->meta != fresh) obj->meta = fresh;  // (already set when the first chunk's fill started with it)
+  if (fresh && obj->meta != fresh) obj->setMeta(fresh);  // (already set when the first chunk's fill started with it)
   if (!obj->meta) {
     x.cacheStatus = "miss";
     co_return false;
   }
   const ObjectMeta& meta = *obj->meta;
   if (stale && (findParam(x.routed.query, "partNumber") ||
-                !wholeRangeCached(c, *obj, x.headers, x.req.method() == bhttp::verb::head))) {
+                !wholeRangeCached(*cache_, *obj, x.headers, x.req.method() == bhttp::verb::head))) {
     // Serving stale is only for bytes on hand: with chunks missing, the backend's error is the answer.
     x.cacheStatus = "miss";
     co_return false;
@@ -427,7 +408,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     if (const auto header = responseOverride(param); !header.empty() && isSafeHeaderValue(value)) h.set(header, value);
   h.set("x-amz-request-id", x.requestId);
   if (stale) {
-    cache_->cache().stats().staleServed.fetch_add(1, std::memory_order_relaxed);
+    cache_->countStaleServed();
     h.set(bhttp::field::warning, "110 granary \"Response is Stale\"");
     spdlog::warn("{} /{}/{}: the backend could not revalidate it: serving the cached copy (stale-if-error)",
                  x.requestId, logSafe(x.routed.bucket), logSafe(x.routed.key));
@@ -447,10 +428,10 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     // the number (1 to 10000, no Range beside it).
     upstream::UpstreamRequest r;
     r.method = bhttp::verb::head;
-    r.bucket = obj->bucket;
-    r.key = obj->key;
+    r.bucket = obj->id.bucket;
+    r.key = obj->id.key;
     r.query.emplace_back("partNumber", *part);
-    if (!obj->versionId.empty()) r.query.emplace_back("versionId", obj->versionId);
+    if (!obj->id.versionId.empty()) r.query.emplace_back("versionId", obj->id.versionId);
     auto resp = co_await x.upstream->send(r);
     if (!resp) co_return false;
     const auto& ph = (*resp)->header();
@@ -494,18 +475,11 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   const bool head = x.req.method() == bhttp::verb::head;
   std::string_view status = metaFromCache ? "hit" : "miss";
   if (!head && length > 0) {
-    std::uint32_t cached = 0;
-    const auto first = static_cast<std::uint32_t>(offset / obj->chunkSize);
-    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->chunkSize);
-    for (std::uint32_t i = first; i <= last; ++i) {
-      // A chunk whose fill finished is served from that fill's bytes while its insert completes.
-      const std::string key = obj->chunkKey(i);
-      if (i == 0 && obj->firstChunkFetched) continue;  // fetched by this very request: a miss
-      bool have = c.couldExist(cache::hashBytes(key));
-      if (!have)
-        if (const auto fill = c.fills().find(key); fill && fill->state() == Fill::State::Done) have = true;
-      cached += have ? 1 : 0;
-    }
+    const auto first = static_cast<std::uint32_t>(offset / obj->id.chunkSize);
+    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->id.chunkSize);
+    // Chunk 0 fetched by this very request's metadata GET is a miss for it.
+    const std::uint32_t from = first == 0 && obj->firstChunkFetched ? 1 : first;
+    const std::uint32_t cached = cache_->chunksOnHand(obj->id, from, last);
     status = cached == last - first + 1 ? "hit" : cached == 0 ? "miss" : "partial";
   }
   if (stale) status = "stale";
@@ -522,7 +496,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
     co_return true;
   }
-  if (status != "hit" && !stale && c.fills().size() >= kFillsHardLimitFactor * opts_.maxFills) {
+  if (status != "hit" && !stale && cache_->fillsInFlight() >= kFillsHardLimitFactor * opts_.maxFills) {
     // Every fill holds a chunk of RAM: past this many, a new request for uncached bytes is relayed from
     // the backend instead of filling the cache, so concurrent cold readers cannot take unbounded memory.
     x.cacheStatus = "bypass";
@@ -531,7 +505,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   const bool served = co_await streamChunks(x, obj, offset, length, std::move(h));
   if (served && ranged) {
     // A ranged reader (s3transfer, PyTorch loaders) usually asks for what follows next: fetch it now.
-    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->chunkSize);
+    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->id.chunkSize);
     for (std::uint32_t j = last + 1; j <= last + opts_.readAhead && j < obj->chunkCount(); ++j) startFill(obj, j);
   }
   co_return served;
@@ -540,8 +514,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
 http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj,
                                                  std::uint64_t offset, std::uint64_t length,
                                                  http::ResponseHeader header) {
-  cache::CacheStats& st = cache_->cache().stats();
-  const std::uint64_t C = obj->chunkSize;
+  const std::uint64_t C = obj->id.chunkSize;
   const auto first = static_cast<std::uint32_t>(offset / C);
   const auto last = static_cast<std::uint32_t>((offset + length - 1) / C);
   const std::uint64_t end = offset + length;
@@ -557,51 +530,44 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
     x.bytesOut += n;
     co_return true;
   };
+  using Status = cache::CacheThread::ChunkRead::Status;
   std::uint64_t pos = offset;
   for (std::uint32_t i = first; i <= last; ++i) {
     for (std::uint32_t j = i + 1; j < i + opts_.parallelFills && j <= last; ++j) startFill(obj, j);
-    cache::CacheThread::Tier tier = cache::CacheThread::Tier::None;
-    auto [chunk, fill] = co_await obtainChunk(obj, i, &tier);
-    if (!chunk && !fill) {  // a fill of another length: the object changed under this request
+    const cache::CacheThread::ChunkRead read = co_await cache_->getOrFill(obj->id, i, obj->source);
+    if (read.status == Status::Changed) {  // a fill of another length: the object changed under this request
       if (!headerSent) co_return false;
       x.errorCode = "ObjectChanged";
       co_return true;  // bytes already went out: cutting the connection is the only honest signal left
     }
-    const std::uint64_t base = std::uint64_t{i} * C;
-    const std::uint64_t from = pos - base;
+    const std::uint64_t base = obj->id.chunkOffset(i);
+    std::uint64_t at = pos - base;
     const std::uint64_t to = std::min(end, base + obj->chunkLength(i)) - base;
-    if (chunk) {
-      if (!co_await send(chunk->value() + from, static_cast<std::size_t>(to - from))) {
+    if (read.status == Status::Hit) {
+      if (!co_await send(read.chunk->value() + at, static_cast<std::size_t>(to - at))) {
         x.errorCode = "ClientGone";
         co_return true;
       }
-      st.bytesFromCache.fetch_add(to - from, std::memory_order_relaxed);
-      (tier == cache::CacheThread::Tier::Ram ? st.bytesFromRam : st.bytesFromDisk).fetch_add(to - from, std::memory_order_relaxed);
-    } else {
-      std::uint64_t at = from;
-      while (at < to) {
-        const std::size_t ready = fill->ready();
-        if (ready > at) {
-          const std::uint64_t n = std::min<std::uint64_t>(ready, to) - at;
-          if (!co_await send(fill->data() + at, static_cast<std::size_t>(n))) {
-            x.errorCode = "ClientGone";
-            co_return true;
-          }
-          at += n;
-          continue;
-        }
-        if (fill->state() != Fill::State::Downloading) break;
-        co_await fill->waitPast(at, opts_.fillTimeout);
-        if (fill->ready() == ready && fill->state() == Fill::State::Downloading) break;  // no progress: give up
-      }
-      if (at < to) {
-        if (!headerSent) co_return false;
-        // Bytes already went out: cutting the connection is the only honest signal left.
-        spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent", x.requestId,
-                     logSafe(obj->bucket), logSafe(obj->key), i, x.bytesOut);
-        x.errorCode = "CacheFillFailed";
+      cache_->countServed(read, to - at);
+      at = to;
+    }
+    while (read.status == Status::Filling && at < to) {
+      const std::size_t ready = co_await read.fill->readyPast(static_cast<std::size_t>(at), opts_.fillTimeout);
+      if (ready <= at) break;  // failed, or no progress: give up
+      const std::uint64_t n = std::min<std::uint64_t>(ready, to) - at;
+      if (!co_await send(read.fill->data() + at, static_cast<std::size_t>(n))) {
+        x.errorCode = "ClientGone";
         co_return true;
       }
+      at += n;
+    }
+    if (at < to) {  // the fill failed (or had just failed: Retry)
+      if (!headerSent) co_return false;
+      // Bytes already went out: cutting the connection is the only honest signal left.
+      spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent", x.requestId,
+                   logSafe(obj->id.bucket), logSafe(obj->id.key), i, x.bytesOut);
+      x.errorCode = "CacheFillFailed";
+      co_return true;
     }
     pos = base + to;
   }
@@ -609,151 +575,8 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
   co_return true;
 }
 
-http::Awaitable<std::pair<ConstChunkPtr, FillPtr>> ProxyHandler::obtainChunk(
-    const std::shared_ptr<const CachedObject>& obj, std::uint32_t index, cache::CacheThread::Tier* tier) {
-  std::string key = obj->chunkKey(index);
-  const std::uint64_t length = obj->chunkLength(index);
-  if (auto c = co_await cache_->lookup(key, cache::hashBytes(key), length, tier))
-    co_return std::pair{std::move(c), FillPtr{}};
-  cache::ChunkCache& c = cache_->cache();
-  auto [fill, leader] = c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, length); });
-  if (leader) {
-    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, fill, std::move(key), nullptr),
-                          boost::asio::detached);
-  } else if (fill->sharedChunk()->valueSize() != length) {
-    // Started by a request that saw another size under the same ETag: the object is being rewritten.
-    c.stats().lengthErrors.fetch_add(1, std::memory_order_relaxed);
-    c.invalidateMeta(obj->metaKey);
-    spdlog::warn("/{}/{}: chunk {} is being fetched as {} bytes, this request expects {}: the object changed",
-                 logSafe(obj->bucket), logSafe(obj->key), index, fill->sharedChunk()->valueSize(), length);
-    co_return std::pair{ConstChunkPtr{}, FillPtr{}};
-  } else {
-    c.stats().fillWaits.fetch_add(1, std::memory_order_relaxed);
-  }
-  co_return std::pair{ConstChunkPtr{}, std::move(fill)};
-}
-
 void ProxyHandler::startFill(const std::shared_ptr<const CachedObject>& obj, std::uint32_t index) {
-  cache::ChunkCache& c = cache_->cache();
-  if (stopping_ || c.fills().size() >= opts_.maxFills) return;
-  std::string key = obj->chunkKey(index);
-  if (c.couldExist(cache::hashBytes(key))) return;
-  auto [fill, leader] =
-      c.fills().acquire(key, [&] { return std::make_shared<cache::Chunk>(key, obj->chunkLength(index)); });
-  if (leader)
-    boost::asio::co_spawn(cache_->executor(), downloadChunk(obj, index, std::move(fill), std::move(key), nullptr),
-                          boost::asio::detached);
-}
-
-http::Awaitable<void> ProxyHandler::downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
-                                                  FillPtr fill, std::string key, upstream::UpstreamResponsePtr opened) {
-  cache::ChunkCache& c = cache_->cache();
-  FillGuard guard{c.fills(), key, fill};
-  c.stats().fillsStarted.fetch_add(1, std::memory_order_relaxed);
-  const std::uint64_t first = std::uint64_t{index} * obj->chunkSize;
-  const std::uint64_t len = obj->chunkLength(index);
-  upstream::UpstreamRequest r;
-  r.method = bhttp::verb::get;
-  r.bucket = obj->bucket;
-  r.key = obj->key;
-  if (!obj->versionId.empty()) r.query.emplace_back("versionId", obj->versionId);
-  r.headers.emplace_back("range", "bytes=" + std::to_string(first) + "-" + std::to_string(first + len - 1));
-  r.headers.emplace_back("if-match", obj->meta->etag);  // never mix bytes of two versions
-  if (!opened && c.couldExist(cache::hashBytes(key))) {
-    // The previous fill of this chunk ended (and left the table) between the caller's lookup and its
-    // taking this fill: the cache holds the bytes now, so they fill this one instead of the backend.
-    if (auto held = co_await cache_->lookup(key, cache::hashBytes(key), len)) {
-      std::memcpy(fill->chunk().value(), held->value(), static_cast<std::size_t>(len));
-      fill->advance(static_cast<std::size_t>(len));
-      fill->chunk().seal();
-      guard.ok = true;
-      fill->finish(true);
-      co_return;
-    }
-  }
-  if (!opened) {
-    auto resp = co_await obj->upstream->send(r);
-    if (!resp) {
-      spdlog::warn("fetching chunk {} of /{}/{} failed: {}", index, logSafe(obj->bucket), logSafe(obj->key),
-                   resp.error().message());
-      co_return;
-    }
-    opened = std::move(*resp);
-  }
-  upstream::UpstreamResponse& body = *opened;
-  const auto& h = body.header();
-  std::uint64_t skip = 0;
-  const unsigned status = h.result_int();
-  if ((status == 200 || status == 206) && !h[bhttp::field::etag].empty() && h[bhttp::field::etag] != obj->meta->etag) {
-    // A backend that ignores If-Match (s3rver does) sent another version: its bytes must not join ours.
-    spdlog::info("/{}/{} changed at the backend (ETag {} -> {}): revalidating", logSafe(obj->bucket),
-                 logSafe(obj->key), logSafe(obj->meta->etag), logSafe(h[bhttp::field::etag]));
-    c.invalidateMeta(obj->metaKey);
-    co_return;
-  }
-  switch (status) {
-    case 206: {
-      const auto cr = parseContentRange(h[bhttp::field::content_range]);
-      if (cr && cr->total && *cr->total != obj->meta->size) {
-        // Same ETag, another size: the object is being rewritten (s3rver overwrites in place). Its
-        // metadata goes; no byte of this answer joins the cache.
-        c.stats().lengthErrors.fetch_add(1, std::memory_order_relaxed);
-        c.invalidateMeta(obj->metaKey);
-        spdlog::warn("chunk {} of /{}/{}: the backend says the object holds {} bytes, not {}: revalidating", index,
-                     logSafe(obj->bucket), logSafe(obj->key), *cr->total, obj->meta->size);
-        co_return;
-      }
-      if (!cr || cr->first != first || cr->last != first + len - 1) {
-        spdlog::warn("chunk {} of /{}/{}: the backend answered {} for bytes {}-{}", index, logSafe(obj->bucket),
-                     logSafe(obj->key), logSafe(h[bhttp::field::content_range]), first, first + len - 1);
-        co_return;
-      }
-      if (const auto cl = body.contentLength(); cl && *cl != len) co_return;
-      break;
-    }
-    case 200:  // the Range was ignored: the whole object follows
-      if (body.contentLength() != obj->meta->size) {
-        c.stats().lengthErrors.fetch_add(1, std::memory_order_relaxed);
-        c.invalidateMeta(obj->metaKey);
-        co_return;
-      }
-      skip = first;
-      break;
-    case 412:
-    case 416:
-      // The object changed at the backend: its old metadata (and with it the old chunks) must go.
-      spdlog::info("/{}/{} changed at the backend (ETag {} gone): revalidating", logSafe(obj->bucket),
-                   logSafe(obj->key), logSafe(obj->meta->etag));
-      c.invalidateMeta(obj->metaKey);
-      co_return;
-    default:
-      spdlog::warn("chunk {} of /{}/{}: the backend answered {}", index, logSafe(obj->bucket), logSafe(obj->key),
-                   h.result_int());
-      co_return;
-  }
-  char* dst = fill->chunk().value();
-  while (skip > 0) {  // bytes before the chunk land in its buffer and are overwritten: readers see only ready()
-    auto n = co_await body.read(boost::asio::buffer(dst, static_cast<std::size_t>(std::min(skip, len))));
-    if (!n || *n == 0) co_return;
-    skip -= *n;
-  }
-  std::uint64_t got = 0;
-  while (got < len) {
-    auto n = co_await body.read(boost::asio::buffer(dst + got, static_cast<std::size_t>(len - got)));
-    if (!n || *n == 0) {
-      spdlog::warn("chunk {} of /{}/{}: the backend body ended after {} of {} bytes", index, logSafe(obj->bucket),
-                   logSafe(obj->key), got, len);
-      co_return;
-    }
-    got += *n;
-    fill->advance(*n);
-  }
-  c.stats().bytesFromBackend.fetch_add(len, std::memory_order_relaxed);
-  fill->chunk().seal();
-  guard.ok = true;
-  fill->finish(true);
-  // Readers already have the bytes; the fill stays findable until the cache holds the chunk.
-  co_await cache_->insert(fill->sharedChunk(), len);
+  if (!stopping_) cache_->prefetch(obj->id, index, obj->source, opts_.maxFills);
 }
 
 bool ProxyHandler::fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const {
@@ -798,16 +621,12 @@ http::Awaitable<void> ProxyHandler::fillAfterWrite(std::shared_ptr<WrittenObject
   if (!head || head->etag != w->etag || head->size != w->data.size()) co_return;
   auto meta = std::make_shared<ObjectMeta>(*head);
   meta->bucketEpoch = w->bucketEpoch;
-  const std::string metaKey = metaKeyOf(w->backendId, w->bucket, w->key, {});
+  const cache::ObjectId id{w->backendId, w->bucket, w->key, {}, w->etag, w->data.size(), cache_->cache().chunkSize()};
+  const std::string metaKey = id.metaKey();
   if (cache_->cache().metaEpoch(metaKey) != w->epoch) co_return;
-  const std::uint64_t chunkSize = cache_->cache().chunkSize();
-  for (std::uint64_t off = 0, i = 0; off < w->data.size(); off += chunkSize, ++i) {
-    const std::uint64_t len = std::min<std::uint64_t>(chunkSize, w->data.size() - off);
-    auto chunk = std::make_shared<cache::Chunk>(
-        chunkKeyOf(w->backendId, w->bucket, w->key, w->etag, w->data.size(), {}, static_cast<std::uint32_t>(i)), len);
-    std::memcpy(chunk->value(), w->data.data() + off, static_cast<std::size_t>(len));
-    chunk->seal();
-    co_await cache_->insert(std::move(chunk), len);
+  for (std::uint32_t i = 0; i < id.chunkCount(); ++i) {
+    const std::string_view bytes(w->data.data() + id.chunkOffset(i), static_cast<std::size_t>(id.chunkLength(i)));
+    co_await cache_->insert(id, i, bytes);
   }
   co_await cache_->storeMeta(metaKey, std::move(meta), w->epoch);  // chunks first: the metadata finds them
 }

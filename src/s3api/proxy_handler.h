@@ -293,15 +293,8 @@ class ProxyHandler final : public http::RequestHandler {
   /// @return false if nothing could be sent (the caller forwards instead).
   http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,
                                      std::uint64_t length, http::ResponseHeader header);
-  /// The chunk from the cache, or the fill that is (or now starts) fetching it.
-  /// @param tier where a cached chunk was found, when given.
-  http::Awaitable<std::pair<cache::ConstChunkPtr, cache::FillPtr>> obtainChunk(
-      const std::shared_ptr<const CachedObject>& obj, std::uint32_t index, cache::CacheThread::Tier* tier = nullptr);
   /// Starts fetching a chunk in the background unless it is cached, in flight, or the budget is spent.
   void startFill(const std::shared_ptr<const CachedObject>& obj, std::uint32_t index);
-  /// Fetches chunk `index` into `fill`; `opened`: the backend's answer for it, when already asked.
-  http::Awaitable<void> downloadChunk(std::shared_ptr<const CachedObject> obj, std::uint32_t index,
-                                      cache::FillPtr fill, std::string key, upstream::UpstreamResponsePtr opened);
   void invalidateForWrite(const Exchange& x, const upstream::UpstreamRequest& ur);
   /// Whether this request is a PUT whose bytes fill the cache once the backend has them (write-through).
   bool fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const;

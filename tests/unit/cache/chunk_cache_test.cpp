@@ -18,19 +18,15 @@
 #include <thread>
 
 #include "cache/chunk_cache.h"
+#include "support/temp_dir.h"
 
 using namespace granary::cache;
 namespace asio = boost::asio;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/granary-cache-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
+struct TempDir : granary::test::TempDir {
+  TempDir() : granary::test::TempDir("granary-cache-test") {}
 };
 
 ConstChunkPtr makeChunk(const std::string& key, std::size_t size, std::uint32_t seed) {
