@@ -1,6 +1,7 @@
 #include "s3api/object_plan.h"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 #include "common/timeutil.h"
@@ -16,15 +17,11 @@ void setHeader(sigv4::HeaderList& headers, std::string_view name, std::string va
   headers.emplace_back(std::string(name), std::move(value));
 }
 
-/// Digits only, at most 19 (a part number as the client wrote it); nullopt otherwise.
-std::optional<std::uint64_t> parseDecimal(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return v;
+/// A part number as the client wrote it; 0 (no part) for anything but decimal digits that fit.
+std::uint64_t partNumberOf(std::string_view s) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  return ec == std::errc() && end == s.data() + s.size() ? n : 0;
 }
 
 std::string contentRange(const ResolvedRange& r, std::uint64_t size) {
@@ -46,7 +43,7 @@ S3Result<std::optional<ResolvedRange>> partRange(const std::string& number, cons
     return std::optional<ResolvedRange>(*part.range);
   }
   const std::uint64_t count = part.partsCount.value_or(partCountOf(object.etag));
-  const std::uint64_t n = parseDecimal(number).value_or(0);
+  const std::uint64_t n = partNumberOf(number);
   if (n < 1 || n > count) {
     std::string asked = isSafeHeaderValue(number) && number.size() <= 64 ? number : std::string();
     return S3Failure{S3Error::InvalidPartNumber, {},

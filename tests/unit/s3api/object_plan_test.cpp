@@ -314,10 +314,18 @@ TEST_CASE("partNumber not located: the whole object within the count, else Inval
   REQUIRE(p.ok());
   CHECK(p->status == 200);
   CHECK(header(*p, "x-amz-mp-parts-count") == "6");
-  c.query = {{"partNumber", "0"}};
+  for (const char* bad : {"0", "x", "+1", "-1", "1x", "", "99999999999999999999999"}) {
+    INFO(bad);
+    c.query = {{"partNumber", bad}};
+    p = c.plan();
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.error().error == S3Error::InvalidPartNumber);
+    CHECK(field(p.error(), "PartNumberRequested") == bad);
+  }
+  c.query = {{"partNumber", std::string("1\n2")}};  // never echoed with control bytes
   p = c.plan();
   REQUIRE_FALSE(p.ok());
-  CHECK(p.error().error == S3Error::InvalidPartNumber);
+  CHECK(field(p.error(), "PartNumberRequested").empty());
 }
 
 TEST_CASE("partNumber beside a Range is refused", "[unit][object_plan]") {
