@@ -59,7 +59,8 @@ S3Result<std::optional<ResolvedRange>> rangeOf(const sigv4::HeaderList& headers,
   if (!rh || parseRange(*rh, br) != RangeParse::Ok) return std::optional<ResolvedRange>();  // multiple: ignored
   if (auto rr = resolveRange(br, size)) return std::optional<ResolvedRange>(*rr);
   std::string asked = isSafeHeaderValue(*rh) ? *rh : std::string();
-  return S3Failure{S3Error::InvalidRange, {}, {{"RangeRequested", std::move(asked)}, {"ActualObjectSize", std::to_string(size)}}};
+  return S3Failure{S3Error::InvalidRange, {},
+                   {{"RangeRequested", std::move(asked)}, {"ActualObjectSize", std::to_string(size)}}};
 }
 
 /// The object's own headers, its ETag, then the response-* overrides whose values can be sent.
@@ -70,7 +71,8 @@ S3Result<sigv4::HeaderList> objectHeaders(const ObjectRequest& req, const Object
     const std::string_view header = responseOverrideHeader(param);
     if (header.empty()) continue;
     if (req.anonymous)
-      return S3Failure{S3Error::InvalidRequest, "Request specific response headers cannot be used for anonymous GET requests.", {}};
+      return S3Failure{S3Error::InvalidRequest,
+                       "Request specific response headers cannot be used for anonymous GET requests.", {}};
     if (isSafeHeaderValue(value)) setHeader(out, header, value);
   }
   return out;

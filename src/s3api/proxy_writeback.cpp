@@ -12,8 +12,6 @@
 #include <boost/asio/write.hpp>
 #include <pugixml.hpp>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -255,7 +253,8 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
     typed = typed || name == "content-type";
   }
   if (!typed) stored.emplace_back("content-type", "binary/octet-stream");
-  stored.emplace_back("last-modified", formatHttpDate(std::chrono::system_clock::time_point(std::chrono::milliseconds(p->createdMs))));
+  const auto written = std::chrono::system_clock::time_point(std::chrono::milliseconds(p->createdMs));
+  stored.emplace_back("last-modified", formatHttpDate(written));
   const ObjectRequest req{head, x.accessKey.empty(), x.headers, x.routed.query};
   const ObjectFacts facts{p->size, p->etag, stored};
   const PartLocation part = spooledPart(*p, findParam(x.routed.query, "partNumber"));
