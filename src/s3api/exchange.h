@@ -15,6 +15,7 @@
 #include "common/log_escape.h"
 #include "common/sigv4.h"
 #include "http/handler.h"
+#include "s3api/object_plan.h"
 #include "s3api/proxy_handler.h"
 #include "s3api/request_checks.h"
 #include "s3api/routing.h"
@@ -81,15 +82,6 @@ pugi::xml_node newS3Document(pugi::xml_document& doc, const char* name);
 
 /// The <Name>/<Bucket> children of `root` that say `from` say `to` instead (renamed buckets).
 void renameBucket(pugi::xml_node root, const std::string& from, const std::string& to);
-
-/// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
-bool etagListMatches(std::string_view list, std::string_view etag);
-
-enum class Precondition { Proceed, NotModified, Failed };
-/// RFC 7232's order, as S3 applies it: If-Match (else If-Unmodified-Since) can fail the request with 412;
-/// then If-None-Match (else If-Modified-Since) can answer 304. Malformed dates are ignored.
-Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string_view etag,
-                                   std::optional<std::chrono::system_clock::time_point> lastModified);
 
 /// The cache's metadata key of an object, or of one version of it (versions are immutable: their own
 /// entries).

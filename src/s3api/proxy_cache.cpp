@@ -14,6 +14,7 @@
 #include "common/timeutil.h"
 #include "s3api/backend_chunk_source.h"
 #include "s3api/exchange.h"
+#include "s3api/local_bytes.h"
 #include "s3api/operation.h"
 #include "s3api/request_xml.h"
 #include "upstream/errors.h"
@@ -36,17 +37,6 @@ bool isObjectHeader(std::string_view n) {
   if (std::find(std::begin(kExact), std::end(kExact), n) != std::end(kExact)) return true;
   return n.starts_with("x-amz-meta-") || n.starts_with("x-amz-server-side-encryption") ||
          n.starts_with("x-amz-object-lock-");
-}
-
-/// ?response-content-type=... and its siblings: the response header they set, or "" for other names.
-std::string_view responseOverride(std::string_view param) {
-  static constexpr std::pair<std::string_view, std::string_view> kMap[] = {
-      {"response-content-type", "content-type"},           {"response-content-language", "content-language"},
-      {"response-expires", "expires"},                     {"response-cache-control", "cache-control"},
-      {"response-content-disposition", "content-disposition"}, {"response-content-encoding", "content-encoding"}};
-  for (const auto& [p, h] : kMap)
-    if (p == param) return h;
-  return {};
 }
 
 /// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
@@ -80,45 +70,6 @@ constexpr std::size_t kFillsHardLimitFactor = 4;
 
 }  // namespace
 
-/// If-Match / If-None-Match: a list of entity tags or "*" (weak tags compare by their opaque part).
-bool etagListMatches(std::string_view list, std::string_view etag) {
-  auto strip = [](std::string_view t) {
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-    if (t.starts_with("W/")) t.remove_prefix(2);
-    if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
-    return t;
-  };
-  const std::string_view want = strip(etag);
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    const std::string_view tok = strip(list.substr(0, comma));
-    if (tok == "*" || tok == want) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-Precondition evaluatePreconditions(const sigv4::HeaderList& headers, std::string_view etag,
-                                   std::optional<std::chrono::system_clock::time_point> lastModified) {
-  auto date = [&](std::string_view name) -> std::optional<std::chrono::system_clock::time_point> {
-    const auto* v = findHeader(headers, name);
-    return v ? parseHttpDate(*v) : std::nullopt;
-  };
-  if (const auto* im = findHeader(headers, "if-match")) {
-    if (!etagListMatches(*im, etag)) return Precondition::Failed;
-  } else if (auto ius = date("if-unmodified-since"); ius && lastModified && *lastModified > *ius) {
-    return Precondition::Failed;
-  }
-  if (const auto* inm = findHeader(headers, "if-none-match")) {
-    if (etagListMatches(*inm, etag)) return Precondition::NotModified;
-  } else if (auto ims = date("if-modified-since"); ims && lastModified && *lastModified <= *ims) {
-    return Precondition::NotModified;
-  }
-  return Precondition::Proceed;
-}
-
 std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
                       const std::string& versionId) {
   cache::ObjectId id;
@@ -147,27 +98,6 @@ struct ProxyHandler::CachedObject {
   std::uint64_t chunkLength(std::uint32_t i) const { return id.chunkLength(i); }
 };
 
-namespace {
-/// Whether every chunk a GET of `obj` needs (its Range, else the whole object) is in the cache now.
-bool wholeRangeCached(const cache::CacheThread& c, const ProxyHandler::CachedObject& obj,
-                      const sigv4::HeaderList& headers, bool head) {
-  if (head || obj.meta->size == 0) return true;
-  std::uint64_t offset = 0, length = obj.meta->size;
-  if (const auto* rh = findHeader(headers, "range")) {
-    ByteRange br;
-    if (parseRange(*rh, br) == RangeParse::Ok) {
-      const auto rr = resolveRange(br, obj.meta->size);
-      if (!rr) return true;  // answered 416 from the metadata alone
-      offset = rr->offset;
-      length = rr->length;
-    }
-  }
-  const auto first = static_cast<std::uint32_t>(offset / obj.id.chunkSize);
-  const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj.id.chunkSize);
-  return c.chunksOnHand(obj.id, first, last, false) == last - first + 1;
-}
-}  // namespace
-
 bool ProxyHandler::cacheEligible(const Exchange& x) const {
   const auto m = x.req.method();
   if (m != bhttp::verb::get && m != bhttp::verb::head) return false;
@@ -178,7 +108,7 @@ bool ProxyHandler::cacheEligible(const Exchange& x) const {
     if (kv.first == "versionId" && !kv.second.empty()) continue;  // versions are cached under their id
     if (kv.first == "partNumber" && parseLength(kv.second)) continue;  // a part is a range of the object
     if (kv.first == "x-id") continue;  // the operation's name, added by the AWS SDK for JavaScript v3
-    if (!isPresignParam(kv.first) && (responseOverride(kv.first).empty() || x.accessKey.empty())) return false;
+    if (!isPresignParam(kv.first) && (responseOverrideHeader(kv.first).empty() || x.accessKey.empty())) return false;
   }
   for (const auto& [name, value] : x.headers) {
     if (name.starts_with("x-amz-server-side-encryption-customer-")) return false;
@@ -374,141 +304,101 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   obj->source = std::make_shared<BackendChunkSource>(x.upstream);
   obj->metaKey = obj->id.metaKey();
   bool metaFromCache = false, stale = false;
+  const bool head = x.req.method() == bhttp::verb::head;
+  const std::string* partNumber = findParam(x.routed.query, "partNumber");
   // A whole-object GET that finds no metadata learns it from a GET of the first chunk.
-  const bool whole = x.req.method() == bhttp::verb::get && !findHeader(x.headers, "range") &&
-                     !findParam(x.routed.query, "partNumber");
-  std::shared_ptr<CachedObject> fillFirst = whole ? obj : nullptr;
+  std::shared_ptr<CachedObject> fillFirst;
+  if (!head && !findHeader(x.headers, "range") && !partNumber) fillFirst = obj;
   MetaPtr fresh = co_await freshMeta(x, obj->metaKey, metaFromCache, stale, fillFirst);
   if (fresh && obj->meta != fresh) obj->setMeta(fresh);  // (already set when the first chunk's fill started with it)
-  if (!obj->meta) {
+  if (!obj->meta || (stale && partNumber)) {  // a part's place is the backend's to say: not while it fails
     x.cacheStatus = "miss";
     co_return false;
   }
-  const ObjectMeta& meta = *obj->meta;
-  if (stale && (findParam(x.routed.query, "partNumber") ||
-                !wholeRangeCached(*cache_, *obj, x.headers, x.req.method() == bhttp::verb::head))) {
+  PartLocation part;
+  if (partNumber) {
+    auto located = co_await locateCachedPart(x, *obj, *partNumber);
+    if (!located) co_return false;
+    part = std::move(*located);
+  }
+  const ObjectRequest req{head, x.accessKey.empty(), x.headers, x.routed.query};
+  const ObjectFacts facts{obj->meta->size, obj->meta->etag, obj->meta->headers};
+  const S3Result<ObjectPlan> plan = planObject(req, facts, part);
+  if (!plan) co_return co_await sendPlanError(x, plan.error());
+  std::string_view status = metaFromCache ? "hit" : "miss";
+  if (plan->body) status = cachedBytesStatus(*obj, *plan->body);
+  if (stale && plan->body && status != "hit") {
     // Serving stale is only for bytes on hand: with chunks missing, the backend's error is the answer.
     x.cacheStatus = "miss";
     co_return false;
   }
-  std::optional<std::chrono::system_clock::time_point> lastModified;
-  for (const auto& [name, value] : meta.headers)
-    if (name == "last-modified") lastModified = parseHttpDate(value);
-  const Precondition pre = evaluatePreconditions(x.headers, meta.etag, lastModified);
-  if (pre == Precondition::Failed) {
-    const auto* im = findHeader(x.headers, "if-match");
-    const S3Failure failed{S3Error::PreconditionFailed, {}, {{"Condition", im ? "If-Match" : "If-Unmodified-Since"}}};
-    co_await sendError(x, failed);
-    co_return true;
+  if (stale) status = "stale";
+  if (plan->status != 304) x.cacheStatus = status;
+  if (plan->body && status != "hit" && !stale && cache_->fillsInFlight() >= kFillsHardLimitFactor * opts_.maxFills) {
+    // Every fill holds a chunk of RAM: past this many, a new request for uncached bytes is relayed from
+    // the backend instead of filling the cache, so concurrent cold readers cannot take unbounded memory.
+    x.cacheStatus = "bypass";
+    co_return false;
   }
-
   http::ResponseHeader h;
-  for (const auto& [name, value] : meta.headers) h.insert(name, value);
-  for (const auto& [param, value] : x.routed.query)  // (values checked for control bytes in forward())
-    if (const auto header = responseOverride(param); !header.empty() && isSafeHeaderValue(value)) h.set(header, value);
-  h.set("x-amz-request-id", x.requestId);
   if (stale) {
     cache_->countStaleServed();
     h.set(bhttp::field::warning, "110 granary \"Response is Stale\"");
     spdlog::warn("{} /{}/{}: the backend could not revalidate it: serving the cached copy (stale-if-error)",
                  x.requestId, logSafe(x.routed.bucket), logSafe(x.routed.key));
   }
-  if (pre == Precondition::NotModified) {
-    h.result(bhttp::status::not_modified);
-    if (opts_.cacheStatusHeader) h.set("x-granary-cache", stale ? "stale" : metaFromCache ? "hit" : "miss");
-    x.status = 304;
-    if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
-    co_return true;
-  }
-
-  std::uint64_t offset = 0, length = meta.size;
-  bool ranged = false;
-  if (const auto* part = findParam(x.routed.query, "partNumber")) {
-    // Where the part lies is the backend's to say (a HEAD); its bytes are the cache's. forward() checked
-    // the number (1 to 10000, no Range beside it).
-    upstream::UpstreamRequest r;
-    r.method = bhttp::verb::head;
-    r.bucket = obj->id.bucket;
-    r.key = obj->id.key;
-    r.query.emplace_back("partNumber", *part);
-    if (!obj->id.versionId.empty()) r.query.emplace_back("versionId", obj->id.versionId);
-    auto resp = co_await x.upstream->send(r);
-    if (!resp) co_return false;
-    const auto& ph = (*resp)->header();
-    if (ph[bhttp::field::etag] != meta.etag) co_return false;  // changed since: the backend answers
-    if (ph.result_int() == 206) {
-      const auto cr = parseContentRange(ph[bhttp::field::content_range]);
-      if (!cr || cr->total != meta.size || cr->last < cr->first) co_return false;
-      ranged = true;
-      offset = cr->first;
-      length = cr->last - cr->first + 1;
-    } else if (ph.result_int() == 200) {
-      // The backend located no part (it ignores partNumber, or the object is one part): past the part
-      // count the object shows (x-amz-mp-parts-count, else its ETag's "-N"), S3's answer is 416.
-      const auto shown = parseLength(ph["x-amz-mp-parts-count"]);
-      const std::uint64_t count = shown.value_or(partCountOf(meta.etag));
-      if (parseLength(*part).value_or(0) > count) {
-        const S3Failure bad{S3Error::InvalidPartNumber, {},
-                            {{"PartNumberRequested", *part}, {"ActualPartCount", std::to_string(count)}}};
-        co_await sendError(x, bad);
-        co_return true;
-      }
-    } else {
-      co_return false;  // InvalidPartNumber and the like: the backend's answer
-    }
-    if (const auto count = ph["x-amz-mp-parts-count"]; !count.empty()) h.set("x-amz-mp-parts-count", count);
-  } else if (const auto* rh = findHeader(x.headers, "range")) {
-    ByteRange br;
-    if (parseRange(*rh, br) == RangeParse::Ok) {
-      const auto rr = resolveRange(br, meta.size);
-      if (!rr) {
-        const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(meta.size)}}};
-        const std::string contentRange = "bytes */" + std::to_string(meta.size);  // (named: GCC 12 coroutines)
-        co_await sendError(x, bad, contentRange);
-        co_return true;
-      }
-      ranged = true;
-      offset = rr->offset;
-      length = rr->length;
-    }
-  }
-  const bool head = x.req.method() == bhttp::verb::head;
-  std::string_view status = metaFromCache ? "hit" : "miss";
-  if (!head && length > 0) {
-    const auto first = static_cast<std::uint32_t>(offset / obj->id.chunkSize);
-    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->id.chunkSize);
-    // Chunk 0 fetched by this very request's metadata GET is a miss for it.
-    const std::uint32_t from = first == 0 && obj->firstChunkFetched ? 1 : first;
-    const std::uint32_t cached = cache_->chunksOnHand(obj->id, from, last);
-    status = cached == last - first + 1 ? "hit" : cached == 0 ? "miss" : "partial";
-  }
-  if (stale) status = "stale";
-  h.result(ranged ? bhttp::status::partial_content : bhttp::status::ok);
-  h.set(bhttp::field::accept_ranges, "bytes");
-  h.set(bhttp::field::content_length, std::to_string(length));
-  if (ranged)
-    h.set(bhttp::field::content_range, "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) +
-                                           "/" + std::to_string(meta.size));
   if (opts_.cacheStatusHeader) h.set("x-granary-cache", status);
-  x.status = h.result_int();
-  x.cacheStatus = status;
-  if (head || length == 0) {
-    if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
-    co_return true;
-  }
-  if (status != "hit" && !stale && cache_->fillsInFlight() >= kFillsHardLimitFactor * opts_.maxFills) {
-    // Every fill holds a chunk of RAM: past this many, a new request for uncached bytes is relayed from
-    // the backend instead of filling the cache, so concurrent cold readers cannot take unbounded memory.
-    x.cacheStatus = "bypass";
-    co_return false;
-  }
-  const bool served = co_await streamChunks(x, obj, offset, length, std::move(h));
-  if (served && ranged) {
+  CachedChunks bytes(*this, obj);
+  const bool served = co_await servePlan(x, *plan, std::move(h), bytes);
+  if (served && plan->status == 206 && plan->body) {
     // A ranged reader (s3transfer, PyTorch loaders) usually asks for what follows next: fetch it now.
-    const auto last = static_cast<std::uint32_t>((offset + length - 1) / obj->id.chunkSize);
+    const auto last = static_cast<std::uint32_t>((plan->body->offset + plan->body->length - 1) / obj->id.chunkSize);
     for (std::uint32_t j = last + 1; j <= last + opts_.readAhead && j < obj->chunkCount(); ++j) startFill(obj, j);
   }
   co_return served;
+}
+
+http::Awaitable<std::optional<PartLocation>> ProxyHandler::locateCachedPart(Exchange& x, const CachedObject& obj,
+                                                                            const std::string& part) {
+  // Where the part lies is the backend's to say (a HEAD); its bytes are the cache's.
+  upstream::UpstreamRequest r;
+  r.method = bhttp::verb::head;
+  r.bucket = obj.id.bucket;
+  r.key = obj.id.key;
+  r.query.emplace_back("partNumber", part);
+  if (!obj.id.versionId.empty()) r.query.emplace_back("versionId", obj.id.versionId);
+  auto resp = co_await x.upstream->send(r);
+  if (!resp) co_return std::nullopt;
+  const auto& ph = (*resp)->header();
+  if (ph[bhttp::field::etag] != obj.meta->etag) co_return std::nullopt;  // changed since: the backend answers
+  PartLocation where;
+  if (const auto count = parseLength(ph["x-amz-mp-parts-count"]); count && *count <= kMaxPartNumber)
+    where.partsCount = static_cast<std::uint32_t>(*count);
+  if (ph.result_int() == 206) {
+    const auto cr = parseContentRange(ph[bhttp::field::content_range]);
+    if (!cr || cr->total != obj.meta->size || cr->last < cr->first) co_return std::nullopt;
+    where.range = ResolvedRange{cr->first, cr->last - cr->first + 1};
+  } else if (ph.result_int() != 200) {
+    co_return std::nullopt;  // InvalidPartNumber and the like: the backend's answer
+  }
+  // 200: the backend located no part (it ignores partNumber, or the object is one part): the planner
+  // answers the whole object, or InvalidPartNumber past the count the object shows.
+  co_return where;
+}
+
+std::string_view ProxyHandler::cachedBytesStatus(const CachedObject& obj, const ResolvedRange& bytes) const {
+  const auto first = static_cast<std::uint32_t>(bytes.offset / obj.id.chunkSize);
+  const auto last = static_cast<std::uint32_t>((bytes.offset + bytes.length - 1) / obj.id.chunkSize);
+  // Chunk 0 fetched by this very request's metadata GET is a miss for it; a chunk whose fill finished
+  // counts as held (it is served from the fill's bytes while its insert completes).
+  const std::uint32_t from = first == 0 && obj.firstChunkFetched ? 1 : first;
+  const std::uint32_t cached = cache_->chunksOnHand(obj.id, from, last);
+  return cached == last - first + 1 ? "hit" : cached == 0 ? "miss" : "partial";
+}
+
+http::Awaitable<bool> ProxyHandler::CachedChunks::stream(Exchange& x, std::uint64_t offset, std::uint64_t length,
+                                                         http::ResponseHeader header) {
+  co_return co_await handler_.streamChunks(x, obj_, offset, length, std::move(header));
 }
 
 http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj,

@@ -20,6 +20,7 @@
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
 #include "s3api/multipart_tracker.h"
+#include "s3api/object_plan.h"
 #include "s3api/errors.h"
 #include "s3api/range.h"
 #include "s3api/verified_body.h"
@@ -289,6 +290,12 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<MetaAnswer> fetchMeta(const Exchange& x, const std::string& metaKey,
                                         std::shared_ptr<const cache::ObjectMeta> stale,
                                         upstream::UpstreamResponsePtr* firstChunk = nullptr);
+  /// Where the part a cached GET ?partNumber= asks for lies (a HEAD to the backend). nullopt: the backend
+  /// did not say, or the object changed there: the request goes to the backend.
+  http::Awaitable<std::optional<PartLocation>> locateCachedPart(Exchange& x, const CachedObject& obj,
+                                                                const std::string& part);
+  /// x-granary-cache of a read of `bytes` of `obj`: hit (every chunk cached), partial or miss.
+  std::string_view cachedBytesStatus(const CachedObject& obj, const ResolvedRange& bytes) const;
   /// Streams [offset, offset+length) chunk by chunk; `header` goes out with the first byte.
   /// @return false if nothing could be sent (the caller forwards instead).
   http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,
@@ -318,6 +325,17 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> supersedePending(const Exchange& x, const std::string& key);
   /// GET/HEAD of a key with a pending operation, from the spool. @return false when nothing is pending.
   http::Awaitable<bool> serveWriteBack(Exchange& x);
+
+  // One object server (object_serve.cpp, object_plan.h): a GET/HEAD of an object held locally.
+  class LocalBytes;    // a local copy of an object's bytes (local_bytes.h)
+  class CachedChunks;  // ... in the cache's chunks (proxy_cache.cpp)
+  class SpoolFiles;    // ... in the write-back spool's data files (object_serve.cpp)
+  /// Answers with `plan`: its status and headers (added to `header`, which holds the caller's own), then
+  /// its bytes from `bytes`. @return false if nothing was sent (the caller forwards the request instead).
+  http::Awaitable<bool> servePlan(Exchange& x, const ObjectPlan& plan, http::ResponseHeader header,
+                                  LocalBytes& bytes);
+  /// Answers a failed plan: the S3 error (with Content-Range for a 416). @return true.
+  http::Awaitable<bool> sendPlanError(Exchange& x, const S3Failure& failure);
   /// A listing of a write-back bucket: the backend's, with pending writes and deletes applied.
   http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp);
   enum class SpoolResult { Ok, ReadFailed, WriteFailed };

@@ -12,8 +12,6 @@
 #include <boost/asio/write.hpp>
 #include <pugixml.hpp>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -23,7 +21,7 @@
 #include "common/timeutil.h"
 #include "common/log_escape.h"
 #include "common/uri.h"
-#include "s3api/exchange.h"
+#include "s3api/local_bytes.h"
 
 namespace granary::s3api {
 namespace {
@@ -55,8 +53,22 @@ class SpoolBody final : public upstream::BodySource {
   bool started_ = false;
 };
 
-std::string contentRange(std::uint64_t offset, std::uint64_t length, std::uint64_t size) {
-  return "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) + "/" + std::to_string(size);
+/// Where part `number` of a pending write lies: a single PUT is its one part, a multipart upload's parts
+/// are its spooled parts (their count shown). Not located when the number names no part.
+PartLocation spooledPart(const cache::PendingWrite& p, const std::string* number) {
+  PartLocation where;
+  if (!p.parts.empty()) where.partsCount = static_cast<std::uint32_t>(p.parts.size());
+  const std::uint64_t count = p.parts.empty() ? 1 : p.parts.size();
+  const std::uint64_t n = number ? parseLength(*number).value_or(0) : 0;
+  if (n < 1 || n > count) return where;
+  if (p.parts.empty()) {
+    where.range = ResolvedRange{0, p.size};
+    return where;
+  }
+  std::uint64_t offset = 0;
+  for (std::uint64_t i = 0; i + 1 < n; ++i) offset += p.parts[i].size;
+  where.range = ResolvedRange{offset, p.parts[n - 1].size};
+  return where;
 }
 
 }  // namespace
@@ -231,132 +243,27 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
     }
     co_return true;
   }
-  const auto lastModified = std::chrono::system_clock::time_point(std::chrono::milliseconds(p->createdMs));
-  const Precondition pre = evaluatePreconditions(x.headers, p->etag,
-                                                 std::chrono::floor<std::chrono::seconds>(lastModified));
-  if (pre == Precondition::Failed) {
-    const S3Failure failed{S3Error::PreconditionFailed, {}, {}};
-    co_await sendError(x, failed);
-    co_return true;
-  }
-  http::ResponseHeader h;
+  // The object as S3 will describe it once uploaded: what was stored with it (not its checksums or tags:
+  // a GET shows neither), a default type, its ETag, and the time of the write.
+  sigv4::HeaderList stored;
   bool typed = false;
   for (const auto& [name, value] : p->headers) {
     if (name.starts_with("x-amz-checksum-") || name == "x-amz-tagging") continue;
-    h.insert(name, value);
+    stored.emplace_back(name, value);
     typed = typed || name == "content-type";
   }
-  if (!typed) h.set(bhttp::field::content_type, "binary/octet-stream");
-  h.set(bhttp::field::etag, p->etag);
-  h.set(bhttp::field::last_modified, formatHttpDate(lastModified));
-  h.set(bhttp::field::accept_ranges, "bytes");
-  h.set("x-amz-request-id", x.requestId);
+  if (!typed) stored.emplace_back("content-type", "binary/octet-stream");
+  const auto written = std::chrono::system_clock::time_point(std::chrono::milliseconds(p->createdMs));
+  stored.emplace_back("last-modified", formatHttpDate(written));
+  const ObjectRequest req{head, x.accessKey.empty(), x.headers, x.routed.query};
+  const ObjectFacts facts{p->size, p->etag, stored};
+  const PartLocation part = spooledPart(*p, findParam(x.routed.query, "partNumber"));
+  const S3Result<ObjectPlan> plan = planObject(req, facts, part);
+  if (!plan) co_return co_await sendPlanError(x, plan.error());
+  http::ResponseHeader h;
   if (opts_.cacheStatusHeader) h.set("x-granary-cache", "hit");
-  if (pre == Precondition::NotModified) {
-    h.result(bhttp::status::not_modified);
-    x.status = 304;
-    if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
-    co_return true;
-  }
-  std::uint64_t offset = 0, length = p->size;
-  h.result(bhttp::status::ok);
-  const auto* rh = findHeader(x.headers, "range");
-  ByteRange br;
-  if (const auto* partParam = findParam(x.routed.query, "partNumber")) {
-    // A part of a multipart object is its byte range; a single PUT has part 1 only. (forward() refused
-    // a number outside 1-10000 and a Range beside it: checkRequest.)
-    const std::uint64_t n = parseLength(*partParam).value_or(0);
-    const std::uint64_t count = p->parts.empty() ? 1 : p->parts.size();
-    if (n < 1 || n > count) {
-      const S3Failure bad{S3Error::InvalidPartNumber, {}, {{"PartNumberRequested", *partParam}, {"ActualPartCount", std::to_string(count)}}};
-      co_await sendError(x, bad);
-      co_return true;
-    }
-    if (!p->parts.empty()) {
-      for (std::uint64_t i = 0; i + 1 < n; ++i) offset += p->parts[i].size;
-      length = p->parts[n - 1].size;
-      h.set("x-amz-mp-parts-count", std::to_string(count));
-    }
-    h.result(bhttp::status::partial_content);
-    h.set(bhttp::field::content_range, contentRange(offset, length, p->size));
-  } else if (rh && parseRange(*rh, br) == RangeParse::Ok) {
-    const auto rr = resolveRange(br, p->size);
-    if (!rr) {
-      const S3Failure bad{S3Error::InvalidRange, {}, {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(p->size)}}};
-      const std::string contentRange = "bytes */" + std::to_string(p->size);  // (named: GCC 12 coroutines)
-      co_await sendError(x, bad, contentRange);
-      co_return true;
-    }
-    offset = rr->offset;
-    length = rr->length;
-    h.result(bhttp::status::partial_content);
-    h.set(bhttp::field::content_range, contentRange(offset, length, p->size));
-  }
-  h.set(bhttp::field::content_length, std::to_string(length));
-  // The data files holding [offset, offset + length): the object's own, or its parts'.
-  struct Piece {
-    std::uint64_t seq, size;
-  };
-  std::vector<Piece> pieces;
-  if (p->parts.empty()) pieces.push_back({p->seq, p->size});
-  for (const auto& part : p->parts) pieces.push_back({part.seq, part.size});
-  // Opened before the header goes out: a file gone means the upload finished and dropped it meanwhile
-  // (the backend has the object now), and the request can still go there.
-  std::vector<std::unique_ptr<asio::random_access_file>> files;
-  if (!head) {
-    std::uint64_t at = 0;
-    for (const auto& piece : pieces) {
-      files.emplace_back();
-      if (at + piece.size > offset && at < offset + length) {
-        const int fd = co_await spool.openData(piece.seq, false);
-        if (fd < 0) co_return false;
-        // A data file of another size than its journal record says (a damaged disk) is never served:
-        // a short file would cut the body after the header promised its length.
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != piece.size) {
-          ::close(fd);
-          spdlog::error("{} write-back: {} holds {} bytes, its journal record says {}", x.requestId,
-                        spool.dataPath(piece.seq), static_cast<long long>(st.st_size), piece.size);
-          const S3Failure bad{S3Error::InternalError, "The write-back spool's copy of this object is damaged.", {}};
-          co_await sendError(x, bad);
-          co_return true;
-        }
-        files.back() = std::make_unique<asio::random_access_file>(co_await asio::this_coro::executor);
-        boost::system::error_code ec;
-        files.back()->assign(fd, ec);
-      }
-      at += piece.size;
-    }
-  }
-  x.status = h.result_int();
-  if (co_await x.out.writeHeader(std::move(h))) co_return true;
-  if (!head) {
-    BufferPool::Lease buf(buffers_);
-    std::uint64_t at = 0;  // where pieces[i] starts in the object
-    for (std::size_t i = 0; i < pieces.size() && length > 0; at += pieces[i].size, ++i) {
-      if (at + pieces[i].size <= offset) continue;
-      while (length > 0 && offset < at + pieces[i].size) {
-        const std::uint64_t inPiece = at + pieces[i].size - offset;
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>({buf.size(), length, inPiece}));
-        auto [rec, n] = co_await files[i]->async_read_some_at(offset - at, asio::buffer(buf.data(), want), kTuple);
-        if (rec || n == 0) {
-          spdlog::error("{} write-back: reading {} failed: {}", x.requestId, spool.dataPath(pieces[i].seq),
-                        rec ? rec.message() : "end of file");
-          x.errorCode = "SpoolReadFailed";
-          co_return true;  // the header went out: cutting the connection is the honest signal
-        }
-        if (co_await x.out.writeBody(asio::buffer(buf.data(), n))) {
-          x.errorCode = "ClientGone";
-          co_return true;
-        }
-        offset += n;
-        length -= n;
-        x.bytesOut += n;
-      }
-    }
-  }
-  co_await x.out.finish();
-  co_return true;
+  SpoolFiles bytes(*this, p);
+  co_return co_await servePlan(x, *plan, std::move(h), bytes);
 }
 
 http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp) {

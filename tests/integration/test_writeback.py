@@ -3,6 +3,7 @@ down, read-your-writes (GET, HEAD, Range, listings, deletes), later writes super
 kill -9 right after 100 acknowledged PUTs then a restart with the origin still down, and the spool
 falling back to write-through when full."""
 import concurrent.futures
+import datetime
 import hashlib
 import io
 import os
@@ -114,6 +115,36 @@ class WriteBack(unittest.TestCase):
         self.assertIsNone(at_origin("rw/gone"))
         listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="rw/")["Contents"])
         self.assertEqual(listed, ["rw/a", "rw/b", "rw/sub/c"])
+
+    def test_pending_reads_answer_preconditions_overrides_and_parts_as_s3(self):
+        # The one object planner (object_plan.cpp), as the spool serves it: the same rules as the cache.
+        g = self.granary()
+        s3 = harness.boto3_client(g.url)
+        origin.kill()
+        data = payload(1000, 7)
+        s3.put_object(Bucket=BUCKET, Key="rules/a", Body=data, ContentType="text/x-wb")
+        for kwargs, condition in (({"IfMatch": '"other"'}, "If-Match"),
+                                  ({"IfUnmodifiedSince": datetime.datetime(2000, 1, 1)}, "If-Unmodified-Since")):
+            with self.assertRaises(ClientError) as e:
+                s3.get_object(Bucket=BUCKET, Key="rules/a", **kwargs)
+            self.assertEqual(harness.error_code(e.exception), ("PreconditionFailed", 412))
+            self.assertEqual(e.exception.response["Error"].get("Condition"), condition)
+        r = s3.get_object(Bucket=BUCKET, Key="rules/a", ResponseContentType="application/x-custom",
+                          ResponseCacheControl="no-store")
+        self.assertEqual((r["Body"].read(), r["ContentType"], r["CacheControl"]), (data, "application/x-custom", "no-store"))
+        self.assertEqual(s3.head_object(Bucket=BUCKET, Key="rules/a")["ContentType"], "text/x-wb")
+        with self.assertRaises(ClientError) as e:
+            s3.get_object(Bucket=BUCKET, Key="rules/a", Range="bytes=1000-")
+        self.assertEqual(harness.error_code(e.exception), ("InvalidRange", 416))
+        self.assertEqual(e.exception.response["Error"].get("ActualObjectSize"), "1000")
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPHeaders"].get("content-range"), "bytes */1000")
+        r = s3.get_object(Bucket=BUCKET, Key="rules/a", PartNumber=1)  # a single PUT is its one part
+        self.assertEqual((r["Body"].read(), r["ContentRange"]), (data, "bytes 0-999/1000"))
+        with self.assertRaises(ClientError) as e:
+            s3.get_object(Bucket=BUCKET, Key="rules/a", PartNumber=2)
+        self.assertEqual(harness.error_code(e.exception), ("InvalidPartNumber", 416))
+        self.assertEqual(e.exception.response["Error"].get("ActualPartCount"), "1")
+        origin.start()
 
     def test_listings_show_pending_writes_and_deletes(self):
         g = self.granary()
