@@ -111,8 +111,8 @@ std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers)
   return std::nullopt;
 }
 
-std::optional<S3Failure> checkRequest(std::string_view method, std::string_view op, const RoutedRequest& r,
-                                      const sigv4::HeaderList& headers) {
+S3Result<void> checkRequest(std::string_view method, S3Op op, const RoutedRequest& r,
+                            const sigv4::HeaderList& headers) {
   if (r.key.size() > kMaxKeyBytes)
     return S3Failure{S3Error::KeyTooLongError, {},
                      {{"Size", std::to_string(r.key.size())}, {"MaxSizeAllowed", std::to_string(kMaxKeyBytes)}}};
@@ -145,15 +145,15 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
       return S3Failure{S3Error::InvalidArgument, "Response header overrides may not contain control characters.",
                        {{"ArgumentName", name}}};
   const std::string* part = findParam(r.query, "partNumber");
-  const bool read = op == "GetObject" || op == "HeadObject";
-  if (part && (read || op == "UploadPart" || op == "UploadPartCopy") && !parsePartNumber(*part))
+  const bool read = op == S3Op::GetObject || op == S3Op::HeadObject;
+  if (part && (read || op == S3Op::UploadPart || op == S3Op::UploadPartCopy) && !parsePartNumber(*part))
     return S3Failure{S3Error::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive",
                      {{"ArgumentName", "partNumber"}, {"ArgumentValue", echoable(*part)}}};
   if (part && read && findHeader(headers, "range"))
     return S3Failure{S3Error::InvalidRequest, "Cannot specify both Range header and partNumber query parameter", {}};
   if ((method == "PUT" || method == "POST") &&
-      (op == "PutObject" || op == "CopyObject" || op == "CreateMultipartUpload")) {
-    if (auto bad = checkStoredHeaders(headers)) return bad;
+      (op == S3Op::PutObject || op == S3Op::CopyObject || op == S3Op::CreateMultipartUpload)) {
+    if (auto bad = checkStoredHeaders(headers)) return *bad;
     std::size_t meta = 0;
     for (const auto& [name, value] : headers)
       if (name.starts_with("x-amz-meta-")) meta += name.size() - 11 + value.size();
@@ -161,7 +161,7 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
       return S3Failure{S3Error::MetadataTooLarge, {},
                        {{"Size", std::to_string(meta)}, {"MaxSizeAllowed", std::to_string(kMaxUserMetadataBytes)}}};
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace granary::s3api

@@ -8,6 +8,8 @@
 
 #include "common/sigv4.h"
 #include "s3api/errors.h"
+#include "s3api/operation.h"
+#include "s3api/result.h"
 #include "s3api/routing.h"
 
 namespace granary::s3api {
@@ -33,12 +35,12 @@ std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers)
 /// @return InvalidTag, InvalidStorageClass, InvalidRedirectLocation, InvalidArgument; or nullopt.
 std::optional<S3Failure> checkStoredHeaders(const sigv4::HeaderList& headers);
 
-/// @param method the request method; @param op its operation name (operationName).
-/// @return the error S3 answers, or nullopt. Possible errors: KeyTooLongError, InvalidBucketName,
+/// @param method the request method; @param op its operation (resolveOperation).
+/// @return the error S3 answers, or success. Possible errors: KeyTooLongError, InvalidBucketName,
 ///         InvalidRequest (partNumber with Range), InvalidArgument (a response-*
 ///         override with control bytes; a part number outside 1-10000), MetadataTooLarge.
-std::optional<S3Failure> checkRequest(std::string_view method, std::string_view op, const RoutedRequest& r,
-                                      const sigv4::HeaderList& headers);
+S3Result<void> checkRequest(std::string_view method, S3Op op, const RoutedRequest& r,
+                            const sigv4::HeaderList& headers);
 
 /// The number of parts an S3 ETag says its object has: N for a multipart ETag "<md5>-N", else 1.
 std::uint32_t partCountOf(std::string_view etag);
