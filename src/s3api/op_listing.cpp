@@ -42,7 +42,8 @@ std::string sealContext(std::string_view accessKey, S3Op op, std::string_view bu
 
 http::Awaitable<void> ProxyHandler::opListing(Exchange& x, Call& c) {
   if (x.op == S3Op::ListBuckets && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
-  co_await relayAsIs(x, c, &ProxyHandler::afterListing);
+  const AnswerHook hook = &ProxyHandler::afterListing;  // (named: GCC 12 coroutines)
+  co_await relayAsIs(x, c, hook);
 }
 
 http::Awaitable<bool> ProxyHandler::afterListing(Exchange& x, Call&, Outbound&, upstream::UpstreamResponse* resp) {

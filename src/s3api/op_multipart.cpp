@@ -20,7 +20,8 @@ http::Awaitable<void> ProxyHandler::opMultipart(Exchange& x, Call& c) {
   if (const auto* id = findParam(x.routed.query, "uploadId");
       id && o.verified && x.op == S3Op::CompleteMultipartUpload)
     if (auto bad = opts_.multipart->checkComplete(*id, o.ur.bufferedBody)) co_return co_await sendError(x, *bad);
-  co_await relayUpstream(x, c, o, &ProxyHandler::afterMultipart);
+  const AnswerHook hook = &ProxyHandler::afterMultipart;  // (named: GCC 12 coroutines)
+  co_await relayUpstream(x, c, o, hook);
 }
 
 http::Awaitable<void> ProxyHandler::opSpoolUpload(Exchange& x, Call& c) {

@@ -38,7 +38,8 @@ http::Awaitable<void> ProxyHandler::opObjectWrite(Exchange& x, Call& c) {
     if (writesBack(x))  // what is pending for those keys must not land later
       for (const auto& [key, versionId] : deleteObjectsKeys(o.ur.bufferedBody)) co_await supersedePending(x, key);
   }
-  co_await relayUpstream(x, c, o, &ProxyHandler::afterObjectWrite);
+  const AnswerHook hook = &ProxyHandler::afterObjectWrite;  // (named: GCC 12 coroutines)
+  co_await relayUpstream(x, c, o, hook);
 }
 
 http::Awaitable<bool> ProxyHandler::afterObjectWrite(Exchange& x, Call& c, Outbound& o, upstream::UpstreamResponse* resp) {

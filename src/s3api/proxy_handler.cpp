@@ -189,7 +189,7 @@ ProxyHandler::OpHandler ProxyHandler::handlerFor(const Exchange& x) const {
 }
 
 S3Result<VerifiedAuth> ProxyHandler::authenticate(const Exchange& x, const KeyTable& keys) const {
-  if (auto bad = checkSingletonHeaders(x.headers)) return *bad;
+  if (auto single = checkSingletonHeaders(x.headers); !single) return single.error();
   VerifiedAuth internal;
   if (x.ctx.internal) {  // made in this process (preload): no signature
     internal.accessKey = "granary-admin";
@@ -292,10 +292,10 @@ S3Result<BodyPlan> ProxyHandler::planBody(const Exchange& x, const VerifiedAuth&
   const bool trailerAllowed =
       auth.payload == PayloadMode::StreamingSignedTrailer || auth.payload == PayloadMode::StreamingUnsignedTrailer;
   auto parsed = bodyChecksFor(x.headers, x.op != S3Op::CompleteMultipartUpload, trailerAllowed);
-  if (auto* bad = std::get_if<S3Failure>(&parsed)) return *bad;
-  plan.checks = std::get<BodyChecks>(std::move(parsed));
+  if (!parsed) return parsed.error();
+  plan.checks = std::move(*parsed);
   if (!hasBody)
-    if (auto bad = checkEmptyBody(plan.checks)) return *bad;
+    if (auto empty = checkEmptyBody(plan.checks); !empty) return empty.error();
   return plan;
 }
 
