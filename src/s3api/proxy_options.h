@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,20 @@ struct ProxyOptions {
   std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
 };
 
-// Results of the admin operations (admin_ops.cpp), run on a handler's thread for CacheAdmin.
+// The admin operations (admin_ops.cpp), run on a handler's thread for CacheAdmin: their pacing and results.
+/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
+/// the time returned before taking more.
+class RateLimiter {
+ public:
+  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
+  std::chrono::nanoseconds reserve(std::uint64_t bytes);
+
+ private:
+  std::mutex m_;
+  const std::uint64_t rate_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
 struct AdminListedObject {
   std::string key;
   std::uint64_t size = 0;

@@ -4,26 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "s3api/auth.h"
 
 namespace granary::s3api {
-
-/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
-/// the time returned before taking more.
-class RateLimiter {
- public:
-  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
-  std::chrono::nanoseconds reserve(std::uint64_t bytes);
-
- private:
-  std::mutex m_;
-  const std::uint64_t rate_;
-  std::chrono::steady_clock::time_point next_{};
-};
 
 /// Metadata TTLs by client bucket, replaceable at run time (SIGHUP) like the key table.
 struct TtlTable {
