@@ -16,6 +16,7 @@
 #include "common/sigv4.h"
 #include "http/handler.h"
 #include "s3api/object_plan.h"
+#include "s3api/operation.h"
 #include "s3api/proxy_handler.h"
 #include "s3api/request_checks.h"
 #include "s3api/routing.h"
@@ -30,7 +31,7 @@ struct ProxyHandler::Exchange {
   std::string requestId;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   RoutedRequest routed;
-  std::string_view op = "Unknown";
+  S3Op op = S3Op::Unknown;  // resolved once (resolveOperation); its name: opName(op)
   sigv4::HeaderList headers;
   std::string accessKey;
   /// The verified key's entry (null: anonymous, or made inside Granary); its policy decides access.
@@ -51,6 +52,32 @@ struct ProxyHandler::Exchange {
   const std::string* backendId = nullptr;
 };
 
+/// What a request's body is, as planned before any of it is read (ProxyHandler::planBody).
+struct BodyPlan {
+  std::optional<std::uint64_t> payloadLength;  // once decoded (aws-chunked); nullopt: not declared
+  bool hasBody = false;
+  BodyChecks checks;  // Content-MD5, x-amz-checksum-*
+};
+
+/// A request the front has checked (signature, request checks, policy, body plan, copy source), as its
+/// operation handler gets it.
+struct ProxyHandler::Call {
+  std::shared_ptr<const KeyTable> keys;  // the key table the request was verified against
+  VerifiedAuth auth;
+  BodyPlan body;
+  std::optional<CopySource> copySource;  // CopyObject, UploadPartCopy
+};
+
+/// The request as it goes to the backend, with the body it sends (ProxyHandler::attachBody).
+struct ProxyHandler::Outbound {
+  explicit Outbound(upstream::UpstreamRequest r) : ur(std::move(r)) {}
+  upstream::UpstreamRequest ur;
+  std::optional<VerifiedBody> verified;  // the client's body, checked as it is read (when it has one)
+  bool fillOnWrite = false;              // write-through: the bytes fill the cache once the backend has them
+  std::string written;                   // fillOnWrite: the bytes the backend is sent
+  std::optional<CapturingBody> capture;  // fillOnWrite of a streamed body: copies it into `written`
+};
+
 using upstream::UpstreamResponsePtr;
 
 /// A backend's response body as another request's body (copies).
@@ -67,6 +94,18 @@ class ResponseBody final : public upstream::BodySource {
   upstream::UpstreamResponse& r_;
   bool started_ = false;
 };
+
+/// Removes every header `name` from `headers`.
+void dropHeader(sigv4::HeaderList& headers, std::string_view name);
+
+/// Whether the body is aws-chunked (STREAMING-*), its length the decoded one.
+inline bool isStreaming(PayloadMode m) {
+  return m == PayloadMode::StreamingSigned || m == PayloadMode::StreamingSignedTrailer ||
+         m == PayloadMode::StreamingUnsignedTrailer;
+}
+
+/// Granary's sealed listing positions start so (op_listing.cpp seals and opens them).
+inline constexpr std::string_view kSealed = "gr1.";
 
 /// The S3 error for a backend that could not be reached or did not answer.
 S3Failure upstreamFailure(const boost::system::error_code& ec);
@@ -98,29 +137,11 @@ inline std::string chunkKeyOf(const std::string& backendId, const std::string& b
   return id.chunkKey(index);
 }
 
-/// Operations whose XML answer names the bucket (<Name> or <Bucket> under the root).
-inline bool namesBucketInXml(std::string_view op) {
-  return op == "ListObjects" || op == "ListObjectsV2" || op == "ListObjectVersions" || op == "ListMultipartUploads" ||
-         op == "CreateMultipartUpload" || op == "CompleteMultipartUpload" || op == "ListParts";
-}
-
 /// Request headers that describe the object a PUT creates (kept with a spooled write, sent on upload).
 inline bool storedObjectHeader(std::string_view n) {
   return n == "content-type" || n == "content-disposition" || n == "content-language" || n == "cache-control" ||
          n == "expires" || n == "x-amz-storage-class" || n == "x-amz-tagging" || n == "x-amz-website-redirect-location" ||
          n.starts_with("x-amz-meta-") || n.starts_with("x-amz-checksum-");
-}
-
-/// The root element of the XML answer to operations some backends do not implement but answer anyway
-/// (s3rver answers GET ?versioning with a plain object listing); null for the others.
-inline const char* expectedXmlRoot(std::string_view op) {
-  if (op == "ListObjectVersions") return "ListVersionsResult";
-  if (op == "ListMultipartUploads") return "ListMultipartUploadsResult";
-  if (op == "ListParts") return "ListPartsResult";
-  if (op == "GetBucketVersioning") return "VersioningConfiguration";
-  if (op == "GetObjectTagging") return "Tagging";
-  if (op == "CreateMultipartUpload") return "InitiateMultipartUploadResult";
-  return nullptr;
 }
 
 /// ASCII lower case (header names).

@@ -189,43 +189,59 @@ std::string subresourceAction(std::string_view verb, const QueryParams& q) {
 }
 }  // namespace
 
-AccessNeed requiredAccess(std::string_view op, std::string_view key, const QueryParams& q) {
+AccessNeed requiredAccess(S3Op op, std::string_view key, const QueryParams& q) {
   using On = AccessNeed::On;
+  using enum S3Op;
   const bool version = hasParam(q, "versionId");
   auto object = [&](std::string action) { return AccessNeed{On::Object, std::move(action), std::string(key)}; };
   auto bucket = [](std::string action) { return AccessNeed{On::Bucket, std::move(action), {}}; };
-  if (op == "ListBuckets" || op == "DeleteObjects") return {};
-  if (op == "GetObject" || op == "HeadObject") return object(version ? "s3:GetObjectVersion" : "s3:GetObject");
-  if (op == "PutObject" || op == "UploadPart" || op == "CreateMultipartUpload" || op == "CompleteMultipartUpload" ||
-      op == "CopyObject" || op == "UploadPartCopy" || op == "PostObject")
-    return op == "PostObject" ? AccessNeed{On::AllKeys, "s3:PutObject", {}} : object("s3:PutObject");
-  if (op == "DeleteObject") return object(version ? "s3:DeleteObjectVersion" : "s3:DeleteObject");
-  if (op == "AbortMultipartUpload") return object("s3:AbortMultipartUpload");
-  if (op == "ListParts") return object("s3:ListMultipartUploadParts");
-  if (op == "GetObjectTagging") return object(version ? "s3:GetObjectVersionTagging" : "s3:GetObjectTagging");
-  if (op == "PutObjectTagging") return object(version ? "s3:PutObjectVersionTagging" : "s3:PutObjectTagging");
-  if (op == "DeleteObjectTagging") return object(version ? "s3:DeleteObjectVersionTagging" : "s3:DeleteObjectTagging");
-  if (op == "GetObjectAcl") return object(version ? "s3:GetObjectVersionAcl" : "s3:GetObjectAcl");
-  if (op == "PutObjectAcl") return object(version ? "s3:PutObjectVersionAcl" : "s3:PutObjectAcl");
-  if (op == "ListObjects" || op == "ListObjectsV2" || op == "ListObjectVersions" || op == "ListMultipartUploads")
-    return AccessNeed{On::Listing, std::string(listingAction(op)), {}};
-  if (op == "HeadBucket" || op == "GetBucketLocation") return AccessNeed{On::AnyInBucket, "", {}};
-  if (op == "CreateBucket") return bucket("s3:CreateBucket");
-  if (op == "DeleteBucket") return bucket("s3:DeleteBucket");
-  if (op == "GetBucketVersioning") return bucket("s3:GetBucketVersioning");
-  if (op == "GetBucketSubresource") return bucket(subresourceAction("GetBucket", q));
-  if (op == "PutBucketSubresource") return bucket(subresourceAction("PutBucket", q));
-  if (op == "DeleteBucketSubresource") return bucket(subresourceAction("DeleteBucket", q));
+  switch (op) {
+    case ListBuckets:
+    case DeleteObjects: return {};
+    case GetObject:
+    case HeadObject: return object(version ? "s3:GetObjectVersion" : "s3:GetObject");
+    case PostObject: return AccessNeed{On::AllKeys, "s3:PutObject", {}};
+    case PutObject:
+    case UploadPart:
+    case CreateMultipartUpload:
+    case CompleteMultipartUpload:
+    case CopyObject:
+    case UploadPartCopy: return object("s3:PutObject");
+    case DeleteObject: return object(version ? "s3:DeleteObjectVersion" : "s3:DeleteObject");
+    case AbortMultipartUpload: return object("s3:AbortMultipartUpload");
+    case ListParts: return object("s3:ListMultipartUploadParts");
+    case GetObjectTagging: return object(version ? "s3:GetObjectVersionTagging" : "s3:GetObjectTagging");
+    case PutObjectTagging: return object(version ? "s3:PutObjectVersionTagging" : "s3:PutObjectTagging");
+    case DeleteObjectTagging: return object(version ? "s3:DeleteObjectVersionTagging" : "s3:DeleteObjectTagging");
+    case GetObjectAcl: return object(version ? "s3:GetObjectVersionAcl" : "s3:GetObjectAcl");
+    case PutObjectAcl: return object(version ? "s3:PutObjectVersionAcl" : "s3:PutObjectAcl");
+    case ListObjects:
+    case ListObjectsV2:
+    case ListObjectVersions:
+    case ListMultipartUploads: return AccessNeed{On::Listing, std::string(listingAction(op)), {}};
+    case HeadBucket:
+    case GetBucketLocation: return AccessNeed{On::AnyInBucket, "", {}};
+    case CreateBucket: return bucket("s3:CreateBucket");
+    case DeleteBucket: return bucket("s3:DeleteBucket");
+    case GetBucketVersioning: return bucket("s3:GetBucketVersioning");
+    case GetBucketSubresource: return bucket(subresourceAction("GetBucket", q));
+    case PutBucketSubresource: return bucket(subresourceAction("PutBucket", q));
+    case DeleteBucketSubresource: return bucket(subresourceAction("DeleteBucket", q));
+    case Unknown: break;
+  }
   // Anything else (Unknown; object operations named by parameters Granary does not know): only a wildcard.
-  const std::string unknown = "s3:Unknown:" + std::string(op);
+  const std::string unknown = "s3:Unknown:" + std::string(opName(op));
   return key.empty() ? bucket(unknown) : object(unknown);
 }
 
-std::string_view listingAction(std::string_view op) {
-  if (op == "ListObjects" || op == "ListObjectsV2") return "s3:ListBucket";
-  if (op == "ListObjectVersions") return "s3:ListBucketVersions";
-  if (op == "ListMultipartUploads") return "s3:ListBucketMultipartUploads";
-  return {};
+std::string_view listingAction(S3Op op) {
+  switch (op) {
+    case S3Op::ListObjects:
+    case S3Op::ListObjectsV2: return "s3:ListBucket";
+    case S3Op::ListObjectVersions: return "s3:ListBucketVersions";
+    case S3Op::ListMultipartUploads: return "s3:ListBucketMultipartUploads";
+    default: return {};
+  }
 }
 
 bool allows(const AccessPolicy* policy, const AccessNeed& need, std::string_view bucket) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/uri.h"
+#include "s3api/operation.h"
 
 namespace granary::s3api {
 
@@ -83,12 +84,12 @@ struct AccessNeed {
 /// The IAM action a request of operation `op` needs (On::Nothing: ListBuckets, whose answer is filtered
 /// instead; DeleteObjects, whose keys come with its body). An operation Granary does not know needs
 /// "s3:Unknown:<op>", which only a wildcard action grants.
-AccessNeed requiredAccess(std::string_view op, std::string_view key, const QueryParams& query);
+AccessNeed requiredAccess(S3Op op, std::string_view key, const QueryParams& query);
 
 /// Whether `policy` (null: every access) grants `need` on `bucket`.
 bool allows(const AccessPolicy* policy, const AccessNeed& need, std::string_view bucket);
 
 /// The listing action of a listing operation ("s3:ListBucket"...), or "" for other operations.
-std::string_view listingAction(std::string_view op);
+std::string_view listingAction(S3Op op);
 
 }  // namespace granary::s3api

@@ -470,7 +470,7 @@ void ProxyHandler::startFill(const std::shared_ptr<const CachedObject>& obj, std
 }
 
 bool ProxyHandler::fillsOnWrite(const Exchange& x, std::optional<std::uint64_t> payloadLength) const {
-  if (!cache_ || stopping_ || x.op != "PutObject" || !x.policy->cache || x.policy->writeMode != WriteMode::Through)
+  if (!cache_ || stopping_ || x.op != S3Op::PutObject || !x.policy->cache || x.policy->writeMode != WriteMode::Through)
     return false;
   if (!payloadLength || *payloadLength > opts_.writeFillMax) return false;
   for (const auto& [name, value] : x.headers)  // copies, SSE-C (the backend stores other bytes than sent)
@@ -550,7 +550,7 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
       // form; an operation Granary does not know): everything cached of the bucket is revalidated.
       c.invalidateBucket(*x.backendId, x.backendBucket);
       spdlog::info("{} {} {} /{}: invalidating the bucket's cached metadata (a write Granary cannot attribute to keys)",
-                   x.requestId, logSafe(x.req.method_string()), logSafe(x.op), logSafe(x.routed.bucket));
+                   x.requestId, logSafe(x.req.method_string()), logSafe(opName(x.op)), logSafe(x.routed.bucket));
       return;
   }
 }

@@ -61,7 +61,7 @@ std::string ProxyHandler::copySourceHeader(const CopySource& src, std::string_vi
 http::Awaitable<UpstreamResponsePtr> ProxyHandler::readCopySource(Exchange& x, const CopySource& src) {
   const BucketMap& map = *opts_.buckets;
   const BucketPolicy& sp = map.lookup(src.bucket);
-  const bool part = x.op == "UploadPartCopy";
+  const bool part = x.op == S3Op::UploadPartCopy;
   // Read the source, its conditions as the backend's own.
   upstream::UpstreamRequest get;
   sigv4::HeaderList conditions;  // x-amz-copy-source-if-* as plain If-* headers
@@ -105,7 +105,7 @@ http::Awaitable<UpstreamResponsePtr> ProxyHandler::readCopySource(Exchange& x, c
 }
 
 http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySource& src) {
-  const bool part = x.op == "UploadPartCopy";
+  const bool part = x.op == S3Op::UploadPartCopy;
   if (const auto* id = findParam(x.routed.query, "uploadId"); id && part) opts_.multipart->forget(*id);
   UpstreamResponsePtr source = co_await readCopySource(x, src);
   if (!source) co_return;

@@ -2,10 +2,8 @@
 // The S3 front end as an http::RequestHandler: route, verify the client's signature, then forward to the
 // backend (re-signed) and stream the answer back. One instance per I/O thread.
 
-#include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <unordered_map>
 
@@ -22,108 +20,17 @@
 #include "s3api/multipart_tracker.h"
 #include "s3api/object_plan.h"
 #include "s3api/errors.h"
+#include "s3api/operation.h"
+#include "s3api/proxy_options.h"
 #include "s3api/range.h"
+#include "s3api/result.h"
+#include "s3api/tenant_upstream.h"
 #include "s3api/verified_body.h"
 #include "upstream/upstream.h"
 
-namespace spdlog {
-class logger;
-}
-
 namespace granary::s3api {
 
-class RequestStats;
-
-enum class AccessLogFormat {
-  Text,    // "access id=... op=... status=..." (key=value), after the log's time and level
-  Json,    // one JSON object per line, nothing else on it
-  Common,  // NCSA common log format, then id=, op=, cache=, us= fields
-};
-
-/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
-/// the time returned before taking more.
-class RateLimiter {
- public:
-  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
-  std::chrono::nanoseconds reserve(std::uint64_t bytes);
-
- private:
-  std::mutex m_;
-  const std::uint64_t rate_;
-  std::chrono::steady_clock::time_point next_{};
-};
-
-/// Metadata TTLs by client bucket, replaceable at run time (SIGHUP) like the key table.
-struct TtlTable {
-  std::chrono::milliseconds fallback{60'000};  // cache.metadata_ttl
-  std::unordered_map<std::string, std::chrono::milliseconds> buckets;  // [[bucket]] metadata_ttl
-  /// cache.stale_if_error / [[bucket]] stale_if_error: how long past the TTL cached metadata may be
-  /// served when revalidation meets a backend failure; 0 = never.
-  std::chrono::milliseconds staleFallback{3'600'000};
-  std::unordered_map<std::string, std::chrono::milliseconds> staleBuckets;
-  std::chrono::milliseconds forBucket(const std::string& bucket) const {
-    auto it = buckets.find(bucket);
-    return it == buckets.end() ? fallback : it->second;
-  }
-  std::chrono::milliseconds staleIfError(const std::string& bucket) const {
-    auto it = staleBuckets.find(bucket);
-    return it == staleBuckets.end() ? staleFallback : it->second;
-  }
-};
-
-/// A shared, replaceable table (SIGHUP reloads swap the pointer; a request keeps the one it started with).
-template <class Table>
-class ReloadableTable {
- public:
-  explicit ReloadableTable(std::shared_ptr<const Table> t) : table_(std::move(t)) {}
-  std::shared_ptr<const Table> get() const { return std::atomic_load(&table_); }
-  void set(std::shared_ptr<const Table> t) { std::atomic_store(&table_, std::move(t)); }
-
- private:
-  std::shared_ptr<const Table> table_;
-};
-using TtlStore = ReloadableTable<TtlTable>;
-using KeyStore = ReloadableTable<KeyTable>;
-
-struct ProxyOptions {
-  std::string domain;  // virtual-hosted base domain; empty = path style only
-  AuthOptions auth;
-  std::size_t bufferSize = 256 * 1024;               // relay buffer per request
-  std::uint64_t maxObjectSize = 5ull * 1024 * 1024 * 1024;  // S3's single-PUT limit
-  bool accessLog = true;
-  AccessLogFormat accessLogFormat = AccessLogFormat::Text;
-  /// Where access lines go (JSON and CLF lines need a logger printing the message alone); null = the
-  /// default logger.
-  std::shared_ptr<spdlog::logger> accessLogger;
-  /// This handler's request counters (one instance per thread); null = not counted.
-  std::shared_ptr<RequestStats> requestStats;
-  /// Bodies up to this size are read and verified whole before anything goes upstream (and can then
-  /// be retried); larger ones stream, their last byte held back until every check has passed.
-  std::size_t verifyBeforeSend = 1 << 20;
-
-  /// Client buckets -> backends (index into the handler's upstreams) and their cache policy.
-  std::shared_ptr<const BucketMap> buckets = std::make_shared<BucketMap>(std::vector<std::string>{""});
-
-  // The cache (used when the handler has a CacheThread).
-  /// How long cached metadata is trusted before a conditional request revalidates it; 0 = always,
-  /// milliseconds::max() = forever (immutable data sets).
-  std::chrono::milliseconds metadataTtl{60'000};
-  /// When set, TTLs come from here (reloadable) instead of metadataTtl and the bucket map.
-  std::shared_ptr<TtlStore> ttls;
-  bool cacheStatusHeader = true;        // x-granary-cache on GET/HEAD responses
-  std::size_t parallelFills = 4;        // chunks one request fetches at once
-  std::size_t maxFills = 64;            // chunks in flight across the process (each holds a chunk of RAM)
-  std::size_t readAhead = 2;            // chunks fetched past the end of a ranged read
-  std::chrono::milliseconds fillTimeout{60'000};  // longest wait for a fill without progress
-  /// write-through: PUTs up to this size keep their bytes until the backend took them, then fill the
-  /// cache (larger ones, and multipart uploads, fill on their first read).
-  std::uint64_t writeFillMax = 64ull << 20;
-  /// Parts of the multipart uploads created through Granary (shared by every thread).
-  std::shared_ptr<MultipartTracker> multipart = std::make_shared<MultipartTracker>();
-  /// The write-back spool (shared by every thread); null = no bucket writes back.
-  std::shared_ptr<cache::WriteBackSpool> writeBack;
-  std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
-};
+struct BodyPlan;
 
 class ProxyHandler final : public http::RequestHandler {
  public:
@@ -141,60 +48,19 @@ class ProxyHandler final : public http::RequestHandler {
   void startUploader(boost::asio::any_io_executor ex);
   // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name
   // clients use.
-  struct ListedObject {
-    std::string key;
-    std::uint64_t size = 0;
-    std::string etag;
-  };
-  struct ListPage {
-    std::vector<ListedObject> objects;
-    std::string nextToken;  // empty: the last page
-    std::string error;      // empty: listed
-  };
+  using ListedObject = AdminListedObject;
+  using ListPage = AdminListPage;
   /// One page of ListObjectsV2 at the bucket's backend.
   http::Awaitable<ListPage> adminList(std::string bucket, std::string prefix, std::string token);
-  struct CachedExtent {
-    bool known = false;  // the cache holds the object's metadata
-    std::uint64_t size = 0;
-    std::string etag;
-    std::uint32_t chunks = 0, cachedChunks = 0;
-    std::uint64_t cachedBytes = 0;
-    bool complete() const { return known && cachedChunks == chunks; }
-  };
+  using CachedExtent = AdminCachedExtent;
   /// How much of an object the cache holds (its metadata, then which chunks the index has; no data read).
   http::Awaitable<CachedExtent> adminCached(std::string bucket, std::string key);
   /// Drops an object's metadata and chunks from the cache. @return what was cached before.
   http::Awaitable<CachedExtent> adminInvalidate(std::string bucket, std::string key);
-  struct ReadResult {
-    unsigned status = 0;
-    std::string cacheStatus;  // x-granary-cache of the answer
-    std::string etag;
-    std::uint64_t bytes = 0;
-    std::string md5Hex;  // when asked for
-    std::string error;   // S3 error code, or why the read stopped
-  };
+  using ReadResult = AdminReadResult;
   /// GETs an object through the cache as a client would (filling what is missing); the bytes are counted
   /// (and hashed with MD5 if `md5`), paced by `limit` when given.
   http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5, std::shared_ptr<RateLimiter> limit);
-
-  /// A backend as one tenant key sees it: the same connections, every request signed with the key's own
-  /// credentials (unless one already names others).
-  class TenantUpstream final : public upstream::Upstream {
-   public:
-    TenantUpstream(upstream::Upstream& real, std::shared_ptr<const sigv4::Credentials> creds)
-        : real_(real), creds_(std::move(creds)) {}
-    upstream::Awaitable<boost::system::result<upstream::UpstreamResponsePtr>> send(upstream::UpstreamRequest& req) override {
-      if (!req.credentials) req.credentials = creds_;
-      return real_.send(req);
-    }
-    void shutdown() override {}
-    void setTenantCredentials(std::shared_ptr<const sigv4::Credentials> c) { creds_ = std::move(c); }
-    const sigv4::Credentials* tenantCredentials() const { return creds_.get(); }
-
-   private:
-    upstream::Upstream& real_;
-    std::shared_ptr<const sigv4::Credentials> creds_;
-  };
 
   /// New credentials for backend `backend` (SIGHUP). Call on this handler's thread.
   void setBackendCredentials(std::size_t backend, sigv4::Credentials creds) {
@@ -209,7 +75,48 @@ class ProxyHandler final : public http::RequestHandler {
 
  private:
   struct Exchange;
+  struct Call;      // a request past the front's checks (exchange.h)
+  struct Outbound;  // the request as it goes to the backend, with its body (exchange.h)
+
+  // The front (proxy_handler.cpp): authenticate, check, authorize, plan the body, then one table of
+  // operation handlers, one per OpFamily, each in its own file (op_*.cpp).
   http::Awaitable<void> forward(Exchange& x);
+  using OpHandler = http::Awaitable<void> (ProxyHandler::*)(Exchange&, Call&);
+  static const OpHandler kDispatch[kOpFamilyCount];  // by OpFamily
+  OpHandler handlerFor(const Exchange& x) const;
+  /// The client's signature (or the internal caller): the verified credentials, or why not.
+  S3Result<VerifiedAuth> authenticate(const Exchange& x, const KeyTable& keys) const;
+  /// x-amz-copy-source of a copy, parsed and checked. @return false when the client has been answered.
+  http::Awaitable<bool> prepareCopySource(Exchange& x, Call& c);
+  http::Awaitable<void> opObjectRead(Exchange& x, Call& c);   // op_object_read.cpp
+  http::Awaitable<void> opObjectWrite(Exchange& x, Call& c);  // op_object_write.cpp
+  http::Awaitable<void> opMultipart(Exchange& x, Call& c);    // op_multipart.cpp
+  http::Awaitable<void> opSpoolUpload(Exchange& x, Call& c);  // op_multipart.cpp: a spool upload's request
+  http::Awaitable<void> opListing(Exchange& x, Call& c);      // op_listing.cpp
+  http::Awaitable<void> opRelay(Exchange& x, Call& c);        // op_relay.cpp: bucket-level and the others
+
+  // The relay path the handlers share (relay.cpp).
+  /// What a handler does with the backend's answer before it is relayed (null: the backend was not
+  /// reached). @return true when it answered the client itself.
+  using AnswerHook = http::Awaitable<bool> (ProxyHandler::*)(Exchange&, Call&, Outbound&, upstream::UpstreamResponse*);
+  /// The request for the backend, its body not attached yet (copy source renamed for the backend).
+  upstream::UpstreamRequest requestFor(const Exchange& x, const Call& c) const;
+  /// Attaches the client's body to `o` (small and XML bodies read whole and checked first).
+  /// @return false when the client has been answered (a body that failed its checks).
+  http::Awaitable<bool> attachBody(Exchange& x, Call& c, Outbound& o);
+  /// Sends `o` (the cache invalidated around a write), then relays the answer: an absolute refetch of a
+  /// range the backend answered otherwise, 416 sizing, partNumber past the part count, `hook`, renamed
+  /// buckets' XML, else the answer as it is.
+  http::Awaitable<void> relayUpstream(Exchange& x, Call& c, Outbound& o, AnswerHook hook = nullptr);
+  /// requestFor, attachBody, relayUpstream: an operation relayed as it is.
+  http::Awaitable<void> relayAsIs(Exchange& x, Call& c, AnswerHook hook = nullptr);
+  /// A 416 from a backend that did not say the object's size (s3rver): asked for it, then answered.
+  http::Awaitable<void> sendUnsatisfiable(Exchange& x);
+  /// The answer relayed: renamed buckets' XML rewritten, XML answers checked, or as it is.
+  http::Awaitable<void> relayAnswer(Exchange& x, upstream::UpstreamResponse& resp);
+  http::Awaitable<bool> afterObjectWrite(Exchange& x, Call& c, Outbound& o, upstream::UpstreamResponse* resp);
+  http::Awaitable<bool> afterMultipart(Exchange& x, Call& c, Outbound& o, upstream::UpstreamResponse* resp);
+  http::Awaitable<bool> afterListing(Exchange& x, Call& c, Outbound& o, upstream::UpstreamResponse* resp);
   // Copies (proxy_copy.cpp).
   struct CopySource {
     std::string bucket, key, versionId;  // decoded
@@ -233,7 +140,7 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> deny(Exchange& x, std::string_view what);
   /// Opens the sealed listing positions (marker, continuation-token, key-marker) a filtered listing gave
   /// out, for the backend; an error for a token that does not open (keys with a policy).
-  std::optional<S3Failure> openListingMarkers(Exchange& x) const;
+  S3Result<void> openListingMarkers(Exchange& x) const;
   /// Drops from a listing (objects, versions, uploads, buckets) what the key's policy does not show, and
   /// seals where its next page starts.
   void filterListing(const Exchange& x, pugi::xml_node root) const;
@@ -241,15 +148,13 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> relayErrorRenamed(Exchange& x, upstream::UpstreamResponse& resp);
   /// ListBuckets over several backends (or renamed buckets): each asked, the answers merged.
   http::Awaitable<void> listBucketsMerged(Exchange& x);
-  std::optional<S3Failure> planBody(const Exchange& x, const VerifiedAuth& auth,
-                                    std::optional<std::uint64_t>& payloadLength, bool& hasBody,
-                                    BodyChecks& checks) const;
+  /// What the body is and how long it will be once decoded, or the error S3 answers.
+  S3Result<BodyPlan> planBody(const Exchange& x, const VerifiedAuth& auth) const;
   http::Awaitable<void> sendError(Exchange& x, const S3Failure& f, std::string contentRange = {});
   /// A 200 answer whose body is the XML document `doc`, with `extra` headers. (Arguments by reference
   /// to the caller's named objects: GCC 12 mis-handled a by-value header argument here.)
   http::Awaitable<void> sendXml(Exchange& x, pugi::xml_document& doc, const sigv4::HeaderList& extra);
   RangeFix rangeFixFor(const Exchange& x, const upstream::UpstreamResponse& resp) const;
-  upstream::UpstreamRequest upstreamRequestFor(const Exchange& x, const VerifiedAuth& auth) const;
   http::ResponseHeader responseHeaderFor(Exchange& x, const upstream::UpstreamResponse& resp, const RangeFix& fix) const;
   http::Awaitable<void> relay(Exchange& x, upstream::UpstreamResponse& resp);
   enum class ReadWhole { Ok, TooLong, Failed };
@@ -259,7 +164,7 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<ReadWhole> readWhole(upstream::BodySource& body, std::optional<std::uint64_t> expected,
                                        std::size_t limit, std::string& out);
   std::string newRequestId();
-  void logAccess(const Exchange& x);
+  void logAccess(const Exchange& x) const;
   /// Cache key pieces of a client-visible bucket's object (backend id, bucket at the backend, metadata key).
   std::string adminMetaKey(const std::string& bucket, const std::string& key, std::string& backendId,
                            std::string& backendBucket) const;

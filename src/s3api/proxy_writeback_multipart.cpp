@@ -93,12 +93,12 @@ http::Awaitable<void> ProxyHandler::spoolMultipart(Exchange& x, const VerifiedAu
     const S3Failure none{S3Error::NoSuchUpload, {}, {{"UploadId", id}}};
     co_return co_await sendError(x, none);
   }
-  if (x.op == "UploadPart" || x.op == "UploadPartCopy")
+  if (x.op == S3Op::UploadPart || x.op == S3Op::UploadPartCopy)
     co_return co_await spoolPart(x, u, auth, payloadLength, std::move(checks), copySource);
-  if (x.op == "CompleteMultipartUpload")
+  if (x.op == S3Op::CompleteMultipartUpload)
     co_return co_await completeSpoolUpload(x, u, auth, payloadLength, std::move(checks));
-  if (x.op == "ListParts") co_return co_await listSpoolParts(x, u);
-  if (x.op == "AbortMultipartUpload") {
+  if (x.op == S3Op::ListParts) co_return co_await listSpoolParts(x, u);
+  if (x.op == S3Op::AbortMultipartUpload) {
     if (!co_await opts_.writeBack->abortUpload(id)) {
       const S3Failure none{S3Error::NoSuchUpload, {}, {{"UploadId", id}}};
       co_return co_await sendError(x, none);

@@ -47,10 +47,10 @@ std::optional<S3Failure> checkTaggingHeader(std::string_view v) {
 
 }  // namespace
 
-std::optional<S3Failure> checkStoredHeaders(const sigv4::HeaderList& headers) {
+S3Result<void> checkStoredHeaders(const sigv4::HeaderList& headers) {
   for (const auto& [name, value] : headers) {
     if (name == "x-amz-tagging") {
-      if (auto bad = checkTaggingHeader(value)) return bad;
+      if (auto bad = checkTaggingHeader(value)) return *bad;
     } else if (name == "x-amz-storage-class") {
       // S3's classes are upper-case words; RGW and MinIO add their own, of the same shape.
       if (value.empty() || value.size() > 64 || !std::all_of(value.begin(), value.end(), [](char c) {
@@ -69,7 +69,7 @@ std::optional<S3Failure> checkStoredHeaders(const sigv4::HeaderList& headers) {
         return S3Failure{S3Error::InvalidArgument, "The canned ACL is not valid.", {{"ArgumentName", "x-amz-acl"}}};
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 bool isSafeHeaderValue(std::string_view v) {
@@ -91,7 +91,7 @@ std::uint32_t partCountOf(std::string_view etag) {
   return n == 0 ? 1 : n;
 }
 
-std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers) {
+S3Result<void> checkSingletonHeaders(const sigv4::HeaderList& headers) {
   static constexpr std::string_view kOnce[] = {
       "host",          "authorization",    "x-amz-date", "date", "x-amz-content-sha256", "x-amz-decoded-content-length",
       "content-md5",   "content-type",     "range",      "x-amz-copy-source", "x-amz-copy-source-range",
@@ -108,11 +108,11 @@ std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers)
       break;
     }
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<S3Failure> checkRequest(std::string_view method, std::string_view op, const RoutedRequest& r,
-                                      const sigv4::HeaderList& headers) {
+S3Result<void> checkRequest(std::string_view method, S3Op op, const RoutedRequest& r,
+                            const sigv4::HeaderList& headers) {
   if (r.key.size() > kMaxKeyBytes)
     return S3Failure{S3Error::KeyTooLongError, {},
                      {{"Size", std::to_string(r.key.size())}, {"MaxSizeAllowed", std::to_string(kMaxKeyBytes)}}};
@@ -145,15 +145,15 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
       return S3Failure{S3Error::InvalidArgument, "Response header overrides may not contain control characters.",
                        {{"ArgumentName", name}}};
   const std::string* part = findParam(r.query, "partNumber");
-  const bool read = op == "GetObject" || op == "HeadObject";
-  if (part && (read || op == "UploadPart" || op == "UploadPartCopy") && !parsePartNumber(*part))
+  const bool read = op == S3Op::GetObject || op == S3Op::HeadObject;
+  if (part && (read || op == S3Op::UploadPart || op == S3Op::UploadPartCopy) && !parsePartNumber(*part))
     return S3Failure{S3Error::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive",
                      {{"ArgumentName", "partNumber"}, {"ArgumentValue", echoable(*part)}}};
   if (part && read && findHeader(headers, "range"))
     return S3Failure{S3Error::InvalidRequest, "Cannot specify both Range header and partNumber query parameter", {}};
   if ((method == "PUT" || method == "POST") &&
-      (op == "PutObject" || op == "CopyObject" || op == "CreateMultipartUpload")) {
-    if (auto bad = checkStoredHeaders(headers)) return bad;
+      (op == S3Op::PutObject || op == S3Op::CopyObject || op == S3Op::CreateMultipartUpload)) {
+    if (auto stored = checkStoredHeaders(headers); !stored) return stored.error();
     std::size_t meta = 0;
     for (const auto& [name, value] : headers)
       if (name.starts_with("x-amz-meta-")) meta += name.size() - 11 + value.size();
@@ -161,7 +161,7 @@ std::optional<S3Failure> checkRequest(std::string_view method, std::string_view 
       return S3Failure{S3Error::MetadataTooLarge, {},
                        {{"Size", std::to_string(meta)}, {"MaxSizeAllowed", std::to_string(kMaxUserMetadataBytes)}}};
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace granary::s3api

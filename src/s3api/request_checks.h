@@ -8,6 +8,8 @@
 
 #include "common/sigv4.h"
 #include "s3api/errors.h"
+#include "s3api/operation.h"
+#include "s3api/result.h"
 #include "s3api/routing.h"
 
 namespace granary::s3api {
@@ -24,21 +26,21 @@ bool isSafeHeaderValue(std::string_view v);
 
 /// Headers a request may carry once (Host, Authorization, x-amz-date, x-amz-content-sha256, Range,
 /// x-amz-copy-source, Content-MD5, ...): two of one could be read one way here and another way at the
-/// backend. Checked before the signature. @return InvalidRequest naming the header, or nullopt.
-std::optional<S3Failure> checkSingletonHeaders(const sigv4::HeaderList& headers);
+/// backend. Checked before the signature. @return InvalidRequest naming the header, or success.
+S3Result<void> checkSingletonHeaders(const sigv4::HeaderList& headers);
 
 /// Headers stored with a new object, checked as S3 checks them (x-amz-tagging, x-amz-storage-class,
 /// x-amz-website-redirect-location, x-amz-acl): a write-back bucket acknowledges a PUT before the backend
 /// sees it, so what the backend would refuse must be refused here, or its upload would fail forever.
-/// @return InvalidTag, InvalidStorageClass, InvalidRedirectLocation, InvalidArgument; or nullopt.
-std::optional<S3Failure> checkStoredHeaders(const sigv4::HeaderList& headers);
+/// @return InvalidTag, InvalidStorageClass, InvalidRedirectLocation, InvalidArgument; or success.
+S3Result<void> checkStoredHeaders(const sigv4::HeaderList& headers);
 
-/// @param method the request method; @param op its operation name (operationName).
-/// @return the error S3 answers, or nullopt. Possible errors: KeyTooLongError, InvalidBucketName,
+/// @param method the request method; @param op its operation (resolveOperation).
+/// @return the error S3 answers, or success. Possible errors: KeyTooLongError, InvalidBucketName,
 ///         InvalidRequest (partNumber with Range), InvalidArgument (a response-*
 ///         override with control bytes; a part number outside 1-10000), MetadataTooLarge.
-std::optional<S3Failure> checkRequest(std::string_view method, std::string_view op, const RoutedRequest& r,
-                                      const sigv4::HeaderList& headers);
+S3Result<void> checkRequest(std::string_view method, S3Op op, const RoutedRequest& r,
+                            const sigv4::HeaderList& headers);
 
 /// The number of parts an S3 ETag says its object has: N for a multipart ETag "<md5>-N", else 1.
 std::uint32_t partCountOf(std::string_view etag);

@@ -211,19 +211,17 @@ std::optional<S3Failure> checkTagging(const pugi::xml_node& root, std::size_t ma
 
 }  // namespace
 
-bool isXmlBodyOp(std::string_view op) {
-  return op == "CompleteMultipartUpload" || op == "DeleteObjects" || op == "PutObjectTagging" ||
-         op == "PutObjectAcl" || op == "PutBucketSubresource" || op == "CreateBucket" || op == "PostObject";
-}
+bool isXmlBodyOp(S3Op op) { return opInfo(op).xmlBody; }
 
-std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view body) {
-  if (op != "CompleteMultipartUpload" && op != "DeleteObjects" && op != "PutObjectTagging") return std::nullopt;
+std::optional<S3Failure> checkRequestXml(S3Op op, std::string_view body) {
+  if (op != S3Op::CompleteMultipartUpload && op != S3Op::DeleteObjects && op != S3Op::PutObjectTagging)
+    return std::nullopt;
   if (body.size() > kMaxRequestXml) return S3Failure{S3Error::MaxMessageLengthExceeded, {}, {}};
   pugi::xml_document doc;
   if (auto bad = load(body, doc)) return bad;
   const pugi::xml_node root = doc.document_element();
-  if (op == "CompleteMultipartUpload") return checkComplete(root);
-  if (op == "DeleteObjects") return checkDelete(root);
+  if (op == S3Op::CompleteMultipartUpload) return checkComplete(root);
+  if (op == S3Op::DeleteObjects) return checkDelete(root);
   return checkTagging(root, 10);
 }
 

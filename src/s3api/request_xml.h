@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "s3api/errors.h"
+#include "s3api/operation.h"
 
 namespace granary::s3api {
 
@@ -25,11 +26,11 @@ inline constexpr std::size_t kMaxRequestXml = 4 << 20;
 
 /// Operations whose body is a small XML document rather than object data: bounded by kMaxRequestXml
 /// and read whole before anything is sent.
-bool isXmlBodyOp(std::string_view op);
+bool isXmlBodyOp(S3Op op);
 
 /// @return the error S3 would answer for this body of operation `op`; nullopt when it is fine (or `op`
 ///         has no body Granary checks). Errors: MalformedXML, InvalidPartOrder, InvalidTag.
-std::optional<S3Failure> checkRequestXml(std::string_view op, std::string_view body);
+std::optional<S3Failure> checkRequestXml(S3Op op, std::string_view body);
 
 /// The (part number, ETag as sent) pairs of a CompleteMultipartUpload body that checkRequestXml accepted.
 std::vector<std::pair<std::uint32_t, std::string>> completeParts(std::string_view body);

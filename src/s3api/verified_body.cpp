@@ -4,8 +4,7 @@
 
 namespace granary::s3api {
 
-std::variant<BodyChecks, S3Failure> bodyChecksFor(const sigv4::HeaderList& headers, bool objectData,
-                                                  bool trailerAllowed) {
+S3Result<BodyChecks> bodyChecksFor(const sigv4::HeaderList& headers, bool objectData, bool trailerAllowed) {
   BodyChecks c;
   const std::string* trailer = nullptr;
   for (const auto& [name, value] : headers) {
@@ -43,14 +42,14 @@ std::variant<BodyChecks, S3Failure> bodyChecksFor(const sigv4::HeaderList& heade
   return c;
 }
 
-std::optional<S3Failure> checkEmptyBody(const BodyChecks& checks) {
+S3Result<void> checkEmptyBody(const BodyChecks& checks) {
   if (checks.contentMd5 && Checksum(ChecksumAlgorithm::Md5).finishBase64() != *checks.contentMd5)
     return S3Failure{S3Error::BadDigest, {}, {}};
   if (checks.checksum && checks.expected && Checksum(*checks.checksum).finishBase64() != *checks.expected)
     return S3Failure{S3Error::BadDigest,
                      "The " + std::string(checksumName(*checks.checksum)) + " you specified did not match the calculated checksum.",
                      {}};
-  return std::nullopt;
+  return {};
 }
 
 VerifiedBody::VerifiedBody(http::BodyReader& client, const VerifiedAuth& auth,

@@ -13,6 +13,7 @@
 #include "s3api/auth.h"
 #include "s3api/aws_chunked.h"
 #include "s3api/errors.h"
+#include "s3api/result.h"
 #include "upstream/upstream.h"
 
 namespace granary::s3api {
@@ -30,10 +31,10 @@ struct BodyChecks {
 /// The checks a request's headers ask for. @param objectData whether the body is object data
 /// (PutObject, UploadPart): flexible checksums describe object data, Content-MD5 any body.
 /// @return the checks, or the error for malformed ones (InvalidDigest, InvalidRequest).
-std::variant<BodyChecks, S3Failure> bodyChecksFor(const sigv4::HeaderList& headers, bool objectData, bool trailerAllowed);
+S3Result<BodyChecks> bodyChecksFor(const sigv4::HeaderList& headers, bool objectData, bool trailerAllowed);
 
-/// The checks of a request without a body, against the empty payload (nullopt: they pass).
-std::optional<S3Failure> checkEmptyBody(const BodyChecks& checks);
+/// The checks of a request without a body, against the empty payload (BadDigest, or success).
+S3Result<void> checkEmptyBody(const BodyChecks& checks);
 
 class VerifiedBody final : public upstream::BodySource {
  public:

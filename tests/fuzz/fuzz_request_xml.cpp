@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fuzz_common.h"
 #include "s3api/request_xml.h"
@@ -16,9 +17,12 @@
 using namespace granary::s3api;
 
 namespace {
-constexpr std::string_view kOps[] = {"CompleteMultipartUpload", "DeleteObjects", "PutObjectTagging", "PutBucketTagging",
-                                     "PutObjectAcl", "PutBucketSubresource", "CreateBucket", "PostObject",
-                                     "PutObject", "UploadPart", ""};
+/// Every operation (the XML body ones, and the others, which have no body Granary checks).
+std::vector<S3Op> allOps() {
+  std::vector<S3Op> ops;
+  for (std::size_t i = 0; i < kS3OpCount; ++i) ops.push_back(static_cast<S3Op>(i));
+  return ops;
+}
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -27,16 +31,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   in.u8();
   const std::string body(in.rest());  // (a copy: pugixml must not read past the end of the input)
 
-  for (const std::string_view op : kOps) {
+  static const std::vector<S3Op> ops = allOps();
+  for (const S3Op op : ops) {
     (void)isXmlBodyOp(op);
     const auto a = checkRequestXml(op, body);
     const auto b = checkRequestXml(op, body);
-    FUZZ_CHECK(a.has_value() == b.has_value(), std::string(op));
-    if (a) FUZZ_CHECK(a->error == b->error && a->message == b->message, std::string(op));
+    FUZZ_CHECK(a.has_value() == b.has_value(), std::string(opName(op)));
+    if (a) FUZZ_CHECK(a->error == b->error && a->message == b->message, std::string(opName(op)));
   }
 
   const auto parts = completeParts(body);
-  if (!checkRequestXml("CompleteMultipartUpload", body)) {
+  if (!checkRequestXml(S3Op::CompleteMultipartUpload, body)) {
     FUZZ_CHECK(!parts.empty(), "an accepted CompleteMultipartUpload names parts");
     std::uint32_t previous = 0;
     for (const auto& [n, etag] : parts) {
@@ -48,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   const auto keys = deleteObjectsKeys(body);
-  if (!checkRequestXml("DeleteObjects", body)) {
+  if (!checkRequestXml(S3Op::DeleteObjects, body)) {
     // (An empty <Key></Key> is a key the backend refuses: nothing to invalidate, so not listed.)
     FUZZ_CHECK(keys.size() <= 1000, "an accepted DeleteObjects names at most 1000 keys: " + std::to_string(keys.size()));
   }

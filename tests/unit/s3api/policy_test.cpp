@@ -91,41 +91,41 @@ TEST_CASE("policy: mistakes are refused with the value named", "[policy]") {
 
 TEST_CASE("requiredAccess: each operation needs IAM's action on the right resource", "[policy]") {
   using On = AccessNeed::On;
-  auto need = requiredAccess("GetObject", "k", {});
+  auto need = requiredAccess(S3Op::GetObject, "k", {});
   CHECK((need.on == On::Object && need.action == "s3:GetObject" && need.key == "k"));
-  CHECK(requiredAccess("HeadObject", "k", {}).action == "s3:GetObject");
-  CHECK(requiredAccess("GetObject", "k", q({{"versionId", "v1"}})).action == "s3:GetObjectVersion");
-  CHECK(requiredAccess("GetObject", "k", q({{"partNumber", "2"}})).action == "s3:GetObject");
-  CHECK(requiredAccess("CopyObject", "k", {}).action == "s3:PutObject");
-  CHECK(requiredAccess("UploadPart", "k", q({{"uploadId", "u"}, {"partNumber", "1"}})).action == "s3:PutObject");
-  CHECK(requiredAccess("CompleteMultipartUpload", "k", q({{"uploadId", "u"}})).action == "s3:PutObject");
-  CHECK(requiredAccess("AbortMultipartUpload", "k", q({{"uploadId", "u"}})).action == "s3:AbortMultipartUpload");
-  CHECK(requiredAccess("ListParts", "k", q({{"uploadId", "u"}})).action == "s3:ListMultipartUploadParts");
-  CHECK(requiredAccess("DeleteObject", "k", q({{"versionId", "v"}})).action == "s3:DeleteObjectVersion");
-  CHECK(requiredAccess("ListObjectsV2", "", q({{"list-type", "2"}})).on == On::Listing);
-  CHECK(requiredAccess("ListObjectVersions", "", q({{"versions", ""}})).action == "s3:ListBucketVersions");
-  CHECK(requiredAccess("PutBucketSubresource", "", q({{"versioning", ""}})).action == "s3:PutBucketVersioning");
-  CHECK(requiredAccess("GetBucketSubresource", "", q({{"acl", ""}})).action == "s3:GetBucketAcl");
-  CHECK(requiredAccess("CreateBucket", "", {}).on == On::Bucket);
-  CHECK(requiredAccess("HeadBucket", "", {}).on == On::AnyInBucket);
-  CHECK(requiredAccess("Unknown", "k", {}).action == "s3:Unknown:Unknown");
-  CHECK(requiredAccess("ListBuckets", "", {}).on == On::Nothing);
+  CHECK(requiredAccess(S3Op::HeadObject, "k", {}).action == "s3:GetObject");
+  CHECK(requiredAccess(S3Op::GetObject, "k", q({{"versionId", "v1"}})).action == "s3:GetObjectVersion");
+  CHECK(requiredAccess(S3Op::GetObject, "k", q({{"partNumber", "2"}})).action == "s3:GetObject");
+  CHECK(requiredAccess(S3Op::CopyObject, "k", {}).action == "s3:PutObject");
+  CHECK(requiredAccess(S3Op::UploadPart, "k", q({{"uploadId", "u"}, {"partNumber", "1"}})).action == "s3:PutObject");
+  CHECK(requiredAccess(S3Op::CompleteMultipartUpload, "k", q({{"uploadId", "u"}})).action == "s3:PutObject");
+  CHECK(requiredAccess(S3Op::AbortMultipartUpload, "k", q({{"uploadId", "u"}})).action == "s3:AbortMultipartUpload");
+  CHECK(requiredAccess(S3Op::ListParts, "k", q({{"uploadId", "u"}})).action == "s3:ListMultipartUploadParts");
+  CHECK(requiredAccess(S3Op::DeleteObject, "k", q({{"versionId", "v"}})).action == "s3:DeleteObjectVersion");
+  CHECK(requiredAccess(S3Op::ListObjectsV2, "", q({{"list-type", "2"}})).on == On::Listing);
+  CHECK(requiredAccess(S3Op::ListObjectVersions, "", q({{"versions", ""}})).action == "s3:ListBucketVersions");
+  CHECK(requiredAccess(S3Op::PutBucketSubresource, "", q({{"versioning", ""}})).action == "s3:PutBucketVersioning");
+  CHECK(requiredAccess(S3Op::GetBucketSubresource, "", q({{"acl", ""}})).action == "s3:GetBucketAcl");
+  CHECK(requiredAccess(S3Op::CreateBucket, "", {}).on == On::Bucket);
+  CHECK(requiredAccess(S3Op::HeadBucket, "", {}).on == On::AnyInBucket);
+  CHECK(requiredAccess(S3Op::Unknown, "k", {}).action == "s3:Unknown:Unknown");
+  CHECK(requiredAccess(S3Op::ListBuckets, "", {}).on == On::Nothing);
 }
 
 TEST_CASE("allows: null policy is everything; a form upload needs the whole bucket", "[policy]") {
   const AccessPolicy p = teamA();
-  CHECK(allows(nullptr, requiredAccess("DeleteBucket", "", {}), "x"));
-  CHECK(allows(&p, requiredAccess("GetObject", "team-a/k", {}), "datasets"));
-  CHECK_FALSE(allows(&p, requiredAccess("GetObject", "team-b/k", {}), "datasets"));
-  CHECK_FALSE(allows(&p, requiredAccess("PutObject", "team-a/k", {}), "datasets"));
-  CHECK(allows(&p, requiredAccess("ListObjectsV2", "", q({{"list-type", "2"}})), "datasets"));
-  CHECK_FALSE(allows(&p, requiredAccess("ListObjectsV2", "", q({{"list-type", "2"}})), "scratch"));
-  CHECK_FALSE(allows(&p, requiredAccess("PostObject", "", {}), "scratch"));  // its key is in the form
+  CHECK(allows(nullptr, requiredAccess(S3Op::DeleteBucket, "", {}), "x"));
+  CHECK(allows(&p, requiredAccess(S3Op::GetObject, "team-a/k", {}), "datasets"));
+  CHECK_FALSE(allows(&p, requiredAccess(S3Op::GetObject, "team-b/k", {}), "datasets"));
+  CHECK_FALSE(allows(&p, requiredAccess(S3Op::PutObject, "team-a/k", {}), "datasets"));
+  CHECK(allows(&p, requiredAccess(S3Op::ListObjectsV2, "", q({{"list-type", "2"}})), "datasets"));
+  CHECK_FALSE(allows(&p, requiredAccess(S3Op::ListObjectsV2, "", q({{"list-type", "2"}})), "scratch"));
+  CHECK_FALSE(allows(&p, requiredAccess(S3Op::PostObject, "", {}), "scratch"));  // its key is in the form
   const AccessPolicy writer({{{"s3:PutObject"}, {"arn:aws:s3:::scratch/*"}}}, false);
-  CHECK(allows(&writer, requiredAccess("PostObject", "", {}), "scratch"));
-  CHECK(allows(&p, requiredAccess("HeadBucket", "", {}), "scratch"));
-  CHECK_FALSE(allows(&p, requiredAccess("HeadBucket", "", {}), "private"));
-  CHECK_FALSE(allows(&p, requiredAccess("CreateBucket", "", {}), "datasets"));
+  CHECK(allows(&writer, requiredAccess(S3Op::PostObject, "", {}), "scratch"));
+  CHECK(allows(&p, requiredAccess(S3Op::HeadBucket, "", {}), "scratch"));
+  CHECK_FALSE(allows(&p, requiredAccess(S3Op::HeadBucket, "", {}), "private"));
+  CHECK_FALSE(allows(&p, requiredAccess(S3Op::CreateBucket, "", {}), "datasets"));
 }
 
 TEST_CASE("policy: dot segments never step out of an allowed prefix", "[policy]") {

@@ -1,0 +1,107 @@
+#pragma once
+// ProxyHandler's options (set by main from the configuration), and the results of its admin operations.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache/writeback.h"
+#include "s3api/access_log.h"
+#include "s3api/auth.h"
+#include "s3api/bucket_map.h"
+#include "s3api/multipart_tracker.h"
+#include "s3api/reloadable_tables.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace granary::s3api {
+
+class RequestStats;
+
+struct ProxyOptions {
+  std::string domain;  // virtual-hosted base domain; empty = path style only
+  AuthOptions auth;
+  std::size_t bufferSize = 256 * 1024;               // relay buffer per request
+  std::uint64_t maxObjectSize = 5ull * 1024 * 1024 * 1024;  // S3's single-PUT limit
+  bool accessLog = true;
+  AccessLogFormat accessLogFormat = AccessLogFormat::Text;
+  /// Where access lines go (JSON and CLF lines need a logger printing the message alone); null = the
+  /// default logger.
+  std::shared_ptr<spdlog::logger> accessLogger;
+  /// This handler's request counters (one instance per thread); null = not counted.
+  std::shared_ptr<RequestStats> requestStats;
+  /// Bodies up to this size are read and verified whole before anything goes upstream (and can then
+  /// be retried); larger ones stream, their last byte held back until every check has passed.
+  std::size_t verifyBeforeSend = 1 << 20;
+
+  /// Client buckets -> backends (index into the handler's upstreams) and their cache policy.
+  std::shared_ptr<const BucketMap> buckets = std::make_shared<BucketMap>(std::vector<std::string>{""});
+
+  // The cache (used when the handler has a CacheThread).
+  /// How long cached metadata is trusted before a conditional request revalidates it; 0 = always,
+  /// milliseconds::max() = forever (immutable data sets).
+  std::chrono::milliseconds metadataTtl{60'000};
+  /// When set, TTLs come from here (reloadable) instead of metadataTtl and the bucket map.
+  std::shared_ptr<TtlStore> ttls;
+  bool cacheStatusHeader = true;        // x-granary-cache on GET/HEAD responses
+  std::size_t parallelFills = 4;        // chunks one request fetches at once
+  std::size_t maxFills = 64;            // chunks in flight across the process (each holds a chunk of RAM)
+  std::size_t readAhead = 2;            // chunks fetched past the end of a ranged read
+  std::chrono::milliseconds fillTimeout{60'000};  // longest wait for a fill without progress
+  /// write-through: PUTs up to this size keep their bytes until the backend took them, then fill the
+  /// cache (larger ones, and multipart uploads, fill on their first read).
+  std::uint64_t writeFillMax = 64ull << 20;
+  /// Parts of the multipart uploads created through Granary (shared by every thread).
+  std::shared_ptr<MultipartTracker> multipart = std::make_shared<MultipartTracker>();
+  /// The write-back spool (shared by every thread); null = no bucket writes back.
+  std::shared_ptr<cache::WriteBackSpool> writeBack;
+  std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
+};
+
+// The admin operations (admin_ops.cpp), run on a handler's thread for CacheAdmin: their pacing and results.
+/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
+/// the time returned before taking more.
+class RateLimiter {
+ public:
+  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
+  std::chrono::nanoseconds reserve(std::uint64_t bytes);
+
+ private:
+  std::mutex m_;
+  const std::uint64_t rate_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
+struct AdminListedObject {
+  std::string key;
+  std::uint64_t size = 0;
+  std::string etag;
+};
+struct AdminListPage {
+  std::vector<AdminListedObject> objects;
+  std::string nextToken;  // empty: the last page
+  std::string error;      // empty: listed
+};
+struct AdminCachedExtent {
+  bool known = false;  // the cache holds the object's metadata
+  std::uint64_t size = 0;
+  std::string etag;
+  std::uint32_t chunks = 0, cachedChunks = 0;
+  std::uint64_t cachedBytes = 0;
+  bool complete() const { return known && cachedChunks == chunks; }
+};
+struct AdminReadResult {
+  unsigned status = 0;
+  std::string cacheStatus;  // x-granary-cache of the answer
+  std::string etag;
+  std::uint64_t bytes = 0;
+  std::string md5Hex;  // when asked for
+  std::string error;   // S3 error code, or why the read stopped
+};
+
+}  // namespace granary::s3api
