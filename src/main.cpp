@@ -294,7 +294,6 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.maxFills = cfg.cache.maxFills;
   po.readAhead = cfg.cache.readAhead;
   po.fillTimeout = cfg.backend.readTimeout;
-  po.uploadRetryMax = cfg.cache.writeBackRetryMax;
   return po;
 }
 
@@ -401,7 +400,6 @@ int main(int argc, char** argv) {
       threadOpts.requestStats = std::make_shared<s3api::RequestStats>();
       adminCtx->requestStats.push_back(threadOpts.requestStats);
       auto handler = std::make_unique<s3api::ProxyHandler>(std::move(threadOpts), keys, std::move(ups), std::move(ct));
-      if (index == 0) handler->startUploader(ioc.get_executor());  // one uploader: operations go in order
       workers.at(index) = {&ioc, handler.get()};
       return handler;
     });
@@ -425,14 +423,22 @@ int main(int argc, char** argv) {
     co.ramBytes = cfg.cache.ramBytes;
     co.chunkSize = cfg.cache.chunkSize;
     chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
-    if (cfg.cache.writeBack)
-      po.writeBack = std::make_shared<cache::WriteBackSpool>(
-          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
+    if (cfg.cache.writeBack) {  // write-back: spool + uploader, one service on its own thread (stopped below)
+      s3api::WriteBackServiceOptions wo{cfg.cache.writeBackUploadConcurrency, std::chrono::milliseconds(200),
+                                        cfg.cache.writeBackRetryMax, std::chrono::minutes(1), chunkCache.get(), po.buckets};
+      po.writeBack = std::make_shared<s3api::WriteBackService>(std::make_shared<cache::WriteBackSpool>(
+          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size}), std::move(wo));
+      po.writeBack->start([&uos](asio::any_io_executor ex) {
+        s3api::WriteBackService::Upstreams ups;
+        for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ex, uo));
+        return ups;
+      });
+    }
     spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
     server->bind();
     if (admin) {
       adminCtx->cache = chunkCache.get();
-      adminCtx->spool = po.writeBack;
+      adminCtx->spool = po.writeBack ? po.writeBack->spoolPtr() : nullptr;
       adminCtx->token = cfg.adminToken;
       adminCtx->keys = keys;
       adminCtx->openConnections = [s = server.get()] { return s->openConnections(); };
@@ -475,6 +481,8 @@ int main(int argc, char** argv) {
                                                                               backends[b]->sessionToken}] {
                 h->setBackendCredentials(b, creds);
               });
+          for (std::size_t b = 0; po.writeBack && b < backends.size() && b < uos.size(); ++b)  // the uploader's own
+            po.writeBack->setBackendCredentials(b, {backends[b]->accessKey, backends[b]->secretKey, backends[b]->sessionToken});
           warnUnreloadable(cfg, fresh);
           spdlog::info("SIGHUP: reloaded {} client keys with their policies, backend credentials and metadata TTLs from {}",
                        fresh.clientKeys.size(), f.config);
@@ -505,6 +513,7 @@ int main(int argc, char** argv) {
   if (adminThread.joinable()) adminThread.join();
   admin.reset();
   adminCtx.reset();
+  if (po.writeBack) po.writeBack->stop();  // write-back: gate closed, in-flight uploads end, thread joined
   server.reset();       // handlers (and their cache threads) go before the cache
   chunkCache->close();  // journals flushed and compacted: the next start is warm
   spdlog::info("stopped");

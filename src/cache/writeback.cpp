@@ -474,17 +474,23 @@ std::vector<PendingPtr> WriteBackSpool::list(std::uint32_t backend, const std::s
 
 PendingPtr WriteBackSpool::next() {
   std::lock_guard lk(mu_);
-  while (!queue_.empty()) {
-    PendingPtr p = queue_.begin()->second;
-    auto it = latest_.find(Key{p->backend, p->bucket, p->key});
-    if (it != latest_.end() && it->second == p) {
-      uploading_ = p;
-      return p;
+  for (auto q = queue_.begin(); q != queue_.end();) {
+    PendingPtr p = q->second;
+    Key key{p->backend, p->bucket, p->key};
+    if (uploading_.count(key)) {  // this or an earlier operation of its key is on its way: it goes first
+      ++q;
+      continue;
     }
-    // Superseded by a newer write or delete of its key: never uploaded.
-    queue_.erase(queue_.begin());
-    reservedBytes_ -= std::min(reservedBytes_, p->size);
-    asio::co_spawn(thread_, recordDone(p), asio::detached);  // (a failure: dropped again at the next start)
+    auto it = latest_.find(key);
+    if (it == latest_.end() || it->second != p) {
+      // Superseded by a newer write or delete of its key: never uploaded.
+      q = queue_.erase(q);
+      reservedBytes_ -= std::min(reservedBytes_, p->size);
+      asio::co_spawn(thread_, recordDone(p), asio::detached);  // (a failure: dropped again at the next start)
+      continue;
+    }
+    uploading_.emplace(std::move(key), p);
+    return p;
   }
   return nullptr;
 }
@@ -494,21 +500,23 @@ asio::awaitable<void> WriteBackSpool::complete(PendingPtr w) {
   AtExit guard{[this] { endMutation(); }};
   co_await asio::co_spawn(thread_, recordDone(w), asio::use_awaitable);
   std::lock_guard lk(mu_);
-  if (uploading_ == w) uploading_.reset();
+  const Key key{w->backend, w->bucket, w->key};
+  if (auto up = uploading_.find(key); up != uploading_.end() && up->second == w) uploading_.erase(up);
   queue_.erase(w->seq);
   reservedBytes_ -= std::min(reservedBytes_, w->size);
-  auto it = latest_.find(Key{w->backend, w->bucket, w->key});
+  auto it = latest_.find(key);
   if (it != latest_.end() && it->second == w) latest_.erase(it);
 }
 
 void WriteBackSpool::failed(const PendingPtr& w) {
   std::lock_guard lk(mu_);
-  if (uploading_ == w) uploading_.reset();
+  auto up = uploading_.find(Key{w->backend, w->bucket, w->key});
+  if (up != uploading_.end() && up->second == w) uploading_.erase(up);
 }
 
 bool WriteBackSpool::uploading(std::uint32_t backend, const std::string& bucket, const std::string& key) const {
   std::lock_guard lk(mu_);
-  return uploading_ && uploading_->backend == backend && uploading_->bucket == bucket && uploading_->key == key;
+  return uploading_.count(Key{backend, bucket, key}) > 0;
 }
 
 asio::awaitable<int> WriteBackSpool::openData(std::uint64_t seq, bool write) {

@@ -23,6 +23,7 @@
 #include "s3api/errors.h"
 #include "s3api/range.h"
 #include "s3api/verified_body.h"
+#include "s3api/writeback_service.h"
 #include "upstream/upstream.h"
 
 namespace spdlog {
@@ -119,9 +120,9 @@ struct ProxyOptions {
   std::uint64_t writeFillMax = 64ull << 20;
   /// Parts of the multipart uploads created through Granary (shared by every thread).
   std::shared_ptr<MultipartTracker> multipart = std::make_shared<MultipartTracker>();
-  /// The write-back spool (shared by every thread); null = no bucket writes back.
-  std::shared_ptr<cache::WriteBackSpool> writeBack;
-  std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
+  /// The write-back service: spool and uploader (shared by every thread, owned by main); null = no
+  /// bucket writes back.
+  std::shared_ptr<WriteBackService> writeBack;
 };
 
 class ProxyHandler final : public http::RequestHandler {
@@ -136,8 +137,6 @@ class ProxyHandler final : public http::RequestHandler {
                                http::BodyReader& body, http::ResponseWriter& out) override;
   std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
                             std::string_view message) override;
-  /// Starts the write-back uploader on this handler's thread (main calls it on one handler).
-  void startUploader(boost::asio::any_io_executor ex);
   // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name
   // clients use.
   struct ListedObject {
@@ -202,7 +201,6 @@ class ProxyHandler final : public http::RequestHandler {
 
   void shutdown() override {
     stopping_ = true;
-    if (uploaderTimer_) uploaderTimer_->cancel();
     for (auto& u : upstreams_) u->shutdown();
   }
 
@@ -313,8 +311,8 @@ class ProxyHandler final : public http::RequestHandler {
 
   // Write-back (proxy_writeback.cpp).
   bool writesBack(const Exchange& x) const;
-  /// A write-back PUT: spooled, made durable, acknowledged. @return false when the spool is full (the
-  /// caller forwards it: write-through).
+  /// A write-back PUT: spooled, made durable, acknowledged. @return false when the spool is full or
+  /// shutting down (the caller forwards it: write-through).
   http::Awaitable<bool> putWriteBack(Exchange& x, const VerifiedAuth& auth, std::optional<std::uint64_t> payloadLength,
                                      BodyChecks checks);
   http::Awaitable<void> deleteWriteBack(Exchange& x);
@@ -327,13 +325,9 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<bool> serveWriteBack(Exchange& x);
   /// A listing of a write-back bucket: the backend's, with pending writes and deletes applied.
   http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp);
-  enum class SpoolResult { Ok, ReadFailed, WriteFailed };
-  /// Writes `src` to the spool data file `fd` (closed after), hashing it. `written`: bytes written.
-  http::Awaitable<SpoolResult> spoolData(upstream::BodySource& src, int fd, Digest& md5, std::uint64_t& written);
   /// Before a copy reads its source at the backend: waits until a write of the source pending in the
   /// spool has been uploaded. @return false if it was not within a minute.
   http::Awaitable<bool> sourceUploaded(const CopySource& src);
-  http::Awaitable<void> uploader();
 
   // Multipart uploads into write-back buckets (proxy_writeback_multipart.cpp): created, stored and
   // completed in the spool; the uploader sends the object as a multipart upload of the same parts.
@@ -352,14 +346,8 @@ class ProxyHandler final : public http::RequestHandler {
   /// ListMultipartUploads of a write-back bucket: the backend's uploads (none when `resp` is null: the
   /// backend could not be reached) and the spool's.
   http::Awaitable<void> relayUploadsWithSpool(Exchange& x, upstream::UpstreamResponse* resp);
-  http::Awaitable<bool> uploadMultipart(const cache::PendingWrite& w);
-  /// Sends request `r` with spool data file `seq` as its body. @return the ETag of a 200, else nullopt.
-  http::Awaitable<std::optional<std::string>> sendSpoolFile(upstream::Upstream& up, upstream::UpstreamRequest& r,
-                                                            std::uint64_t seq, std::uint64_t size);
-  http::Awaitable<bool> upload(const cache::PendingWrite& w);
 
   ProxyOptions opts_;
-  std::unique_ptr<boost::asio::steady_timer> uploaderTimer_;
   std::shared_ptr<KeyStore> keys_;
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams_;
   /// Tenant keys' views of the backends, by backend index and access key; they live as long as the
