@@ -322,6 +322,28 @@ void warnIfReadableSecrets(const std::string& path, const Config& cfg) {
                st.st_mode & 0777, logSafe(path));
 }
 
+/// Write-back: the spool and its uploader, one service running on its own thread with its own backend
+/// connections; main stops it once the server has drained (WriteBackService::stop).
+std::shared_ptr<s3api::WriteBackService> startWriteBack(const Config& cfg,
+                                                        const std::vector<upstream::HttpUpstreamOptions>& uos,
+                                                        cache::ChunkCache* chunkCache,
+                                                        std::shared_ptr<const s3api::BucketMap> buckets) {
+  s3api::WriteBackServiceOptions wo;
+  wo.uploadConcurrency = cfg.cache.writeBackUploadConcurrency;
+  wo.retryMax = cfg.cache.writeBackRetryMax;
+  wo.cache = chunkCache;
+  wo.buckets = std::move(buckets);
+  auto spool = std::make_shared<cache::WriteBackSpool>(
+      cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
+  auto service = std::make_shared<s3api::WriteBackService>(std::move(spool), std::move(wo));
+  service->start([&uos](asio::any_io_executor ex) {
+    s3api::WriteBackService::Upstreams ups;
+    for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ex, uo));
+    return ups;
+  });
+  return service;
+}
+
 /// A handler with its thread, for work posted to it from elsewhere (SIGHUP, the admin API).
 struct Worker {
   asio::io_context* ioc = nullptr;
@@ -423,17 +445,7 @@ int main(int argc, char** argv) {
     co.ramBytes = cfg.cache.ramBytes;
     co.chunkSize = cfg.cache.chunkSize;
     chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
-    if (cfg.cache.writeBack) {  // write-back: spool + uploader, one service on its own thread (stopped below)
-      s3api::WriteBackServiceOptions wo{cfg.cache.writeBackUploadConcurrency, std::chrono::milliseconds(200),
-                                        cfg.cache.writeBackRetryMax, std::chrono::minutes(1), chunkCache.get(), po.buckets};
-      po.writeBack = std::make_shared<s3api::WriteBackService>(std::make_shared<cache::WriteBackSpool>(
-          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size}), std::move(wo));
-      po.writeBack->start([&uos](asio::any_io_executor ex) {
-        s3api::WriteBackService::Upstreams ups;
-        for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ex, uo));
-        return ups;
-      });
-    }
+    if (cfg.cache.writeBack) po.writeBack = startWriteBack(cfg, uos, chunkCache.get(), po.buckets);  // stopped below
     spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
     server->bind();
     if (admin) {

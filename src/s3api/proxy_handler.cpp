@@ -439,6 +439,10 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   // A write makes what the cache holds for its key(s) unreachable: before it is sent (so no read starts
   // from the old state meanwhile) and again once the backend answered (reads that raced it).
   invalidateForWrite(x, ur);
+  // A write-back listing: what is pending is taken before the backend is asked, so that an upload landing
+  // meanwhile shows in one of the two (the backend's page or the pending state), never in neither.
+  std::vector<cache::PendingPtr> pending;
+  if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects")) pending = pendingListed(x);
   auto resp = co_await x.upstream->send(ur);
   invalidateForWrite(x, ur);
   if (verified) x.bytesIn = verified->clientBytes();
@@ -506,9 +510,7 @@ http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
   }
   if (fillOnWrite && answered == 200 && written.size() == payloadLength.value_or(0) && (!capture || capture->complete()))
     startFillAfterWrite(x, std::string((*resp)->header()[bhttp::field::etag]), std::move(written));
-  if (writesBack(x) && (x.op == "ListObjectsV2" || x.op == "ListObjects") && answered == 200 &&
-      opts_.writeBack->pendingObjects() > 0)
-    co_return co_await relayListingWithPending(x, **resp);
+  if (answered == 200 && !pending.empty()) co_return co_await relayListingWithPending(x, **resp, std::move(pending));
   if (writesBack(x) && x.op == "ListMultipartUploads" && (answered == 200 || answered == 501))
     co_return co_await relayUploadsWithSpool(x, &**resp);
   if (const auto* id = findParam(x.routed.query, "uploadId")) {

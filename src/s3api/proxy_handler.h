@@ -323,8 +323,11 @@ class ProxyHandler final : public http::RequestHandler {
   http::Awaitable<void> supersedePending(const Exchange& x, const std::string& key);
   /// GET/HEAD of a key with a pending operation, from the spool. @return false when nothing is pending.
   http::Awaitable<bool> serveWriteBack(Exchange& x);
-  /// A listing of a write-back bucket: the backend's, with pending writes and deletes applied.
-  http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp);
+  /// What is pending under a write-back listing's prefix (taken before the backend is asked).
+  std::vector<cache::PendingPtr> pendingListed(const Exchange& x) const;
+  /// A listing of a write-back bucket: the backend's, with the `pending` writes and deletes applied.
+  http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp,
+                                                std::vector<cache::PendingPtr> pending);
   /// Before a copy reads its source at the backend: waits until a write of the source pending in the
   /// spool has been uploaded. @return false if it was not within a minute.
   http::Awaitable<bool> sourceUploaded(const CopySource& src);

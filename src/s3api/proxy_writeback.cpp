@@ -271,11 +271,16 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
   co_return true;
 }
 
-http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp) {
+std::vector<cache::PendingPtr> ProxyHandler::pendingListed(const Exchange& x) const {
+  const auto* prefixParam = findParam(x.routed.query, "prefix");
+  return opts_.writeBack->list(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket,
+                               prefixParam ? *prefixParam : std::string());
+}
+
+http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp,
+                                                            std::vector<cache::PendingPtr> pending) {
   const auto* prefixParam = findParam(x.routed.query, "prefix");
   const std::string prefix = prefixParam ? *prefixParam : std::string();
-  const auto pending =
-      opts_.writeBack->list(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket, prefix);
   pugi::xml_document doc;
   if (!co_await readXml(resp, 64 << 20, doc)) {
     const S3Failure bad{S3Error::InternalError, "The backend's listing could not be read.", {}};

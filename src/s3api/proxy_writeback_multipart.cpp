@@ -47,6 +47,26 @@ void appendOwner(pugi::xml_node parent, const char* name) {
   o.append_child("DisplayName").text() = "granary";
 }
 
+void copyPartResult(pugi::xml_document& doc, std::int64_t createdMs, const std::string& etag) {
+  auto root = newS3Document(doc, "CopyPartResult");
+  root.append_child("LastModified").text() = isoTime(createdMs).c_str();
+  root.append_child("ETag").text() = etag.c_str();
+}
+
+/// The answer to an UploadPart stored in the spool: its ETag and its checksum, verified, echoed as S3 does.
+http::ResponseHeader partUploaded(const sigv4::HeaderList& headers, const std::string& requestId,
+                                  const std::string& etag, const VerifiedBody& body) {
+  http::ResponseHeader h;
+  h.result(bhttp::status::ok);
+  h.set(bhttp::field::etag, etag);
+  for (const auto& [name, value] : headers)
+    if (name.starts_with("x-amz-checksum-") && name != "x-amz-checksum-algorithm") h.set(name, value);
+  if (const auto& trailer = body.verifiedTrailerChecksum()) h.set(trailer->first, trailer->second);
+  h.set("x-amz-request-id", requestId);
+  h.set(bhttp::field::content_length, "0");
+  return h;
+}
+
 }  // namespace
 
 bool ProxyHandler::isSpoolUploadId(std::string_view id) { return id.starts_with(kSpoolUploadPrefix); }
@@ -148,22 +168,16 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
   }
   std::optional<VerifiedBody> verified;
   std::optional<ResponseBody> copied;
-  upstream::BodySource* src = nullptr;
-  if (copySource) {
-    copied.emplace(*source);
-    src = &*copied;
-  } else {
-    verified.emplace(x.body, auth, payloadLength, std::move(checks));
-    src = &*verified;
-  }
+  if (copySource) copied.emplace(*source);
+  else verified.emplace(x.body, auth, payloadLength, std::move(checks));
+  upstream::BodySource* src = verified ? static_cast<upstream::BodySource*>(&*verified) : &*copied;  // (pointers)
   auto stored = co_await wb.storeData(*src, size, buffers_);
   if (verified) x.bytesIn = verified->clientBytes();
   if (stored && !*stored) {
     // A part cannot fall back to the backend (the upload lives here): the client retries once the
     // uploader has made room.
-    spdlog::warn("{} write-back spool full ({} of {} bytes pending): part {} of /{}/{} refused with SlowDown",
-                 x.requestId, wb.spool().pendingBytes(), wb.spool().capacity(), *number, logSafe(x.routed.bucket),
-                 logSafe(x.routed.key));
+    spdlog::warn("{} write-back spool full ({} of {} bytes pending): part {} of /{}/{} refused with SlowDown", x.requestId,
+                 wb.spool().pendingBytes(), wb.spool().capacity(), *number, logSafe(x.routed.bucket), logSafe(x.routed.key));
     if (!copySource) x.out.closeAfterResponse();
     const S3Failure full{S3Error::SlowDown,
                          "Granary's write-back space is full; retry once pending uploads have reached the backend.", {}};
@@ -189,21 +203,11 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
   if (auto added = co_await wb.addPart(u->id, std::move(part)); !added) co_return co_await sendError(x, added.error());
   if (copySource) {
     pugi::xml_document doc;
-    auto root = newS3Document(doc, "CopyPartResult");
-    root.append_child("LastModified").text() = isoTime(created).c_str();
-    root.append_child("ETag").text() = etag.c_str();
+    copyPartResult(doc, created, etag);
     const sigv4::HeaderList none;
     co_return co_await sendXml(x, doc, none);
   }
-  http::ResponseHeader h;
-  h.result(bhttp::status::ok);
-  h.set(bhttp::field::etag, etag);
-  // The part's checksum, verified, echoed as S3 does.
-  for (const auto& [name, value] : x.headers)
-    if (name.starts_with("x-amz-checksum-") && name != "x-amz-checksum-algorithm") h.set(name, value);
-  if (const auto& trailer = verified->verifiedTrailerChecksum()) h.set(trailer->first, trailer->second);
-  h.set("x-amz-request-id", x.requestId);
-  h.set(bhttp::field::content_length, "0");
+  http::ResponseHeader h = partUploaded(x.headers, x.requestId, etag, *verified);
   x.status = 200;
   if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
 }
