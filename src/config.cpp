@@ -142,7 +142,8 @@ BucketConfig loadBucket(const toml::table& t, const std::string& where) {
 void loadCache(const toml::table& t, CacheConfig& c) {
   const std::string where = "cache.";
   checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "stale_if_error", "status_header",
-                "parallel_fills", "max_fills", "read_ahead", "writeback_dir", "writeback_retry_max"},
+                "parallel_fills", "max_fills", "read_ahead", "writeback_dir", "writeback_retry_max",
+                "writeback_upload_concurrency"},
             where);
   if (auto* dirs = t.get("cache_dir")) {
     auto* arr = dirs->as_array();
@@ -163,6 +164,7 @@ void loadCache(const toml::table& t, CacheConfig& c) {
   c.readAhead = getUint(t, "read_ahead", where, c.readAhead);
   if (t.get("writeback_dir")) c.writeBack = parseCacheDir(getString(t, "writeback_dir", where, ""));
   c.writeBackRetryMax = getDuration(t, "writeback_retry_max", where, c.writeBackRetryMax);
+  c.writeBackUploadConcurrency = getUint(t, "writeback_upload_concurrency", where, c.writeBackUploadConcurrency);
 }
 
 }  // namespace
@@ -404,6 +406,8 @@ void validate(const Config& cfg) {
   if (c.chunkSize < 64 * 1024 || c.chunkSize > (64u << 20) || c.chunkSize % 4096 != 0)
     throw ConfigError("'cache.chunk_size' must be a multiple of 4KiB between 64KiB and 64MiB");
   if (c.parallelFills == 0) throw ConfigError("'cache.parallel_fills' must be at least 1");
+  if (c.writeBackUploadConcurrency == 0 || c.writeBackUploadConcurrency > 256)
+    throw ConfigError("'cache.writeback_upload_concurrency' must be between 1 and 256");
   if (c.maxFills < c.parallelFills) throw ConfigError("'cache.max_fills' must be at least 'cache.parallel_fills'");
   if (cfg.logLevel != "trace" && cfg.logLevel != "debug" && cfg.logLevel != "info" && cfg.logLevel != "warn" &&
       cfg.logLevel != "error" && cfg.logLevel != "off")
@@ -490,7 +494,8 @@ std::string describe(const Config& cfg) {
      << "max_fills = " << c.maxFills << "\n"
      << "read_ahead = " << c.readAhead << "\n";
   if (c.writeBack) os << "writeback_dir = " << quoted(c.writeBack->path + ":" + formatSize(c.writeBack->size)) << "\n";
-  os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n";
+  os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n"
+     << "writeback_upload_concurrency = " << c.writeBackUploadConcurrency << "\n";
   for (const auto& k : cfg.clientKeys) {
     os << "\n[[client_keys]]\naccess_key = " << quoted(k.accessKey) << "\nsecret_key = \"" << mask(k.secretKey) << "\"\n";
     if (k.admin) os << "admin = true\n";

@@ -73,6 +73,7 @@ struct CacheConfig {
   /// The write-back spool (directory and byte budget of pending uploads); required by write-back buckets.
   std::optional<CacheDirConfig> writeBack;
   std::chrono::milliseconds writeBackRetryMax{30'000};  // longest wait between retries of a failed upload
+  std::uint32_t writeBackUploadConcurrency = 4;         // operations uploaded at once (never two of one key)
 };
 
 /// One Allow statement of a client key's policy (s3api/policy.h says what the strings may be).

@@ -294,7 +294,6 @@ s3api::ProxyOptions proxyOptions(const Config& cfg) {
   po.maxFills = cfg.cache.maxFills;
   po.readAhead = cfg.cache.readAhead;
   po.fillTimeout = cfg.backend.readTimeout;
-  po.uploadRetryMax = cfg.cache.writeBackRetryMax;
   return po;
 }
 
@@ -321,6 +320,28 @@ void warnIfReadableSecrets(const std::string& path, const Config& cfg) {
   if (!secrets || ::stat(path.c_str(), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) return;
   spdlog::warn("{} holds secrets and other users may read it (mode {:o}): chmod 600 {}", logSafe(path),
                st.st_mode & 0777, logSafe(path));
+}
+
+/// Write-back: the spool and its uploader, one service running on its own thread with its own backend
+/// connections; main stops it once the server has drained (WriteBackService::stop).
+std::shared_ptr<s3api::WriteBackService> startWriteBack(const Config& cfg,
+                                                        const std::vector<upstream::HttpUpstreamOptions>& uos,
+                                                        cache::ChunkCache* chunkCache,
+                                                        std::shared_ptr<const s3api::BucketMap> buckets) {
+  s3api::WriteBackServiceOptions wo;
+  wo.uploadConcurrency = cfg.cache.writeBackUploadConcurrency;
+  wo.retryMax = cfg.cache.writeBackRetryMax;
+  wo.cache = chunkCache;
+  wo.buckets = std::move(buckets);
+  auto spool = std::make_shared<cache::WriteBackSpool>(
+      cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
+  auto service = std::make_shared<s3api::WriteBackService>(std::move(spool), std::move(wo));
+  service->start([&uos](asio::any_io_executor ex) {
+    s3api::WriteBackService::Upstreams ups;
+    for (const auto& uo : uos) ups.push_back(std::make_unique<upstream::HttpUpstream>(ex, uo));
+    return ups;
+  });
+  return service;
 }
 
 /// A handler with its thread, for work posted to it from elsewhere (SIGHUP, the admin API).
@@ -401,7 +422,6 @@ int main(int argc, char** argv) {
       threadOpts.requestStats = std::make_shared<s3api::RequestStats>();
       adminCtx->requestStats.push_back(threadOpts.requestStats);
       auto handler = std::make_unique<s3api::ProxyHandler>(std::move(threadOpts), keys, std::move(ups), std::move(ct));
-      if (index == 0) handler->startUploader(ioc.get_executor());  // one uploader: operations go in order
       workers.at(index) = {&ioc, handler.get()};
       return handler;
     });
@@ -425,14 +445,12 @@ int main(int argc, char** argv) {
     co.ramBytes = cfg.cache.ramBytes;
     co.chunkSize = cfg.cache.chunkSize;
     chunkCache = std::make_unique<cache::ChunkCache>(std::move(co));
-    if (cfg.cache.writeBack)
-      po.writeBack = std::make_shared<cache::WriteBackSpool>(
-          cache::WriteBackOptions{cfg.cache.writeBack->path, cfg.cache.writeBack->size});
+    if (cfg.cache.writeBack) po.writeBack = startWriteBack(cfg, uos, chunkCache.get(), po.buckets);  // stopped below
     spdlog::info("cache: {}", chunkCache->enabled() ? chunkCache->describe() : "off (no --cache-dir, no --ram-cache)");
     server->bind();
     if (admin) {
       adminCtx->cache = chunkCache.get();
-      adminCtx->spool = po.writeBack;
+      adminCtx->spool = po.writeBack ? po.writeBack->spoolPtr() : nullptr;
       adminCtx->token = cfg.adminToken;
       adminCtx->keys = keys;
       adminCtx->openConnections = [s = server.get()] { return s->openConnections(); };
@@ -475,6 +493,8 @@ int main(int argc, char** argv) {
                                                                               backends[b]->sessionToken}] {
                 h->setBackendCredentials(b, creds);
               });
+          for (std::size_t b = 0; po.writeBack && b < backends.size() && b < uos.size(); ++b)  // the uploader's own
+            po.writeBack->setBackendCredentials(b, {backends[b]->accessKey, backends[b]->secretKey, backends[b]->sessionToken});
           warnUnreloadable(cfg, fresh);
           spdlog::info("SIGHUP: reloaded {} client keys with their policies, backend credentials and metadata TTLs from {}",
                        fresh.clientKeys.size(), f.config);
@@ -505,6 +525,7 @@ int main(int argc, char** argv) {
   if (adminThread.joinable()) adminThread.join();
   admin.reset();
   adminCtx.reset();
+  if (po.writeBack) po.writeBack->stop();  // write-back: gate closed, in-flight uploads end, thread joined
   server.reset();       // handlers (and their cache threads) go before the cache
   chunkCache->close();  // journals flushed and compacted: the next start is warm
   spdlog::info("stopped");

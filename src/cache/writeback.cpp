@@ -177,30 +177,21 @@ bool fsyncPath(const std::string& path, int flags) {
   return ok;
 }
 
-}  // namespace
-
-WriteBackSpool::WriteBackSpool(WriteBackOptions opts) : opts_(std::move(opts)) {
-  std::error_code ec;
-  // A directory Granary creates is its own (0700): it holds object data not yet uploaded.
-  if (fs::create_directories(opts_.dir, ec) && !ec) fs::permissions(opts_.dir, fs::perms::owner_all, ec);
-  if (ec) throw std::runtime_error("write-back directory " + opts_.dir + ": " + ec.message());
-  replay();
-}
-
-WriteBackSpool::~WriteBackSpool() {
-  thread_.join();
-  if (journalFd_ >= 0) ::close(journalFd_);
-}
-
-std::string WriteBackSpool::dataPath(std::uint64_t seq) const { return opts_.dir + "/" + std::to_string(seq) + ".data"; }
-
-void WriteBackSpool::replay() {
-  const auto t0 = std::chrono::steady_clock::now();
+/// What a journal holds: the operations still pending, the multipart uploads still open, the highest
+/// sequence number it names.
+struct Replayed {
   std::map<std::uint64_t, PendingWrite> live;
   std::map<std::string, SpoolUpload> open;  // multipart uploads not completed nor aborted
   std::uint64_t maxSeq = 0;
+};
+
+Replayed readJournal(const std::string& dir) {
+  Replayed r;
+  auto& live = r.live;
+  auto& open = r.open;
+  auto& maxSeq = r.maxSeq;
   {
-    std::ifstream in(journalPath(opts_.dir));
+    std::ifstream in(journalPath(dir));
     std::string line;
     while (std::getline(in, line)) {
       boost::system::error_code jec;
@@ -249,6 +240,15 @@ void WriteBackSpool::replay() {
       live[w->seq] = std::move(*w);
     }
   }
+  return r;
+}
+
+/// Deletes the data files no pending operation or open upload names (a crash between a body and its
+/// journal record), and raises `r.maxSeq` past every data file's number.
+void removeOrphanData(const std::string& dir, Replayed& r) {
+  auto& live = r.live;
+  auto& open = r.open;
+  auto& maxSeq = r.maxSeq;
   std::set<std::uint64_t> dataFiles;  // the seqs whose data files are still wanted
   for (const auto& [seq, w] : live) {
     if (w.parts.empty()) dataFiles.insert(seq);
@@ -257,7 +257,7 @@ void WriteBackSpool::replay() {
   for (const auto& [id, u] : open)
     for (const auto& [n, p] : u.parts) dataFiles.insert(p.seq);
   // Data files of operations never committed (a crash between the body and the journal) are garbage.
-  for (const auto& e : fs::directory_iterator(opts_.dir)) {
+  for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
     if (!name.ends_with(".data")) continue;
     std::uint64_t seq = 0;
@@ -269,6 +269,32 @@ void WriteBackSpool::replay() {
     maxSeq = std::max(maxSeq, seq);
     if (!dataFiles.count(seq)) fs::remove(e.path());
   }
+}
+
+}  // namespace
+
+WriteBackSpool::WriteBackSpool(WriteBackOptions opts) : opts_(std::move(opts)) {
+  std::error_code ec;
+  // A directory Granary creates is its own (0700): it holds object data not yet uploaded.
+  if (fs::create_directories(opts_.dir, ec) && !ec) fs::permissions(opts_.dir, fs::perms::owner_all, ec);
+  if (ec) throw std::runtime_error("write-back directory " + opts_.dir + ": " + ec.message());
+  replay();
+}
+
+WriteBackSpool::~WriteBackSpool() {
+  thread_.join();
+  if (journalFd_ >= 0) ::close(journalFd_);
+}
+
+std::string WriteBackSpool::dataPath(std::uint64_t seq) const { return opts_.dir + "/" + std::to_string(seq) + ".data"; }
+
+void WriteBackSpool::replay() {
+  const auto t0 = std::chrono::steady_clock::now();
+  Replayed replayed = readJournal(opts_.dir);
+  removeOrphanData(opts_.dir, replayed);
+  auto& live = replayed.live;
+  auto& open = replayed.open;
+  const std::uint64_t maxSeq = replayed.maxSeq;
   for (auto it = live.begin(); it != live.end();) {
     const PendingWrite& w = it->second;
     bool missing = !w.isDelete && !w.passThrough && w.parts.empty() && !fs::exists(dataPath(it->first));
@@ -474,17 +500,23 @@ std::vector<PendingPtr> WriteBackSpool::list(std::uint32_t backend, const std::s
 
 PendingPtr WriteBackSpool::next() {
   std::lock_guard lk(mu_);
-  while (!queue_.empty()) {
-    PendingPtr p = queue_.begin()->second;
-    auto it = latest_.find(Key{p->backend, p->bucket, p->key});
-    if (it != latest_.end() && it->second == p) {
-      uploading_ = p;
-      return p;
+  for (auto q = queue_.begin(); q != queue_.end();) {
+    PendingPtr p = q->second;
+    Key key{p->backend, p->bucket, p->key};
+    if (uploading_.count(key)) {  // this or an earlier operation of its key is on its way: it goes first
+      ++q;
+      continue;
     }
-    // Superseded by a newer write or delete of its key: never uploaded.
-    queue_.erase(queue_.begin());
-    reservedBytes_ -= std::min(reservedBytes_, p->size);
-    asio::co_spawn(thread_, recordDone(p), asio::detached);  // (a failure: dropped again at the next start)
+    auto it = latest_.find(key);
+    if (it == latest_.end() || it->second != p) {
+      // Superseded by a newer write or delete of its key: never uploaded.
+      q = queue_.erase(q);
+      reservedBytes_ -= std::min(reservedBytes_, p->size);
+      asio::co_spawn(thread_, recordDone(p), asio::detached);  // (a failure: dropped again at the next start)
+      continue;
+    }
+    uploading_.emplace(std::move(key), p);
+    return p;
   }
   return nullptr;
 }
@@ -494,21 +526,23 @@ asio::awaitable<void> WriteBackSpool::complete(PendingPtr w) {
   AtExit guard{[this] { endMutation(); }};
   co_await asio::co_spawn(thread_, recordDone(w), asio::use_awaitable);
   std::lock_guard lk(mu_);
-  if (uploading_ == w) uploading_.reset();
+  const Key key{w->backend, w->bucket, w->key};
+  if (auto up = uploading_.find(key); up != uploading_.end() && up->second == w) uploading_.erase(up);
   queue_.erase(w->seq);
   reservedBytes_ -= std::min(reservedBytes_, w->size);
-  auto it = latest_.find(Key{w->backend, w->bucket, w->key});
+  auto it = latest_.find(key);
   if (it != latest_.end() && it->second == w) latest_.erase(it);
 }
 
 void WriteBackSpool::failed(const PendingPtr& w) {
   std::lock_guard lk(mu_);
-  if (uploading_ == w) uploading_.reset();
+  auto up = uploading_.find(Key{w->backend, w->bucket, w->key});
+  if (up != uploading_.end() && up->second == w) uploading_.erase(up);
 }
 
 bool WriteBackSpool::uploading(std::uint32_t backend, const std::string& bucket, const std::string& key) const {
   std::lock_guard lk(mu_);
-  return uploading_ && uploading_->backend == backend && uploading_->bucket == bucket && uploading_->key == key;
+  return uploading_.count(Key{backend, bucket, key}) > 0;
 }
 
 asio::awaitable<int> WriteBackSpool::openData(std::uint64_t seq, bool write) {

@@ -3,8 +3,9 @@
 // Each pending PUT is one data file in the spool directory; a journal of JSON lines records every
 // operation once its data is durable (fsync of the data, then of the journal record) and every upload
 // that finished. Replayed at start, so nothing acknowledged is lost to kill -9. The uploader (in s3api,
-// which owns the backends) takes operations in order; a later write or delete of a key supersedes what
-// is still pending for it.
+// which owns the backends: s3api::WriteBackService) takes operations in order, several keys at once but
+// one operation of a key at a time; a later write or delete of a key supersedes what is still pending
+// for it.
 //
 // Blocking file work (fsync, journal appends, unlinks) runs on the spool's own thread, never on an I/O
 // thread: callers' coroutines hop there and back.
@@ -100,8 +101,9 @@ class WriteBackSpool {
   /// The newest pending operation of every key under `prefix` of a bucket, in key order.
   std::vector<PendingPtr> list(std::uint32_t backend, const std::string& bucket, const std::string& prefix) const;
 
-  /// The oldest operation still to upload (superseded ones are skipped and dropped); null when idle.
-  /// It counts as uploading until complete() or failed().
+  /// The oldest operation still to upload whose key has no upload in progress (superseded ones are
+  /// skipped and dropped); null when there is none. It counts as uploading until complete() or failed(),
+  /// so that two operations of one key never travel at once (a key's order is kept).
   PendingPtr next();
   /// The upload of next()'s operation failed; it stays first in line.
   void failed(const PendingPtr& w);
@@ -167,7 +169,7 @@ class WriteBackSpool {
   mutable std::mutex mu_;
   std::map<std::uint64_t, PendingPtr> queue_;  // by seq: what the uploader has still to do
   std::map<Key, PendingPtr> latest_;           // the newest operation per key
-  PendingPtr uploading_;
+  std::map<Key, PendingPtr> uploading_;        // the operations next() handed out, by key
   std::map<std::string, UploadPtr> uploads_;  // open multipart uploads by id
   std::uint64_t nextSeq_ = 1;
   std::uint64_t reservedBytes_ = 0;  // committed and in-flight data

@@ -66,6 +66,9 @@ struct ProxyHandler::Call {
   VerifiedAuth auth;
   BodyPlan body;
   std::optional<CopySource> copySource;  // CopyObject, UploadPartCopy
+  /// A write-back listing: what was pending under its prefix before the backend was asked, so that an
+  /// upload landing meanwhile shows in one of the two (the backend's page or this), never in neither.
+  std::vector<cache::PendingPtr> pending;
 };
 
 /// The request as it goes to the backend, with the body it sends (ProxyHandler::attachBody).

@@ -61,7 +61,7 @@ http::Awaitable<bool> ProxyHandler::SpoolFiles::stream(Exchange& x, std::uint64_
 http::Awaitable<ProxyHandler::SpoolFiles::Opened> ProxyHandler::SpoolFiles::open(
     Exchange& x, const std::vector<Piece>& pieces, std::uint64_t offset, std::uint64_t length,
     std::vector<FilePtr>& files) {
-  cache::WriteBackSpool& spool = *handler_.opts_.writeBack;
+  cache::WriteBackSpool& spool = handler_.opts_.writeBack->spool();
   std::uint64_t at = 0;
   for (const auto& piece : pieces) {
     files.emplace_back();
@@ -101,7 +101,7 @@ http::Awaitable<bool> ProxyHandler::SpoolFiles::send(Exchange& x, const std::vec
         std::string why = "end of file";  // (no ?: of class temporaries: GCC 12 coroutines)
         if (rec) why = rec.message();
         spdlog::error("{} write-back: reading {} failed: {}", x.requestId,
-                      handler_.opts_.writeBack->dataPath(pieces[i].seq), why);
+                      handler_.opts_.writeBack->spool().dataPath(pieces[i].seq), why);
         x.errorCode = "SpoolReadFailed";
         co_return false;  // the header went out: cutting the connection is the honest signal
       }

@@ -42,11 +42,12 @@ std::string sealContext(std::string_view accessKey, S3Op op, std::string_view bu
 
 http::Awaitable<void> ProxyHandler::opListing(Exchange& x, Call& c) {
   if (x.op == S3Op::ListBuckets && !opts_.buckets->passThroughListing()) co_return co_await listBucketsMerged(x);
+  if (writesBack(x) && (x.op == S3Op::ListObjectsV2 || x.op == S3Op::ListObjects)) c.pending = pendingListed(x);
   const AnswerHook hook = &ProxyHandler::afterListing;  // (named: GCC 12 coroutines)
   co_await relayAsIs(x, c, hook);
 }
 
-http::Awaitable<bool> ProxyHandler::afterListing(Exchange& x, Call&, Outbound&, upstream::UpstreamResponse* resp) {
+http::Awaitable<bool> ProxyHandler::afterListing(Exchange& x, Call& c, Outbound&, upstream::UpstreamResponse* resp) {
   if (!writesBack(x)) co_return false;
   if (!resp) {  // the backend could not be reached: the spool's uploads still are listed
     if (x.op != S3Op::ListMultipartUploads) co_return false;
@@ -55,9 +56,8 @@ http::Awaitable<bool> ProxyHandler::afterListing(Exchange& x, Call&, Outbound&, 
     co_return true;
   }
   const unsigned answered = resp->header().result_int();
-  if ((x.op == S3Op::ListObjectsV2 || x.op == S3Op::ListObjects) && answered == 200 &&
-      opts_.writeBack->pendingObjects() > 0) {
-    co_await relayListingWithPending(x, *resp);
+  if (answered == 200 && !c.pending.empty()) {
+    co_await relayListingWithPending(x, *resp, std::move(c.pending));
     co_return true;
   }
   if (x.op == S3Op::ListMultipartUploads && (answered == 200 || answered == 501)) {

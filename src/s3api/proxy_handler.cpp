@@ -210,7 +210,8 @@ S3Result<VerifiedAuth> ProxyHandler::authenticate(const Exchange& x, const KeyTa
 }
 
 http::Awaitable<void> ProxyHandler::forward(Exchange& x) {
-  Call c{keys_->get(), {}, {}, {}};
+  Call c;
+  c.keys = keys_->get();
   auto auth = authenticate(x, *c.keys);
   if (!auth) co_return co_await sendError(x, auth.error());
   c.auth = std::move(*auth);

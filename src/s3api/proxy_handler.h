@@ -26,6 +26,7 @@
 #include "s3api/result.h"
 #include "s3api/tenant_upstream.h"
 #include "s3api/verified_body.h"
+#include "s3api/writeback_service.h"
 #include "upstream/upstream.h"
 
 namespace granary::s3api {
@@ -44,8 +45,6 @@ class ProxyHandler final : public http::RequestHandler {
                                http::BodyReader& body, http::ResponseWriter& out) override;
   std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
                             std::string_view message) override;
-  /// Starts the write-back uploader on this handler's thread (main calls it on one handler).
-  void startUploader(boost::asio::any_io_executor ex);
   // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name
   // clients use.
   using ListedObject = AdminListedObject;
@@ -69,7 +68,6 @@ class ProxyHandler final : public http::RequestHandler {
 
   void shutdown() override {
     stopping_ = true;
-    if (uploaderTimer_) uploaderTimer_->cancel();
     for (auto& u : upstreams_) u->shutdown();
   }
 
@@ -218,8 +216,8 @@ class ProxyHandler final : public http::RequestHandler {
 
   // Write-back (proxy_writeback.cpp).
   bool writesBack(const Exchange& x) const;
-  /// A write-back PUT: spooled, made durable, acknowledged. @return false when the spool is full (the
-  /// caller forwards it: write-through).
+  /// A write-back PUT: spooled, made durable, acknowledged. @return false when the spool is full or
+  /// shutting down (the caller forwards it: write-through).
   http::Awaitable<bool> putWriteBack(Exchange& x, const VerifiedAuth& auth, std::optional<std::uint64_t> payloadLength,
                                      BodyChecks checks);
   http::Awaitable<void> deleteWriteBack(Exchange& x);
@@ -241,15 +239,14 @@ class ProxyHandler final : public http::RequestHandler {
                                   LocalBytes& bytes);
   /// Answers a failed plan: the S3 error (with Content-Range for a 416). @return true.
   http::Awaitable<bool> sendPlanError(Exchange& x, const S3Failure& failure);
-  /// A listing of a write-back bucket: the backend's, with pending writes and deletes applied.
-  http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp);
-  enum class SpoolResult { Ok, ReadFailed, WriteFailed };
-  /// Writes `src` to the spool data file `fd` (closed after), hashing it. `written`: bytes written.
-  http::Awaitable<SpoolResult> spoolData(upstream::BodySource& src, int fd, Digest& md5, std::uint64_t& written);
+  /// What is pending under a write-back listing's prefix (taken before the backend is asked).
+  std::vector<cache::PendingPtr> pendingListed(const Exchange& x) const;
+  /// A listing of a write-back bucket: the backend's, with the `pending` writes and deletes applied.
+  http::Awaitable<void> relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp,
+                                                std::vector<cache::PendingPtr> pending);
   /// Before a copy reads its source at the backend: waits until a write of the source pending in the
   /// spool has been uploaded. @return false if it was not within a minute.
   http::Awaitable<bool> sourceUploaded(const CopySource& src);
-  http::Awaitable<void> uploader();
 
   // Multipart uploads into write-back buckets (proxy_writeback_multipart.cpp): created, stored and
   // completed in the spool; the uploader sends the object as a multipart upload of the same parts.
@@ -268,14 +265,8 @@ class ProxyHandler final : public http::RequestHandler {
   /// ListMultipartUploads of a write-back bucket: the backend's uploads (none when `resp` is null: the
   /// backend could not be reached) and the spool's.
   http::Awaitable<void> relayUploadsWithSpool(Exchange& x, upstream::UpstreamResponse* resp);
-  http::Awaitable<bool> uploadMultipart(const cache::PendingWrite& w);
-  /// Sends request `r` with spool data file `seq` as its body. @return the ETag of a 200, else nullopt.
-  http::Awaitable<std::optional<std::string>> sendSpoolFile(upstream::Upstream& up, upstream::UpstreamRequest& r,
-                                                            std::uint64_t seq, std::uint64_t size);
-  http::Awaitable<bool> upload(const cache::PendingWrite& w);
 
   ProxyOptions opts_;
-  std::unique_ptr<boost::asio::steady_timer> uploaderTimer_;
   std::shared_ptr<KeyStore> keys_;
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams_;
   /// Tenant keys' views of the backends, by backend index and access key; they live as long as the

@@ -14,6 +14,7 @@
 #include "s3api/bucket_map.h"
 #include "s3api/multipart_tracker.h"
 #include "s3api/reloadable_tables.h"
+#include "s3api/writeback_service.h"
 
 namespace spdlog {
 class logger;
@@ -58,9 +59,9 @@ struct ProxyOptions {
   std::uint64_t writeFillMax = 64ull << 20;
   /// Parts of the multipart uploads created through Granary (shared by every thread).
   std::shared_ptr<MultipartTracker> multipart = std::make_shared<MultipartTracker>();
-  /// The write-back spool (shared by every thread); null = no bucket writes back.
-  std::shared_ptr<cache::WriteBackSpool> writeBack;
-  std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
+  /// The write-back service: spool and uploader (shared by every thread, owned by main); null = no
+  /// bucket writes back.
+  std::shared_ptr<WriteBackService> writeBack;
 };
 
 // The admin operations (admin_ops.cpp), run on a handler's thread for CacheAdmin: their pacing and results.

@@ -1,6 +1,7 @@
 // Write-back buckets: a PUT is acknowledged once its bytes and its journal record are durable in the
-// spool (cache::WriteBackSpool); the uploader sends spooled operations to the backend in order, with
-// retries and backoff. Until then reads, HEADs and listings through Granary see the pending state.
+// spool; the write-back service (writeback_service.h) owns the spool and uploads what is pending in the
+// background. Until then reads, HEADs and listings through Granary see the pending state. This file holds
+// the S3 side only: the thin calls into the service and the answers to clients.
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,29 +30,6 @@ namespace {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-
-/// A spooled object's data as an upload body.
-class SpoolBody final : public upstream::BodySource {
- public:
-  SpoolBody(asio::random_access_file& f, std::uint64_t size) : f_(f), left_(size) {}
-  upstream::Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
-    started_ = true;
-    if (left_ == 0) co_return std::size_t{0};
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), left_));
-    auto [ec, n] = co_await f_.async_read_some_at(offset_, asio::buffer(buf.data(), want), kTuple);
-    if (ec || n == 0) co_return ec ? ec : make_error_code(asio::error::eof);
-    offset_ += n;
-    left_ -= n;
-    co_return n;
-  }
-  bool started() const override { return started_; }
-
- private:
-  asio::random_access_file& f_;
-  std::uint64_t offset_ = 0;
-  std::uint64_t left_;
-  bool started_ = false;
-};
 
 /// Where part `number` of a pending write lies: a single PUT is its one part, a multipart upload's parts
 /// are its spooled parts (their count shown). Not located when the number names no part.
@@ -89,54 +67,37 @@ bool ProxyHandler::writesBack(const Exchange& x) const {
          !(x.client && x.client->backendCredentials);
 }
 
-void ProxyHandler::startUploader(asio::any_io_executor ex) {
-  if (!opts_.writeBack) return;
-  uploaderTimer_ = std::make_unique<asio::steady_timer>(ex);
-  asio::co_spawn(ex, uploader(), asio::detached);
-}
-
 http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth& auth,
                                                  std::optional<std::uint64_t> payloadLength, BodyChecks checks) {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
+  WriteBackService& wb = *opts_.writeBack;
   if (!payloadLength) co_return false;
   for (const auto& [name, value] : x.headers)
     if (name == "x-amz-copy-source" || name.starts_with("x-amz-server-side-encryption-customer-")) co_return false;
-  const auto seq = spool.reserve(*payloadLength);
-  if (!seq) {
-    spdlog::warn("{} write-back spool full ({} of {} bytes pending): /{}/{} is written through", x.requestId,
-                 spool.pendingBytes(), spool.capacity(), logSafe(x.routed.bucket), logSafe(x.routed.key));
-    co_return false;
-  }
-  const int fd = co_await spool.openData(*seq, true);
-  if (fd < 0) {
-    spool.release(*seq, *payloadLength);
-    spdlog::error("write-back: cannot create {}: {}", spool.dataPath(*seq), std::strerror(errno));
-    co_return false;
-  }
   VerifiedBody body(x.body, auth, payloadLength, std::move(checks));
-  Digest md5(Digest::Kind::Md5);
-  std::uint64_t written = 0;
-  const SpoolResult stored = co_await spoolData(body, fd, md5, written);
+  auto stored = co_await wb.storeData(body, *payloadLength, buffers_);
   x.bytesIn = body.clientBytes();
-  if (stored != SpoolResult::Ok) {
-    spool.release(*seq, *payloadLength);
+  if (stored && !*stored) {  // (nothing read yet: the body still goes to the backend)
+    spdlog::warn("{} write-back spool full ({} of {} bytes pending) or stopping: /{}/{} is written through",
+                 x.requestId, wb.spool().pendingBytes(), wb.spool().capacity(), logSafe(x.routed.bucket),
+                 logSafe(x.routed.key));
+    co_return false;
+  }
+  if (!stored) {
     x.out.closeAfterResponse();
-    // (Named, then assigned: GCC 12 destroys temporaries of a ?: inside a coroutine twice.)
-    S3Failure failure{S3Error::InternalError, "The write-back spool could not store the object.", {}};
-    if (stored == SpoolResult::ReadFailed) failure = body.failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
+    S3Failure failure = stored.error();
+    if (failure.error == S3Error::IncompleteBody && body.failure()) failure = *body.failure();  // its own reason
     co_await sendError(x, failure);
     co_return true;
   }
-  cache::PendingWrite w = pendingOn(x, x.routed.key, *seq);
-  w.size = *payloadLength;
-  w.etag = "\"" + md5.finishHex() + "\"";
+  cache::PendingWrite w = pendingOn(x, x.routed.key, (*stored)->seq);
+  w.size = (*stored)->size;
+  w.etag = (*stored)->etag;
   for (const auto& [name, value] : x.headers)
     if (storedObjectHeader(name)) w.headers.emplace_back(name, value);
   if (const auto& trailer = body.verifiedTrailerChecksum()) w.headers.push_back(*trailer);
   const std::string etag = w.etag;
-  if (!co_await spool.commit(std::move(w))) {
-    const S3Failure bad{S3Error::InternalError, "The write-back spool could not make the object durable.", {}};
-    co_await sendError(x, bad);
+  if (auto committed = co_await wb.commit(std::move(w)); !committed) {
+    co_await sendError(x, committed.error());
     co_return true;
   }
   invalidateForWrite(x, upstream::UpstreamRequest{});
@@ -150,56 +111,18 @@ http::Awaitable<bool> ProxyHandler::putWriteBack(Exchange& x, const VerifiedAuth
   co_return true;
 }
 
-http::Awaitable<ProxyHandler::SpoolResult> ProxyHandler::spoolData(upstream::BodySource& src, int fd, Digest& md5,
-                                                                   std::uint64_t& written) {
-  asio::stream_file file(co_await asio::this_coro::executor);
-  boost::system::error_code ec;
-  file.assign(fd, ec);
-  BufferPool::Lease buf(buffers_);
-  SpoolResult result = SpoolResult::Ok;
-  for (;;) {
-    auto n = co_await src.read(asio::buffer(buf.data(), buf.size()));
-    if (!n) {
-      result = SpoolResult::ReadFailed;
-      break;
-    }
-    if (*n == 0) break;
-    md5.update(buf.data(), *n);
-    auto [wec, ignored] = co_await asio::async_write(file, asio::buffer(buf.data(), *n), kTuple);
-    if (wec) {
-      spdlog::error("write-back: writing to {} failed: {}", opts_.writeBack->dir(), wec.message());
-      result = SpoolResult::WriteFailed;
-      break;
-    }
-    written += *n;
-  }
-  file.close(ec);
-  co_return result;
-}
-
 http::Awaitable<bool> ProxyHandler::sourceUploaded(const CopySource& src) {
   if (!opts_.writeBack) co_return true;
-  const BucketPolicy& sp = opts_.buckets->lookup(src.bucket);
-  const auto backend = static_cast<std::uint32_t>(sp.backend);
-  const std::string bucket(opts_.buckets->backendBucket(src.bucket));
-  asio::steady_timer wait(co_await asio::this_coro::executor);
-  for (int i = 0; i < 6000; ++i) {
-    const auto p = opts_.writeBack->find(backend, bucket, src.key);
-    if (!p || p->passThrough) co_return true;
-    wait.expires_after(std::chrono::milliseconds(10));
-    co_await wait.async_wait(kTuple);
-  }
-  co_return false;
+  SpoolKey k{static_cast<std::uint32_t>(opts_.buckets->lookup(src.bucket).backend),
+             std::string(opts_.buckets->backendBucket(src.bucket)), src.key};
+  co_return co_await opts_.writeBack->waitUploaded(std::move(k));
 }
 
 http::Awaitable<void> ProxyHandler::deleteWriteBack(Exchange& x) {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
-  cache::PendingWrite w = pendingOn(x, x.routed.key, *spool.reserve(0));
+  cache::PendingWrite w = pendingOn(x, x.routed.key, 0);  // (numbered by the service)
   w.isDelete = true;
-  if (!co_await spool.commit(std::move(w))) {
-    const S3Failure bad{S3Error::InternalError, "The write-back spool could not record the delete.", {}};
-    co_return co_await sendError(x, bad);
-  }
+  if (auto committed = co_await opts_.writeBack->commit(std::move(w)); !committed)
+    co_return co_await sendError(x, committed.error());
   invalidateForWrite(x, upstream::UpstreamRequest{});
   http::ResponseHeader h;
   h.result(bhttp::status::no_content);
@@ -209,23 +132,12 @@ http::Awaitable<void> ProxyHandler::deleteWriteBack(Exchange& x) {
 }
 
 http::Awaitable<void> ProxyHandler::supersedePending(const Exchange& x, const std::string& key) {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
-  const auto backend = static_cast<std::uint32_t>(x.policy->backend);
-  if (auto p = spool.find(backend, x.backendBucket, key); p && !p->passThrough) {
-    cache::PendingWrite w = pendingOn(x, key, *spool.reserve(0));
-    w.passThrough = true;
-    co_await spool.commit(std::move(w));
-  }
-  // An upload of the key already on its way must land before this write does.
-  asio::steady_timer wait(co_await asio::this_coro::executor);
-  for (int i = 0; i < 6000 && spool.uploading(backend, x.backendBucket, key); ++i) {
-    wait.expires_after(std::chrono::milliseconds(10));
-    co_await wait.async_wait(kTuple);
-  }
+  SpoolKey k{static_cast<std::uint32_t>(x.policy->backend), x.backendBucket, key};
+  co_await opts_.writeBack->supersede(std::move(k), nowMillis());
 }
 
 http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
+  cache::WriteBackSpool& spool = opts_.writeBack->spool();
   const auto p = spool.find(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket, x.routed.key);
   if (!p || p->passThrough) co_return false;
   const bool head = x.req.method() == bhttp::verb::head;
@@ -266,11 +178,16 @@ http::Awaitable<bool> ProxyHandler::serveWriteBack(Exchange& x) {
   co_return co_await servePlan(x, *plan, std::move(h), bytes);
 }
 
-http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp) {
+std::vector<cache::PendingPtr> ProxyHandler::pendingListed(const Exchange& x) const {
+  const auto* prefixParam = findParam(x.routed.query, "prefix");
+  return opts_.writeBack->list(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket,
+                               prefixParam ? *prefixParam : std::string());
+}
+
+http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstream::UpstreamResponse& resp,
+                                                            std::vector<cache::PendingPtr> pending) {
   const auto* prefixParam = findParam(x.routed.query, "prefix");
   const std::string prefix = prefixParam ? *prefixParam : std::string();
-  const auto pending =
-      opts_.writeBack->list(static_cast<std::uint32_t>(x.policy->backend), x.backendBucket, prefix);
   pugi::xml_document doc;
   if (!co_await readXml(resp, 64 << 20, doc)) {
     const S3Failure bad{S3Error::InternalError, "The backend's listing could not be read.", {}};
@@ -334,186 +251,6 @@ http::Awaitable<void> ProxyHandler::relayListingWithPending(Exchange& x, upstrea
 
   const sigv4::HeaderList none;
   co_await sendXml(x, doc, none);
-}
-
-http::Awaitable<bool> ProxyHandler::upload(const cache::PendingWrite& w) {
-  upstream::Upstream& up = *upstreams_.at(w.backend);
-  upstream::UpstreamRequest r;
-  r.bucket = w.bucket;
-  r.key = w.key;
-  if (w.isDelete) {
-    r.method = bhttp::verb::delete_;
-    auto resp = co_await up.send(r);
-    if (!resp) co_return false;
-    const unsigned status = (*resp)->header().result_int();
-    std::string ignored;
-    co_await readAll(**resp, 64 * 1024, ignored);
-    co_return status == 204 || status == 200 || status == 404;
-  }
-  if (!w.parts.empty()) co_return co_await uploadMultipart(w);
-  r.method = bhttp::verb::put;
-  r.headers = w.headers;
-  const auto etag = co_await sendSpoolFile(up, r, w.seq, w.size);
-  if (etag && !etag->empty() && *etag != w.etag)
-    spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", logSafe(w.bucket), logSafe(w.key),
-                 w.etag, logSafe(*etag));
-  co_return etag.has_value();
-}
-
-http::Awaitable<std::optional<std::string>> ProxyHandler::sendSpoolFile(upstream::Upstream& up, upstream::UpstreamRequest& r,
-                                                                        std::uint64_t seq, std::uint64_t size) {
-  const int fd = co_await opts_.writeBack->openData(seq, false);
-  if (fd < 0) {
-    spdlog::error("write-back: the data of /{}/{} ({}) cannot be opened", logSafe(r.bucket), logSafe(r.key),
-                  opts_.writeBack->dataPath(seq));
-    co_return std::nullopt;
-  }
-  asio::random_access_file file(co_await asio::this_coro::executor);
-  boost::system::error_code ec;
-  file.assign(fd, ec);
-  SpoolBody body(file, size);
-  r.contentLength = size;
-  r.payloadHash = std::string(sigv4::kUnsignedPayload);
-  r.source = &body;
-  auto resp = co_await up.send(r);
-  r.source = nullptr;
-  if (!resp) {
-    spdlog::warn("write-back: uploading /{}/{} failed: {}", logSafe(r.bucket), logSafe(r.key), resp.error().message());
-    co_return std::nullopt;
-  }
-  const auto& h = (*resp)->header();
-  const unsigned status = h.result_int();
-  std::string etag(h[bhttp::field::etag]);
-  std::string answer;
-  co_await readAll(**resp, 64 * 1024, answer);
-  if (status != 200) {
-    spdlog::warn("write-back: uploading /{}/{}: the backend answered {}: {}", logSafe(r.bucket), logSafe(r.key), status,
-                 logSafe(answer.substr(0, 300)));
-    co_return std::nullopt;
-  }
-  co_return etag;
-}
-
-http::Awaitable<bool> ProxyHandler::uploadMultipart(const cache::PendingWrite& w) {
-  // The same parts, so that the backend assigns the ETag the client was given.
-  upstream::Upstream& up = *upstreams_.at(w.backend);
-  upstream::UpstreamRequest create;
-  create.method = bhttp::verb::post;
-  create.bucket = w.bucket;
-  create.key = w.key;
-  create.query.emplace_back("uploads", "");
-  for (const auto& [name, value] : w.headers)
-    if (!name.starts_with("x-amz-checksum-")) create.headers.emplace_back(name, value);  // parts were verified here
-  create.contentLength = 0;
-  create.payloadHash = std::string(kEmptySha256Hex);
-  auto created = co_await up.send(create);
-  if (!created) {
-    spdlog::warn("write-back: starting the upload of /{}/{} failed: {}", logSafe(w.bucket), logSafe(w.key),
-                 created.error().message());
-    co_return false;
-  }
-  pugi::xml_document doc;
-  const unsigned createStatus = (*created)->header().result_int();
-  const bool read = co_await readXml(**created, 64 * 1024, doc);
-  const std::string uploadId = read ? doc.document_element().child_value("UploadId") : std::string();
-  if (createStatus != 200 || uploadId.empty()) {
-    spdlog::warn("write-back: starting the upload of /{}/{}: the backend answered {}", logSafe(w.bucket), logSafe(w.key),
-                 createStatus);
-    co_return false;
-  }
-  pugi::xml_document complete;
-  auto root = complete.append_child("CompleteMultipartUpload");
-  bool ok = true;
-  for (const auto& part : w.parts) {
-    upstream::UpstreamRequest r;
-    r.method = bhttp::verb::put;
-    r.bucket = w.bucket;
-    r.key = w.key;
-    r.query = {{"partNumber", std::to_string(part.number)}, {"uploadId", uploadId}};
-    const auto etag = co_await sendSpoolFile(up, r, part.seq, part.size);
-    if (!etag) {
-      ok = false;
-      break;
-    }
-    auto el = root.append_child("Part");
-    el.append_child("PartNumber").text() = std::to_string(part.number).c_str();
-    el.append_child("ETag").text() = (etag->empty() ? part.etag : *etag).c_str();
-  }
-  if (ok) {
-    upstream::UpstreamRequest r;
-    r.method = bhttp::verb::post;
-    r.bucket = w.bucket;
-    r.key = w.key;
-    r.query = {{"uploadId", uploadId}};
-    std::ostringstream os;
-    complete.save(os, "", pugi::format_raw);
-    r.bufferedBody = os.str();
-    r.contentLength = r.bufferedBody.size();
-    r.payloadHash = sha256Hex(r.bufferedBody);
-    auto done = co_await up.send(r);
-    pugi::xml_document answer;
-    const unsigned status = done ? (*done)->header().result_int() : 0;
-    // (S3 can answer 200 with an Error document when a Complete fails late.)
-    bool parsed = false;
-    if (done) parsed = co_await readXml(**done, 1 << 20, answer);  // (not inside &&: GCC 12 coroutines)
-    ok = parsed && status == 200 && std::string_view(answer.document_element().name()) == "CompleteMultipartUploadResult";
-    if (ok) {
-      const std::string etag = answer.document_element().child_value("ETag");
-      if (!etag.empty() && etag != w.etag)
-        spdlog::warn("write-back: /{}/{} was acknowledged with ETag {} but the backend assigned {}", logSafe(w.bucket),
-                     logSafe(w.key), w.etag, logSafe(etag));
-    } else {
-      spdlog::warn("write-back: completing the upload of /{}/{} failed ({})", logSafe(w.bucket), logSafe(w.key),
-                   done ? std::to_string(status) : done.error().message());
-    }
-  }
-  if (!ok) {  // the next attempt starts over; this one's parts are dropped
-    upstream::UpstreamRequest abort;
-    abort.method = bhttp::verb::delete_;
-    abort.bucket = w.bucket;
-    abort.key = w.key;
-    abort.query = {{"uploadId", uploadId}};
-    abort.contentLength = 0;
-    abort.payloadHash = std::string(kEmptySha256Hex);
-    if (auto r = co_await up.send(abort)) {
-      std::string ignored;
-      co_await readAll(**r, 64 * 1024, ignored);
-    }
-  }
-  co_return ok;
-}
-
-http::Awaitable<void> ProxyHandler::uploader() {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
-  asio::steady_timer& timer = *uploaderTimer_;
-  const auto first = std::chrono::milliseconds(200);
-  auto backoff = first;
-  std::uint64_t failures = 0;
-  while (!stopping_) {
-    const cache::PendingPtr p = spool.next();
-    if (!p) {
-      timer.expires_after(std::chrono::milliseconds(50));
-      co_await timer.async_wait(kTuple);
-      continue;
-    }
-    const bool ok = p->passThrough || co_await upload(*p);
-    if (ok) {
-      co_await spool.complete(p);
-      if (cache_)  // what the cache holds for the key predates this write
-        cache_->cache().invalidateMeta(metaKeyOf(opts_.buckets->backendId(p->backend), p->bucket, p->key, {}));
-      if (failures > 0) spdlog::info("write-back: uploads resumed after {} failed attempts", failures);
-      backoff = first;
-      failures = 0;
-      continue;
-    }
-    spool.failed(p);
-    if (++failures == 1 || failures % 10 == 0)
-      spdlog::warn("write-back: {} pending ({} bytes); upload attempt {} failed, retrying in {} ms", spool.pendingObjects(),
-                   spool.pendingBytes(), failures, backoff.count());
-    timer.expires_after(backoff);
-    co_await timer.async_wait(kTuple);
-    backoff = std::min<std::chrono::milliseconds>(backoff * 2, opts_.uploadRetryMax);
-  }
 }
 
 }  // namespace granary::s3api

@@ -47,6 +47,26 @@ void appendOwner(pugi::xml_node parent, const char* name) {
   o.append_child("DisplayName").text() = "granary";
 }
 
+void copyPartResult(pugi::xml_document& doc, std::int64_t createdMs, const std::string& etag) {
+  auto root = newS3Document(doc, "CopyPartResult");
+  root.append_child("LastModified").text() = isoTime(createdMs).c_str();
+  root.append_child("ETag").text() = etag.c_str();
+}
+
+/// The answer to an UploadPart stored in the spool: its ETag and its checksum, verified, echoed as S3 does.
+http::ResponseHeader partUploaded(const sigv4::HeaderList& headers, const std::string& requestId,
+                                  const std::string& etag, const VerifiedBody& body) {
+  http::ResponseHeader h;
+  h.result(bhttp::status::ok);
+  h.set(bhttp::field::etag, etag);
+  for (const auto& [name, value] : headers)
+    if (name.starts_with("x-amz-checksum-") && name != "x-amz-checksum-algorithm") h.set(name, value);
+  if (const auto& trailer = body.verifiedTrailerChecksum()) h.set(trailer->first, trailer->second);
+  h.set("x-amz-request-id", requestId);
+  h.set(bhttp::field::content_length, "0");
+  return h;
+}
+
 }  // namespace
 
 bool ProxyHandler::isSpoolUploadId(std::string_view id) { return id.starts_with(kSpoolUploadPrefix); }
@@ -67,9 +87,8 @@ http::Awaitable<bool> ProxyHandler::createSpoolUpload(Exchange& x) {
   for (const auto& [name, value] : x.headers)
     if (storedObjectHeader(name) && !name.starts_with("x-amz-checksum-")) u.headers.emplace_back(name, value);
   const std::string uploadId = u.id;
-  if (!co_await opts_.writeBack->beginUpload(std::move(u))) {
-    const S3Failure bad{S3Error::InternalError, "The write-back spool could not record the upload.", {}};
-    co_await sendError(x, bad);
+  if (auto begun = co_await opts_.writeBack->beginUpload(std::move(u)); !begun) {
+    co_await sendError(x, begun.error());
     co_return true;
   }
   pugi::xml_document doc;
@@ -99,10 +118,8 @@ http::Awaitable<void> ProxyHandler::spoolMultipart(Exchange& x, const VerifiedAu
     co_return co_await completeSpoolUpload(x, u, auth, payloadLength, std::move(checks));
   if (x.op == S3Op::ListParts) co_return co_await listSpoolParts(x, u);
   if (x.op == S3Op::AbortMultipartUpload) {
-    if (!co_await opts_.writeBack->abortUpload(id)) {
-      const S3Failure none{S3Error::NoSuchUpload, {}, {{"UploadId", id}}};
-      co_return co_await sendError(x, none);
-    }
+    if (auto aborted = co_await opts_.writeBack->abortUpload(id); !aborted)
+      co_return co_await sendError(x, aborted.error());
     http::ResponseHeader h;
     h.result(bhttp::status::no_content);
     h.set("x-amz-request-id", x.requestId);
@@ -119,7 +136,7 @@ http::Awaitable<void> ProxyHandler::spoolMultipart(Exchange& x, const VerifiedAu
 http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
                                               std::optional<std::uint64_t> payloadLength, BodyChecks checks,
                                               const std::optional<CopySource>& copySource) {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
+  WriteBackService& wb = *opts_.writeBack;
   const auto* partParam = findParam(x.routed.query, "partNumber");
   const auto number = partParam ? parseLength(*partParam) : std::nullopt;
   if (!number || *number < 1 || *number > 10000) {
@@ -149,87 +166,54 @@ http::Awaitable<void> ProxyHandler::spoolPart(Exchange& x, const cache::UploadPt
     const S3Failure bad{S3Error::MissingContentLength, {}, {}};
     co_return co_await sendError(x, bad);
   }
-  const auto seq = spool.reserve(size);
-  if (!seq) {
+  std::optional<VerifiedBody> verified;
+  std::optional<ResponseBody> copied;
+  if (copySource) copied.emplace(*source);
+  else verified.emplace(x.body, auth, payloadLength, std::move(checks));
+  upstream::BodySource* src = verified ? static_cast<upstream::BodySource*>(&*verified) : &*copied;  // (pointers)
+  auto stored = co_await wb.storeData(*src, size, buffers_);
+  if (verified) x.bytesIn = verified->clientBytes();
+  if (stored && !*stored) {
     // A part cannot fall back to the backend (the upload lives here): the client retries once the
     // uploader has made room.
-    spdlog::warn("{} write-back spool full ({} of {} bytes pending): part {} of /{}/{} refused with SlowDown",
-                 x.requestId, spool.pendingBytes(), spool.capacity(), *number, logSafe(x.routed.bucket), logSafe(x.routed.key));
+    spdlog::warn("{} write-back spool full ({} of {} bytes pending): part {} of /{}/{} refused with SlowDown", x.requestId,
+                 wb.spool().pendingBytes(), wb.spool().capacity(), *number, logSafe(x.routed.bucket), logSafe(x.routed.key));
     if (!copySource) x.out.closeAfterResponse();
     const S3Failure full{S3Error::SlowDown,
                          "Granary's write-back space is full; retry once pending uploads have reached the backend.", {}};
     co_return co_await sendError(x, full);
   }
-  const int fd = co_await spool.openData(*seq, true);
-  if (fd < 0) {
-    spool.release(*seq, size);
-    spdlog::error("write-back: cannot create {}: {}", spool.dataPath(*seq), std::strerror(errno));
+  if (!stored) {
     x.out.closeAfterResponse();
-    const S3Failure bad{S3Error::InternalError, "The write-back spool could not store the part.", {}};
-    co_return co_await sendError(x, bad);
-  }
-  std::optional<VerifiedBody> verified;
-  std::optional<ResponseBody> copied;
-  upstream::BodySource* src = nullptr;
-  if (copySource) {
-    copied.emplace(*source);
-    src = &*copied;
-  } else {
-    verified.emplace(x.body, auth, payloadLength, std::move(checks));
-    src = &*verified;
-  }
-  Digest md5(Digest::Kind::Md5);
-  std::uint64_t written = 0;
-  const SpoolResult stored = co_await spoolData(*src, fd, md5, written);
-  if (verified) x.bytesIn = verified->clientBytes();
-  if (stored != SpoolResult::Ok || written != size) {
-    spool.release(*seq, size);
-    x.out.closeAfterResponse();
-    S3Failure failure{S3Error::InternalError, "The write-back spool could not store the part.", {}};
-    if ((stored == SpoolResult::ReadFailed || written != size) && verified)  // (no ?: of temporaries: GCC 12)
-      failure = verified->failure().value_or(S3Failure{S3Error::IncompleteBody, {}, {}});
-    else if (stored == SpoolResult::ReadFailed || written != size)
+    S3Failure failure = stored.error();
+    if (failure.error == S3Error::IncompleteBody && verified)  // the body's own reason
+      failure = verified->failure().value_or(failure);
+    else if (failure.error == S3Error::IncompleteBody)
       failure = S3Failure{S3Error::ServiceUnavailable, "The copy source could not be read whole.", {}};
     co_return co_await sendError(x, failure);
   }
   cache::SpooledPart part;
   part.number = static_cast<std::uint32_t>(*number);
-  part.seq = *seq;
+  part.seq = (*stored)->seq;
   part.size = size;
-  part.etag = "\"" + md5.finishHex() + "\"";
+  part.etag = (*stored)->etag;
   part.createdMs = nowMillis();
   const std::string etag = part.etag;
   const std::int64_t created = part.createdMs;
-  if (!co_await spool.addPart(u->id, std::move(part))) {
-    const bool gone = spool.findUpload(u->id) == nullptr;
-    S3Failure failure{S3Error::InternalError, "The write-back spool could not make the part durable.", {}};
-    if (gone) failure = S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}};  // (no ?: of temporaries: GCC 12)
-    co_return co_await sendError(x, failure);
-  }
+  if (auto added = co_await wb.addPart(u->id, std::move(part)); !added) co_return co_await sendError(x, added.error());
   if (copySource) {
     pugi::xml_document doc;
-    auto root = newS3Document(doc, "CopyPartResult");
-    root.append_child("LastModified").text() = isoTime(created).c_str();
-    root.append_child("ETag").text() = etag.c_str();
+    copyPartResult(doc, created, etag);
     const sigv4::HeaderList none;
     co_return co_await sendXml(x, doc, none);
   }
-  http::ResponseHeader h;
-  h.result(bhttp::status::ok);
-  h.set(bhttp::field::etag, etag);
-  // The part's checksum, verified, echoed as S3 does.
-  for (const auto& [name, value] : x.headers)
-    if (name.starts_with("x-amz-checksum-") && name != "x-amz-checksum-algorithm") h.set(name, value);
-  if (const auto& trailer = verified->verifiedTrailerChecksum()) h.set(trailer->first, trailer->second);
-  h.set("x-amz-request-id", x.requestId);
-  h.set(bhttp::field::content_length, "0");
+  http::ResponseHeader h = partUploaded(x.headers, x.requestId, etag, *verified);
   x.status = 200;
   if (!co_await x.out.writeHeader(std::move(h))) co_await x.out.finish();
 }
 
 http::Awaitable<void> ProxyHandler::completeSpoolUpload(Exchange& x, const cache::UploadPtr& u, const VerifiedAuth& auth,
                                                         std::optional<std::uint64_t> payloadLength, BodyChecks checks) {
-  cache::WriteBackSpool& spool = *opts_.writeBack;
   if (payloadLength && *payloadLength > kMaxRequestXml) {
     x.out.closeAfterResponse();
     const S3Failure bad{S3Error::MaxMessageLengthExceeded, {}, {}};
@@ -251,7 +235,7 @@ http::Awaitable<void> ProxyHandler::completeSpoolUpload(Exchange& x, const cache
   for (const auto& [n, part] : u->parts) known[n] = KnownPart{unquoteEtag(part.etag), part.size};
   if (auto bad = judgeComplete(u->id, listed, known)) co_return co_await sendError(x, *bad);
 
-  cache::PendingWrite w = pendingOn(x, x.routed.key, *spool.reserve(0));
+  cache::PendingWrite w = pendingOn(x, x.routed.key, 0);  // (numbered by the service)
   w.headers = u->headers;
   std::string md5s;
   for (const auto& [n, etag] : listed) {
@@ -264,12 +248,8 @@ http::Awaitable<void> ProxyHandler::completeSpoolUpload(Exchange& x, const cache
   md5.update(md5s);
   w.etag = "\"" + md5.finishHex() + "-" + std::to_string(listed.size()) + "\"";
   const std::string etag = w.etag;
-  if (!co_await spool.completeUpload(u->id, std::move(w))) {
-    const bool gone = spool.findUpload(u->id) == nullptr;
-    S3Failure failure{S3Error::InternalError, "The write-back spool could not complete the upload.", {}};
-    if (gone) failure = S3Failure{S3Error::NoSuchUpload, {}, {{"UploadId", u->id}}};  // (no ?: of temporaries: GCC 12)
-    co_return co_await sendError(x, failure);
-  }
+  if (auto completed = co_await opts_.writeBack->completeUpload(u->id, std::move(w)); !completed)
+    co_return co_await sendError(x, completed.error());
   invalidateForWrite(x, upstream::UpstreamRequest{});
   pugi::xml_document doc;
   auto root = newS3Document(doc, "CompleteMultipartUploadResult");
