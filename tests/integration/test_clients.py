@@ -281,7 +281,8 @@ class VirtualHosted(unittest.TestCase):
         # And the object is the same one path-style clients see.
         self.assertEqual(s3.get_object(Bucket=BUCKET, Key="vhost/a b")["Body"].read(), b"virtual")
         # (the text access log escapes spaces in values: one field per key=value)
-        self.assertIn("bucket=%s key=vhost/a\\x20b" % BUCKET, granary.log_text())
+        # (the line is written once the response has gone out: wait for it)
+        self.assertGreaterEqual(granary.wait_for_log("bucket=%s key=vhost/a\\x20b" % BUCKET), 1)
 
 
 if __name__ == "__main__":
