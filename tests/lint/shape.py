@@ -87,7 +87,9 @@ def op_names(src):
     path = os.path.join(src, "s3api", "operation.cpp")
     if not os.path.exists(path):
         return set()
-    return {m for m in re.findall(r'"([A-Z][A-Za-z]+)"', open(path).read()) if len(m) > 6}
+    text = open(path).read()
+    names = set(re.findall(r'\.name\s*=\s*"([A-Za-z]+)"', text))  # the table's rows ({.name = "GetObject", ...})
+    return names or {m for m in re.findall(r'"([A-Z][A-Za-z]+)"', text) if len(m) > 6}
 
 
 def main():
