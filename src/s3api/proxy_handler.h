@@ -134,8 +134,7 @@ class ProxyHandler final : public http::RequestHandler {
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                http::BodyReader& body, http::ResponseWriter& out) override;
-  std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
-                            std::string_view message) override;
+  std::string protocolError(http::ResponseHeader& res, http::ProtocolError error, std::string_view message) override;
   /// Starts the write-back uploader on this handler's thread (main calls it on one handler).
   void startUploader(boost::asio::any_io_executor ex);
   // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name

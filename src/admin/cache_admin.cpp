@@ -1,4 +1,4 @@
-#include "s3api/cache_admin.h"
+#include "admin/cache_admin.h"
 #include "common/log_escape.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -14,8 +14,11 @@
 #include "s3api/exchange.h"
 #include "s3api/multipart_tracker.h"
 
-namespace granary::s3api {
+namespace granary::admin {
 namespace {
+
+using s3api::lower;
+using s3api::unquoteEtag;
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -349,4 +352,4 @@ json::object CacheAdmin::stats() const {
   return out;
 }
 
-}  // namespace granary::s3api
+}  // namespace granary::admin

@@ -21,7 +21,11 @@
 #include "s3api/proxy_handler.h"
 #include "s3api/request_stats.h"
 
-namespace granary::s3api {
+namespace granary::admin {
+
+using s3api::ProxyHandler;
+using s3api::RateLimiter;
+using s3api::RequestStats;
 
 struct AdminWorker {
   boost::asio::any_io_executor ex;
@@ -80,4 +84,4 @@ class CacheAdmin {
   std::map<std::string, std::shared_ptr<Job>> jobs_;
 };
 
-}  // namespace granary::s3api
+}  // namespace granary::admin
