@@ -273,6 +273,10 @@ void App::buildServices() {
         cache::WriteBackOptions{cfg_.cache.writeBack->path, cfg_.cache.writeBack->size});
 }
 
+void App::startServices() {
+  // Write-back: the uploader is started on the first handler's thread as that handler is made.
+}
+
 void App::stopServices() {
   // Write-back: the uploader stops with its handler; the spool is closed when the last handler lets go.
 }
@@ -305,6 +309,7 @@ bool App::start() {
     openCache();
     buildServices();
     bindServers();
+    startServices();
   } catch (const std::exception& e) {
     std::cerr << "granary: cannot start: " << e.what() << "\n";
     return false;

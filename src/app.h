@@ -8,7 +8,7 @@
 //          -> ChunkCache (opens and locks the cache directories)
 //          -> services (write-back spool)
 //          -> S3 server bind: one ProxyHandler (+ HttpUpstream per backend, CacheThread) per I/O thread
-//          -> admin server bind (AdminContext, CacheAdmin over the handlers)
+//          -> admin server bind (AdminContext, CacheAdmin over the handlers) -> services start
 // Shutdown (first SIGINT/SIGTERM): admin jobs stop dispatching, the S3 server drains (shutdown_timeout),
 // the admin server stops; then admin state, services, handlers, and last the cache (journals flushed).
 
@@ -65,10 +65,12 @@ class App {
   void bindServers();
   void announce() const;
 
-  // Services: long-lived work beside the request path, owned here. Built after the cache (they may use
-  // its directories), before the S3 server binds (handlers get them through ProxyOptions); stopped after
+  // Services: long-lived work beside the request path (write-back), owned here. Built after the cache
+  // (they may use its directories) and before the S3 server binds (handlers get them through
+  // ProxyOptions); started once the servers are bound (the I/O threads' executors exist); stopped after
   // the servers have drained and before the handlers and the cache go (shutdown()).
   void buildServices();
+  void startServices();
   void stopServices();
 
   void waitSignal(boost::asio::signal_set& signals);
