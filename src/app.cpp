@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -38,12 +39,12 @@ asio::ip::tcp::endpoint parseListen(const std::string& s) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) throw ConfigError("--listen: '" + host + "' is not an IP address");
-  int p = -1;
-  try {
-    p = std::stoi(port);
-  } catch (...) {
-  }
-  if (p < 0 || p > 65535) throw ConfigError("--listen: bad port '" + port + "'");
+  // std::stoi's reading (leading blanks, a sign, digits, the rest ignored) without its exceptions.
+  errno = 0;
+  char* end = nullptr;
+  const long p = std::strtol(port.c_str(), &end, 10);
+  if (end == port.c_str() || errno == ERANGE || p < 0 || p > 65535)
+    throw ConfigError("--listen: bad port '" + port + "'");
   return {addr, static_cast<unsigned short>(p)};
 }
 
