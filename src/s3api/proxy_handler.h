@@ -17,6 +17,7 @@
 #include "common/buffer_pool.h"
 #include "common/crypto.h"
 #include "http/handler.h"
+#include "s3api/admin_ops.h"
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
 #include "s3api/multipart_tracker.h"
@@ -37,19 +38,6 @@ enum class AccessLogFormat {
   Text,    // "access id=... op=... status=..." (key=value), after the log's time and level
   Json,    // one JSON object per line, nothing else on it
   Common,  // NCSA common log format, then id=, op=, cache=, us= fields
-};
-
-/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
-/// the time returned before taking more.
-class RateLimiter {
- public:
-  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
-  std::chrono::nanoseconds reserve(std::uint64_t bytes);
-
- private:
-  std::mutex m_;
-  const std::uint64_t rate_;
-  std::chrono::steady_clock::time_point next_{};
 };
 
 /// Metadata TTLs by client bucket, replaceable at run time (SIGHUP) like the key table.
@@ -124,7 +112,7 @@ struct ProxyOptions {
   std::chrono::milliseconds uploadRetryMax{30'000};  // longest wait between retries of a failed upload
 };
 
-class ProxyHandler final : public http::RequestHandler {
+class ProxyHandler final : public http::RequestHandler, public AdminOps {
  public:
   /// @param upstreams one per backend of opts.buckets, in its order (index 0: the default backend).
   /// @param cache this thread's access to the cache; null = pass-through.
@@ -137,43 +125,12 @@ class ProxyHandler final : public http::RequestHandler {
   std::string protocolError(http::ResponseHeader& res, http::ProtocolError error, std::string_view message) override;
   /// Starts the write-back uploader on this handler's thread (main calls it on one handler).
   void startUploader(boost::asio::any_io_executor ex);
-  // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name
-  // clients use.
-  struct ListedObject {
-    std::string key;
-    std::uint64_t size = 0;
-    std::string etag;
-  };
-  struct ListPage {
-    std::vector<ListedObject> objects;
-    std::string nextToken;  // empty: the last page
-    std::string error;      // empty: listed
-  };
-  /// One page of ListObjectsV2 at the bucket's backend.
-  http::Awaitable<ListPage> adminList(std::string bucket, std::string prefix, std::string token);
-  struct CachedExtent {
-    bool known = false;  // the cache holds the object's metadata
-    std::uint64_t size = 0;
-    std::string etag;
-    std::uint32_t chunks = 0, cachedChunks = 0;
-    std::uint64_t cachedBytes = 0;
-    bool complete() const { return known && cachedChunks == chunks; }
-  };
-  /// How much of an object the cache holds (its metadata, then which chunks the index has; no data read).
-  http::Awaitable<CachedExtent> adminCached(std::string bucket, std::string key);
-  /// Drops an object's metadata and chunks from the cache. @return what was cached before.
-  http::Awaitable<CachedExtent> adminInvalidate(std::string bucket, std::string key);
-  struct ReadResult {
-    unsigned status = 0;
-    std::string cacheStatus;  // x-granary-cache of the answer
-    std::string etag;
-    std::uint64_t bytes = 0;
-    std::string md5Hex;  // when asked for
-    std::string error;   // S3 error code, or why the read stopped
-  };
-  /// GETs an object through the cache as a client would (filling what is missing); the bytes are counted
-  /// (and hashed with MD5 if `md5`), paced by `limit` when given.
-  http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5, std::shared_ptr<RateLimiter> limit);
+  // AdminOps (admin_ops.h; admin_ops.cpp), run on this handler's thread for src/admin.
+  http::Awaitable<ListPage> adminList(std::string bucket, std::string prefix, std::string token) override;
+  http::Awaitable<CachedExtent> adminCached(std::string bucket, std::string key) override;
+  http::Awaitable<CachedExtent> adminInvalidate(std::string bucket, std::string key) override;
+  http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5,
+                                        std::shared_ptr<RateLimiter> limit) override;
 
   /// A backend as one tenant key sees it: the same connections, every request signed with the key's own
   /// credentials (unless one already names others).
