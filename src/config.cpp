@@ -244,6 +244,40 @@ ClientKeyConfig loadClientKey(const toml::table& t, const std::string& where) {
   }
   return k;
 }
+/// `backend`: one [backend] table, or [[backend]] blocks of which one (default = true, else the first) covers
+/// the buckets no [[bucket]] block names.
+void loadBackends(const toml::node& backend, Config& cfg) {
+  if (const auto* t = backend.as_table()) {
+    loadBackend(*t, "backend.", cfg.backend);
+  } else if (const auto* arr = backend.as_array()) {
+    // [[backend]] blocks: the one marked default = true (else the first) covers unlisted buckets.
+    std::vector<BackendConfig> all;
+    std::size_t defaultAt = 0, defaults = 0;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string where = "backend[" + std::to_string(i) + "].";
+      const auto* bt = arr->get(i)->as_table();
+      if (!bt) throw ConfigError("'" + where.substr(0, where.size() - 1) + "' must be a table");
+      BackendConfig b;
+      b.name.clear();
+      if (getBool(*bt, "default", where, false)) {
+        defaultAt = i;
+        ++defaults;
+      }
+      loadBackend(*bt, where, b);
+      if (b.name.empty()) throw ConfigError("'" + where + "name' is required in [[backend]] blocks");
+      all.push_back(std::move(b));
+    }
+    if (all.empty()) throw ConfigError("'backend' must hold at least one [[backend]] block");
+    if (defaults > 1) throw ConfigError("only one [[backend]] block may say default = true");
+    cfg.backend = std::move(all[defaultAt]);
+    cfg.otherBackends.clear();
+    for (std::size_t i = 0; i < all.size(); ++i)
+      if (i != defaultAt) cfg.otherBackends.push_back(std::move(all[i]));
+  } else {
+    throw ConfigError("'backend' must be a table ([backend]) or an array of tables ([[backend]])");
+  }
+}
+
 }  // namespace
 
 void loadConfigFile(const std::string& path, Config& cfg) {
@@ -287,37 +321,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     cfg.shutdownTimeout = getDuration(t, "shutdown_timeout", "server.", cfg.shutdownTimeout);
     cfg.maxSkew = getDuration(t, "max_clock_skew", "server.", cfg.maxSkew);
   }
-  if (auto* backend = root.get("backend")) {
-    if (const auto* t = backend->as_table()) {
-      loadBackend(*t, "backend.", cfg.backend);
-    } else if (const auto* arr = backend->as_array()) {
-      // [[backend]] blocks: the one marked default = true (else the first) covers unlisted buckets.
-      std::vector<BackendConfig> all;
-      std::size_t defaultAt = 0, defaults = 0;
-      for (std::size_t i = 0; i < arr->size(); ++i) {
-        const std::string where = "backend[" + std::to_string(i) + "].";
-        const auto* bt = arr->get(i)->as_table();
-        if (!bt) throw ConfigError("'" + where.substr(0, where.size() - 1) + "' must be a table");
-        BackendConfig b;
-        b.name.clear();
-        if (getBool(*bt, "default", where, false)) {
-          defaultAt = i;
-          ++defaults;
-        }
-        loadBackend(*bt, where, b);
-        if (b.name.empty()) throw ConfigError("'" + where + "name' is required in [[backend]] blocks");
-        all.push_back(std::move(b));
-      }
-      if (all.empty()) throw ConfigError("'backend' must hold at least one [[backend]] block");
-      if (defaults > 1) throw ConfigError("only one [[backend]] block may say default = true");
-      cfg.backend = std::move(all[defaultAt]);
-      cfg.otherBackends.clear();
-      for (std::size_t i = 0; i < all.size(); ++i)
-        if (i != defaultAt) cfg.otherBackends.push_back(std::move(all[i]));
-    } else {
-      throw ConfigError("'backend' must be a table ([backend]) or an array of tables ([[backend]])");
-    }
-  }
+  if (auto* backend = root.get("backend")) loadBackends(*backend, cfg);
   if (auto* buckets = root.get("bucket")) {
     const auto* arr = buckets->as_array();
     if (!arr) throw ConfigError("'bucket' must be an array of tables: [[bucket]]");

@@ -27,6 +27,40 @@ using RequestHeader = beast::http::request_header<>;
 using ResponseHeader = beast::http::response_header<>;
 using Status = beast::http::status;
 
+/// Why the server refuses a request on its own, before any handler sees it. The handler renders it in
+/// its own protocol (s3api maps each to an S3 error code); the server knows only the kind and its status.
+enum class ProtocolError {
+  BadRequest,           // malformed HTTP, ambiguous body framing, a missing or repeated Host
+  RequestLineTooLong,   // the request line exceeds the per-line limit
+  HeaderTooLarge,       // a header line, the header section or the number of fields exceeds its limit
+  NotImplemented,       // a transfer coding other than "chunked"
+  VersionNotSupported,  // neither HTTP/1.0 nor HTTP/1.1
+};
+
+/// The status a protocol error is answered with.
+constexpr Status statusOf(ProtocolError e) {
+  switch (e) {
+    case ProtocolError::BadRequest:
+    case ProtocolError::RequestLineTooLong: return Status::bad_request;
+    case ProtocolError::HeaderTooLarge: return Status::request_header_fields_too_large;
+    case ProtocolError::NotImplemented: return Status::not_implemented;
+    case ProtocolError::VersionNotSupported: return Status::http_version_not_supported;
+  }
+  return Status::bad_request;
+}
+
+/// The enumerator's name, for logs and tests.
+constexpr std::string_view name(ProtocolError e) {
+  switch (e) {
+    case ProtocolError::BadRequest: return "BadRequest";
+    case ProtocolError::RequestLineTooLong: return "RequestLineTooLong";
+    case ProtocolError::HeaderTooLarge: return "HeaderTooLarge";
+    case ProtocolError::NotImplemented: return "NotImplemented";
+    case ProtocolError::VersionNotSupported: return "VersionNotSupported";
+  }
+  return "BadRequest";
+}
+
 /// The request body, with any HTTP transfer coding already removed.
 class BodyReader {
  public:
@@ -75,9 +109,9 @@ class RequestHandler {
   virtual Awaitable<void> handle(const RequestHeader& req, const RequestContext& ctx, BodyReader& body,
                                  ResponseWriter& out) = 0;
   /// Renders the response for a request the server rejects before handle() (malformed HTTP, header
-  /// limits). `code`/`message` describe the problem; returns the body and sets headers on `res`.
-  virtual std::string protocolError(ResponseHeader& res, Status status, std::string_view code,
-                                    std::string_view message) = 0;
+  /// limits): `error` is the kind (answered with statusOf(error)), `message` the detail. Returns the body
+  /// and sets headers on `res`.
+  virtual std::string protocolError(ResponseHeader& res, ProtocolError error, std::string_view message) = 0;
   /// Called once on the handler's thread when the server begins a graceful shutdown.
   virtual void shutdown() {}
 };

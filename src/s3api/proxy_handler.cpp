@@ -13,6 +13,8 @@
 #include "s3api/exchange.h"
 #include "s3api/operation.h"
 #include "s3api/policy.h"
+#include "s3api/protocol_error.h"
+#include "s3api/range.h"
 #include "s3api/request_checks.h"
 #include "s3api/request_stats.h"
 #include "s3api/request_xml.h"
@@ -91,9 +93,9 @@ std::string ProxyHandler::newRequestId() {
   return buf;
 }
 
-
-std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
-                                        std::string_view message) {
+std::string ProxyHandler::protocolError(http::ResponseHeader& res, http::ProtocolError error, std::string_view message) {
+  const http::Status status = http::statusOf(error);
+  const std::string_view code = s3Code(error);  // s3api's face of the server's refusal
   auto id = newRequestId();
   res.set(bhttp::field::content_type, "application/xml");
   res.set("x-amz-request-id", id);

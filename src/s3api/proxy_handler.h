@@ -15,6 +15,7 @@
 #include "common/buffer_pool.h"
 #include "common/crypto.h"
 #include "http/handler.h"
+#include "s3api/admin_ops.h"
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
 #include "s3api/multipart_tracker.h"
@@ -33,7 +34,7 @@ namespace granary::s3api {
 
 struct BodyPlan;
 
-class ProxyHandler final : public http::RequestHandler {
+class ProxyHandler final : public http::RequestHandler, public AdminOps {
  public:
   /// @param upstreams one per backend of opts.buckets, in its order (index 0: the default backend).
   /// @param cache this thread's access to the cache; null = pass-through.
@@ -43,23 +44,13 @@ class ProxyHandler final : public http::RequestHandler {
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                http::BodyReader& body, http::ResponseWriter& out) override;
-  std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
-                            std::string_view message) override;
-  // Admin operations (admin_ops.cpp), run on this handler's thread for CacheAdmin. `bucket` is the name
-  // clients use.
-  using ListedObject = AdminListedObject;
-  using ListPage = AdminListPage;
-  /// One page of ListObjectsV2 at the bucket's backend.
-  http::Awaitable<ListPage> adminList(std::string bucket, std::string prefix, std::string token);
-  using CachedExtent = AdminCachedExtent;
-  /// How much of an object the cache holds (its metadata, then which chunks the index has; no data read).
-  http::Awaitable<CachedExtent> adminCached(std::string bucket, std::string key);
-  /// Drops an object's metadata and chunks from the cache. @return what was cached before.
-  http::Awaitable<CachedExtent> adminInvalidate(std::string bucket, std::string key);
-  using ReadResult = AdminReadResult;
-  /// GETs an object through the cache as a client would (filling what is missing); the bytes are counted
-  /// (and hashed with MD5 if `md5`), paced by `limit` when given.
-  http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5, std::shared_ptr<RateLimiter> limit);
+  std::string protocolError(http::ResponseHeader& res, http::ProtocolError error, std::string_view message) override;
+  // AdminOps (admin_ops.h; admin_ops.cpp), run on this handler's thread for src/admin.
+  http::Awaitable<ListPage> adminList(std::string bucket, std::string prefix, std::string token) override;
+  http::Awaitable<CachedExtent> adminCached(std::string bucket, std::string key) override;
+  http::Awaitable<CachedExtent> adminInvalidate(std::string bucket, std::string key) override;
+  http::Awaitable<ReadResult> adminRead(std::string bucket, std::string key, bool md5,
+                                        std::shared_ptr<RateLimiter> limit) override;
 
   /// New credentials for backend `backend` (SIGHUP). Call on this handler's thread.
   void setBackendCredentials(std::size_t backend, sigv4::Credentials creds) {

@@ -64,45 +64,4 @@ struct ProxyOptions {
   std::shared_ptr<WriteBackService> writeBack;
 };
 
-// The admin operations (admin_ops.cpp), run on a handler's thread for CacheAdmin: their pacing and results.
-/// A shared byte-rate budget (admin preloads' bandwidth cap): each caller reserves its bytes and waits
-/// the time returned before taking more.
-class RateLimiter {
- public:
-  explicit RateLimiter(std::uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
-  std::chrono::nanoseconds reserve(std::uint64_t bytes);
-
- private:
-  std::mutex m_;
-  const std::uint64_t rate_;
-  std::chrono::steady_clock::time_point next_{};
-};
-
-struct AdminListedObject {
-  std::string key;
-  std::uint64_t size = 0;
-  std::string etag;
-};
-struct AdminListPage {
-  std::vector<AdminListedObject> objects;
-  std::string nextToken;  // empty: the last page
-  std::string error;      // empty: listed
-};
-struct AdminCachedExtent {
-  bool known = false;  // the cache holds the object's metadata
-  std::uint64_t size = 0;
-  std::string etag;
-  std::uint32_t chunks = 0, cachedChunks = 0;
-  std::uint64_t cachedBytes = 0;
-  bool complete() const { return known && cachedChunks == chunks; }
-};
-struct AdminReadResult {
-  unsigned status = 0;
-  std::string cacheStatus;  // x-granary-cache of the answer
-  std::string etag;
-  std::uint64_t bytes = 0;
-  std::string md5Hex;  // when asked for
-  std::string error;   // S3 error code, or why the read stopped
-};
-
 }  // namespace granary::s3api

@@ -160,9 +160,9 @@ class FuzzHandler final : public RequestHandler {
     handled.back().finished = true;
   }
 
-  std::string protocolError(ResponseHeader& res, Status, std::string_view code, std::string_view) override {
+  std::string protocolError(ResponseHeader& res, ProtocolError error, std::string_view) override {
     res.set(bhttp::field::content_type, "application/xml");
-    return "<Error><Code>" + std::string(code) + "</Code></Error>";
+    return "<Error><Code>" + std::string(name(error)) + "</Code></Error>";
   }
 
   std::vector<Handled> handled;

@@ -1,4 +1,4 @@
-#include "admin_handler.h"
+#include "admin/admin_handler.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,38 +17,15 @@
 #include "common/uri.h"
 #include "common/metrics.h"
 #include "common/units.h"
+#include "s3api/protocol_error.h"
 
-namespace granary {
+namespace granary::admin {
 namespace {
 
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 namespace json = boost::json;
 using metrics::TextWriter;
-
-struct Query {
-  std::string path;
-  std::vector<std::pair<std::string, std::string>> params;
-  std::string get(std::string_view name, std::string dflt = {}) const {
-    for (const auto& [k, v] : params)
-      if (k == name) return v;
-    return dflt;
-  }
-  bool has(std::string_view name) const {
-    for (const auto& [k, v] : params)
-      if (k == name) return true;
-    return false;
-  }
-};
-
-std::optional<Query> parseTarget(std::string_view target) {
-  auto u = boost::urls::parse_origin_form(target);
-  if (!u) return std::nullopt;
-  Query q;
-  q.path = std::string(u->encoded_path().decode());
-  for (auto p : u->params()) q.params.emplace_back(p.key, p.has_value ? p.value : std::string());
-  return q;
-}
 
 std::optional<std::uint64_t> parseCount(const std::string& s) {
   std::uint64_t v = 0;
@@ -59,11 +36,8 @@ std::optional<std::uint64_t> parseCount(const std::string& s) {
 
 bool truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes" || v.empty(); }
 
-}  // namespace
-
-std::string AdminHandler::metrics() const {
-  TextWriter w;
-  const AdminContext& c = *ctx_;
+/// Requests answered on the S3 port, and its open connections.
+void requestMetrics(TextWriter& w, const AdminContext& c) {
   if (!c.requestStats.empty()) {
     s3api::RequestStats::Snapshot s;
     for (const auto& r : c.requestStats) r->addTo(s);
@@ -85,6 +59,10 @@ std::string AdminHandler::metrics() const {
     w.family("granary_open_connections", "gauge", "Client connections open on the S3 port.");
     w.sample("granary_open_connections", std::uint64_t{c.openConnections()});
   }
+}
+
+/// The cache: lookups, fills, errors, evictions, capacity per tier and directory.
+void cacheMetrics(TextWriter& w, const AdminContext& c) {
   if (c.cache && c.cache->enabled()) {
     const auto& s = c.cache->stats();
     w.family("granary_cache_hits_total", "counter", "Chunk lookups served from the cache, by tier.");
@@ -144,6 +122,10 @@ std::string AdminHandler::metrics() const {
       for (const auto& d : status) w.sample("granary_cache_dir_up", {{"dir", d.path}}, std::uint64_t{d.failed ? 0u : 1u});
     }
   }
+}
+
+/// Each backend: latency, errors by kind, retries.
+void backendMetrics(TextWriter& w, const AdminContext& c) {
   if (!c.backends.empty()) {
     w.family("granary_backend_request_duration_seconds", "histogram", "Backend attempts: from taking a connection to the response header.");
     for (const auto& b : c.backends)
@@ -160,6 +142,10 @@ std::string AdminHandler::metrics() const {
       w.sample("granary_backend_retries_total", {{"backend", b.name}}, s.retries.load());
     }
   }
+}
+
+/// The write-back spool.
+void writeBackMetrics(TextWriter& w, const AdminContext& c) {
   if (c.spool) {
     w.family("granary_writeback_pending_objects", "gauge", "Write-back operations acknowledged, not yet at the backend.");
     w.sample("granary_writeback_pending_objects", c.spool->pendingObjects());
@@ -172,6 +158,41 @@ std::string AdminHandler::metrics() const {
     w.family("granary_writeback_capacity_bytes", "gauge", "Capacity of the write-back spool.");
     w.sample("granary_writeback_capacity_bytes", c.spool->capacity());
   }
+}
+
+}  // namespace
+
+/// The request target: its path and its parameters.
+struct AdminHandler::Query {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string get(std::string_view name, std::string dflt = {}) const {
+    for (const auto& [k, v] : params)
+      if (k == name) return v;
+    return dflt;
+  }
+  bool has(std::string_view name) const {
+    for (const auto& [k, v] : params)
+      if (k == name) return true;
+    return false;
+  }
+};
+
+std::optional<AdminHandler::Query> AdminHandler::parseTarget(std::string_view target) {
+  auto u = boost::urls::parse_origin_form(target);
+  if (!u) return std::nullopt;
+  Query q;
+  q.path = std::string(u->encoded_path().decode());
+  for (auto p : u->params()) q.params.emplace_back(p.key, p.has_value ? p.value : std::string());
+  return q;
+}
+
+std::string AdminHandler::metrics() const {
+  TextWriter w;
+  requestMetrics(w, *ctx_);
+  cacheMetrics(w, *ctx_);
+  backendMetrics(w, *ctx_);
+  writeBackMetrics(w, *ctx_);
   return w.str();
 }
 
@@ -205,137 +226,192 @@ http::Awaitable<std::pair<bool, std::string>> AdminHandler::readiness() {
   co_return std::pair{ready, std::move(report)};
 }
 
-http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const http::RequestContext&,
-                                           http::BodyReader&, http::ResponseWriter& out) {
-  std::string body;
-  http::ResponseHeader h;
-  h.result(bhttp::status::ok);
-  auto setJson = [&](const json::value& v) {
-    h.set(bhttp::field::content_type, "application/json");
-    body = json::serialize(v) + "\n";
-  };
-  auto fail = [&](bhttp::status s, std::string message) {
-    h.result(s);
-    setJson(json::object{{"error", std::move(message)}});
-  };
-  const auto q = parseTarget(req.target());
-  const auto auth = req[bhttp::field::authorization];
-  const auto m = req.method();
-  bool tokenOk = ctx_->token.empty() || (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), ctx_->token));
-  // A client key signing with SigV4: allowed if its policy says admin, then only within what it may read.
+/// Who calls: the admin token, or a client key whose policy allows the admin API (then only within what
+/// the key may read).
+struct AdminHandler::Caller {
+  bool tokenOk = false;
+  bool authorized = false;  // the token or an admin key, or a probe (/healthz, /readyz) that needs neither
   std::shared_ptr<const s3api::KeyTable> keys;  // holds `policy` alive
   const s3api::AccessPolicy* policy = nullptr;
   std::string keyRefusal;
-  if (!tokenOk && ctx_->keys && (auth.starts_with("AWS4-") || req.target().find("X-Amz-Signature=") != std::string_view::npos)) {
-    keys = ctx_->keys->get();
-    keyRefusal = verifyKey(req, *keys, policy);
-    tokenOk = keyRefusal.empty();
+
+  /// What a key-signed ls, load or invalidate names must be readable by the key, every key of it.
+  bool mayRead(const std::string& bucket, const std::string& prefix) const {
+    return !policy || policy->allowsAllUnder("s3:GetObject", bucket, prefix);
+  }
+  bool mayRead(const json::object& job) const {
+    const auto* b = job.if_contains("bucket");
+    const auto* p = job.if_contains("prefix");
+    return b && p && b->is_string() && p->is_string() &&
+           mayRead(std::string(b->as_string()), std::string(p->as_string()));
+  }
+  bool outsidePolicy(const Query& q) const {
+    if (!policy) return false;
+    // An invalidate of a key no object has acts on it as a prefix: judged as one, always.
+    if (q.path == "/admin/invalidate") return !mayRead(q.get("bucket"), q.get("key"));
+    if (q.path == "/admin/ls" || q.path == "/admin/load") return !mayRead(q.get("bucket"), q.get("prefix"));
+    return false;
+  }
+};
+
+/// The answer being built: status, headers and a small body.
+struct AdminHandler::Reply {
+  http::ResponseHeader h;
+  std::string body;
+
+  Reply() { h.result(bhttp::status::ok); }
+  void setJson(const json::value& v) {
+    h.set(bhttp::field::content_type, "application/json");
+    body = json::serialize(v) + "\n";
+  }
+  void fail(bhttp::status s, std::string message) {
+    h.result(s);
+    setJson(json::object{{"error", std::move(message)}});
+  }
+};
+
+AdminHandler::Caller AdminHandler::identify(const http::RequestHeader& req, const std::optional<Query>& q) const {
+  Caller c;
+  const auto auth = req[bhttp::field::authorization];
+  c.tokenOk = ctx_->token.empty() || (auth.starts_with("Bearer ") && constantTimeEquals(auth.substr(7), ctx_->token));
+  // A client key signing with SigV4: allowed if its policy says admin, then only within what it may read.
+  if (!c.tokenOk && ctx_->keys &&
+      (auth.starts_with("AWS4-") || req.target().find("X-Amz-Signature=") != std::string_view::npos)) {
+    c.keys = ctx_->keys->get();
+    c.keyRefusal = verifyKey(req, *c.keys, c.policy);
+    c.tokenOk = c.keyRefusal.empty();
   }
   // Probes carry no token: /healthz and /readyz answer anyway (/readyz names its checks only with it).
-  const bool authorized = tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
-  s3api::CacheAdmin* admin = ctx_->cacheAdmin.get();
-  // What a key-signed ls, load or invalidate names must be readable by the key, every key of it.
-  auto mayRead = [&](const std::string& bucket, const std::string& prefix) {
-    return !policy || policy->allowsAllUnder("s3:GetObject", bucket, prefix);
-  };
-  auto outsidePolicy = [&]() {
-    if (!policy || !q) return false;
-    // An invalidate of a key no object has acts on it as a prefix: judged as one, always.
-    if (q->path == "/admin/invalidate") return !mayRead(q->get("bucket"), q->get("key"));
-    if (q->path == "/admin/ls" || q->path == "/admin/load") return !mayRead(q->get("bucket"), q->get("prefix"));
-    return false;
-  };
+  c.authorized = c.tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
+  return c;
+}
+
+bool AdminHandler::refuse(const Caller& c, const std::optional<Query>& q, Reply& r) const {
   // What a key may reach: ls, load, invalidate and jobs within its reads, health. Stats and metrics describe
   // every bucket, so they stay with the token.
   const bool keyPath = q && (q->path == "/admin/ls" || q->path == "/admin/load" || q->path == "/admin/invalidate" ||
                              q->path == "/admin/jobs" || q->path.starts_with("/admin/jobs/") ||
                              q->path == "/healthz" || q->path == "/readyz");
-  auto jobVisible = [&](const json::object& j) {
-    const auto* b = j.if_contains("bucket");
-    const auto* p = j.if_contains("prefix");
-    return b && p && b->is_string() && p->is_string() &&
-           mayRead(std::string(b->as_string()), std::string(p->as_string()));
-  };
   if (!q) {
-    fail(bhttp::status::bad_request, "malformed request target");
-  } else if (!keyRefusal.empty() && !authorized) {
-    fail(bhttp::status::forbidden, keyRefusal);
-  } else if (policy && !keyPath) {
-    fail(bhttp::status::forbidden, "a client key may use ls, load, invalidate and jobs; " + q->path +
-                                       " needs the admin token");
-  } else if (authorized && outsidePolicy()) {
-    fail(bhttp::status::forbidden, "the key's policy does not allow reading all of s3://" + q->get("bucket") + "/" +
-                                       (q->path == "/admin/invalidate" ? q->get("key") : q->get("prefix")));
-  } else if (!authorized) {
-    h.result(bhttp::status::unauthorized);
-    h.set(bhttp::field::www_authenticate, "Bearer realm=\"granary-admin\"");
-    body = "unauthorized: send Authorization: Bearer <admin token>\n";
-  } else if (q->path == "/metrics" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
-    h.set(bhttp::field::content_type, "text/plain; version=0.0.4");
-    body = metrics();
-  } else if (q->path == "/healthz" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
-    body = "ok\n";
-  } else if (q->path == "/readyz" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
-    auto [ready, report] = co_await readiness();
-    h.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
-    body = (ready ? "ready\n" : "not ready\n") + (tokenOk ? report : std::string());
-  } else if (q->path.starts_with("/admin/") && !admin) {
-    fail(bhttp::status::service_unavailable, "the cache admin API is not available (no cache, or shutting down)");
-  } else if (q->path == "/admin/stats" && m == bhttp::verb::get) {
-    setJson(admin->stats());
-  } else if (q->path == "/admin/ls" && m == bhttp::verb::get) {
-    const auto max = parseCount(q->get("max", "1000"));
-    if (q->get("bucket").empty()) fail(bhttp::status::bad_request, "bucket= is required");
-    else if (!max || *max == 0) fail(bhttp::status::bad_request, "max= must be a positive number");
-    else setJson(co_await admin->ls(q->get("bucket"), q->get("prefix"), *max));
-  } else if (q->path == "/admin/invalidate" && m == bhttp::verb::post) {
-    if (q->get("bucket").empty()) fail(bhttp::status::bad_request, "bucket= is required");
-    else setJson(co_await admin->invalidate(q->get("bucket"), q->get("key"), q->has("prefix") && truthy(q->get("prefix"))));
-  } else if (q->path == "/admin/load" && m == bhttp::verb::post) {
-    s3api::LoadRequest lr;
-    lr.bucket = q->get("bucket");
-    lr.prefix = q->get("prefix");
-    lr.verify = q->has("verify") && truthy(q->get("verify"));
-    const auto conc = parseCount(q->get("concurrency", "8"));
-    const auto rate = q->has("rate") ? parseSize(q->get("rate")) : std::optional<std::uint64_t>(0);
-    if (lr.bucket.empty()) {
-      fail(bhttp::status::bad_request, "bucket= is required");
-    } else if (!conc || *conc == 0 || *conc > 256) {
-      fail(bhttp::status::bad_request, "concurrency= must be a number from 1 to 256");
-    } else if (!rate) {
-      fail(bhttp::status::bad_request, "rate= must be bytes per second, e.g. 200MiB");
-    } else {
-      lr.concurrency = static_cast<unsigned>(*conc);
-      lr.bytesPerSecond = *rate;
-      h.result(bhttp::status::accepted);
-      setJson(*admin->job(admin->startLoad(std::move(lr))));
-    }
-  } else if (q->path == "/admin/jobs" && m == bhttp::verb::get) {
-    json::array all = admin->jobs(), shown;
-    for (auto& j : all)
-      if (j.is_object() && jobVisible(j.as_object())) shown.push_back(std::move(j));
-    setJson(json::object{{"jobs", std::move(shown)}});
-  } else if (q->path.starts_with("/admin/jobs/") && (m == bhttp::verb::get || m == bhttp::verb::delete_)) {
-    const std::string id = q->path.substr(12);
-    auto j = admin->job(id);
-    if (j && !jobVisible(*j)) j.reset();  // another key's job: as if there were none
-    if (j && m == bhttp::verb::delete_) {
-      admin->cancel(id);
-      j = admin->job(id);
-    }
-    if (j) setJson(*j);
-    else fail(bhttp::status::not_found, "no job " + id);
+    r.fail(bhttp::status::bad_request, "malformed request target");
+  } else if (!c.keyRefusal.empty() && !c.authorized) {
+    r.fail(bhttp::status::forbidden, c.keyRefusal);
+  } else if (c.policy && !keyPath) {
+    r.fail(bhttp::status::forbidden, "a client key may use ls, load, invalidate and jobs; " + q->path +
+                                         " needs the admin token");
+  } else if (c.authorized && c.outsidePolicy(*q)) {
+    r.fail(bhttp::status::forbidden, "the key's policy does not allow reading all of s3://" + q->get("bucket") + "/" +
+                                         (q->path == "/admin/invalidate" ? q->get("key") : q->get("prefix")));
+  } else if (!c.authorized) {
+    r.h.result(bhttp::status::unauthorized);
+    r.h.set(bhttp::field::www_authenticate, "Bearer realm=\"granary-admin\"");
+    r.body = "unauthorized: send Authorization: Bearer <admin token>\n";
   } else {
-    fail(bhttp::status::not_found,
+    return false;
+  }
+  return true;
+}
+
+void AdminHandler::startLoad(CacheAdmin& admin, const Query& q, Reply& r) {
+  LoadRequest lr;
+  lr.bucket = q.get("bucket");
+  lr.prefix = q.get("prefix");
+  lr.verify = q.has("verify") && truthy(q.get("verify"));
+  const auto conc = parseCount(q.get("concurrency", "8"));
+  const auto rate = q.has("rate") ? parseSize(q.get("rate")) : std::optional<std::uint64_t>(0);
+  if (lr.bucket.empty()) {
+    r.fail(bhttp::status::bad_request, "bucket= is required");
+  } else if (!conc || *conc == 0 || *conc > 256) {
+    r.fail(bhttp::status::bad_request, "concurrency= must be a number from 1 to 256");
+  } else if (!rate) {
+    r.fail(bhttp::status::bad_request, "rate= must be bytes per second, e.g. 200MiB");
+  } else {
+    lr.concurrency = static_cast<unsigned>(*conc);
+    lr.bytesPerSecond = *rate;
+    r.h.result(bhttp::status::accepted);
+    r.setJson(*admin.job(admin.startLoad(std::move(lr))));
+  }
+}
+
+/// /admin/jobs (those the caller may see) and /admin/jobs/ID (GET; DELETE cancels).
+void AdminHandler::serveJobs(CacheAdmin& admin, const Query& q, bhttp::verb m, const Caller& c, Reply& r) {
+  if (q.path == "/admin/jobs") {
+    json::array all = admin.jobs(), shown;
+    for (auto& j : all)
+      if (j.is_object() && c.mayRead(j.as_object())) shown.push_back(std::move(j));
+    r.setJson(json::object{{"jobs", std::move(shown)}});
+    return;
+  }
+  const std::string id = q.path.substr(12);
+  auto j = admin.job(id);
+  if (j && !c.mayRead(*j)) j.reset();  // another key's job: as if there were none
+  if (j && m == bhttp::verb::delete_) {
+    admin.cancel(id);
+    j = admin.job(id);
+  }
+  if (j) r.setJson(*j);
+  else r.fail(bhttp::status::not_found, "no job " + id);
+}
+
+/// The cache admin API (/admin/*), for an authorized caller.
+http::Awaitable<void> AdminHandler::serveApi(const Query& q, bhttp::verb m, const Caller& c, Reply& r) {
+  CacheAdmin* admin = ctx_->cacheAdmin.get();
+  if (!admin) {
+    r.fail(bhttp::status::service_unavailable, "the cache admin API is not available (no cache, or shutting down)");
+  } else if (q.path == "/admin/stats" && m == bhttp::verb::get) {
+    r.setJson(admin->stats());
+  } else if (q.path == "/admin/ls" && m == bhttp::verb::get) {
+    const auto max = parseCount(q.get("max", "1000"));
+    if (q.get("bucket").empty()) r.fail(bhttp::status::bad_request, "bucket= is required");
+    else if (!max || *max == 0) r.fail(bhttp::status::bad_request, "max= must be a positive number");
+    else r.setJson(co_await admin->ls(q.get("bucket"), q.get("prefix"), *max));
+  } else if (q.path == "/admin/invalidate" && m == bhttp::verb::post) {
+    if (q.get("bucket").empty()) r.fail(bhttp::status::bad_request, "bucket= is required");
+    else r.setJson(co_await admin->invalidate(q.get("bucket"), q.get("key"), q.has("prefix") && truthy(q.get("prefix"))));
+  } else if (q.path == "/admin/load" && m == bhttp::verb::post) {
+    startLoad(*admin, q, r);
+  } else if ((q.path == "/admin/jobs" && m == bhttp::verb::get) ||
+             (q.path.starts_with("/admin/jobs/") && (m == bhttp::verb::get || m == bhttp::verb::delete_))) {
+    serveJobs(*admin, q, m, c, r);
+  } else {
+    notFound(r);
+  }
+}
+
+void AdminHandler::notFound(Reply& r) {
+  r.fail(bhttp::status::not_found,
          "not found: GET /metrics, /healthz, /readyz, /admin/stats, /admin/ls, /admin/jobs[/ID]; "
          "POST /admin/load, /admin/invalidate; DELETE /admin/jobs/ID");
+}
+
+http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const http::RequestContext&,
+                                           http::BodyReader&, http::ResponseWriter& out) {
+  Reply r;
+  const auto q = parseTarget(req.target());
+  const Caller c = identify(req, q);
+  const auto m = req.method();
+  const bool read = m == bhttp::verb::get || m == bhttp::verb::head;
+  if (refuse(c, q, r)) {
+  } else if (q->path == "/metrics" && read) {
+    r.h.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+    r.body = metrics();
+  } else if (q->path == "/healthz" && read) {
+    r.body = "ok\n";
+  } else if (q->path == "/readyz" && read) {
+    auto [ready, report] = co_await readiness();
+    r.h.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
+    r.body = (ready ? "ready\n" : "not ready\n") + (c.tokenOk ? report : std::string());
+  } else if (q->path.starts_with("/admin/")) {
+    co_await serveApi(*q, m, c, r);
+  } else {
+    notFound(r);
   }
-  if (!h.count(bhttp::field::content_type)) h.set(bhttp::field::content_type, "text/plain");
-  h.set(bhttp::field::content_length, std::to_string(body.size()));
+  if (!r.h.count(bhttp::field::content_type)) r.h.set(bhttp::field::content_type, "text/plain");
+  r.h.set(bhttp::field::content_length, std::to_string(r.body.size()));
   out.closeAfterResponse();
-  if (co_await out.writeHeader(std::move(h))) co_return;
+  if (co_await out.writeHeader(std::move(r.h))) co_return;
   if (req.method() != bhttp::verb::head) {
-    if (co_await out.writeBody(boost::asio::buffer(body))) co_return;
+    if (co_await out.writeBody(boost::asio::buffer(r.body))) co_return;
   }
   co_await out.finish();
 }
@@ -374,10 +450,10 @@ std::string AdminHandler::verifyKey(const http::RequestHeader& req, const s3api:
   return {};
 }
 
-std::string AdminHandler::protocolError(http::ResponseHeader& res, http::Status, std::string_view code,
+std::string AdminHandler::protocolError(http::ResponseHeader& res, http::ProtocolError error,
                                         std::string_view message) {
   res.set(bhttp::field::content_type, "text/plain");
-  return std::string(code) + ": " + std::string(message) + "\n";
+  return std::string(s3api::s3Code(error)) + ": " + std::string(message) + "\n";
 }
 
-}  // namespace granary
+}  // namespace granary::admin

@@ -1,7 +1,7 @@
 #pragma once
 // The cache's admin operations behind `granary admin` and the admin HTTP API: preload a prefix (a job
 // with progress), list what is cached under a prefix, invalidate a key or prefix, and a summary of the
-// cache. Runs on the admin endpoint's thread; the work itself runs on the I/O threads (each ProxyHandler
+// cache. Runs on the admin endpoint's thread; the work itself runs on the I/O threads (each S3 handler
 // on its own io_context), dispatched round-robin, so a preload fills the cache exactly as client reads do.
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,14 +18,18 @@
 #include <vector>
 
 #include "cache/chunk_cache.h"
-#include "s3api/proxy_handler.h"
+#include "s3api/admin_ops.h"
 #include "s3api/request_stats.h"
 
-namespace granary::s3api {
+namespace granary::admin {
+
+using s3api::AdminOps;
+using s3api::RateLimiter;
+using s3api::RequestStats;
 
 struct AdminWorker {
   boost::asio::any_io_executor ex;
-  ProxyHandler* handler = nullptr;
+  AdminOps* handler = nullptr;  // an I/O thread's S3 handler
 };
 
 struct LoadRequest {
@@ -65,7 +69,7 @@ class CacheAdmin {
   boost::asio::awaitable<void> runLoad(std::shared_ptr<Job> job);
   boost::asio::awaitable<void> loadWorker(std::shared_ptr<Job> job, std::shared_ptr<RateLimiter> limit);
   /// Every object under bucket/prefix (at most `max`), or an error.
-  boost::asio::awaitable<std::pair<std::vector<ProxyHandler::ListedObject>, std::string>> listAll(
+  boost::asio::awaitable<std::pair<std::vector<AdminOps::ListedObject>, std::string>> listAll(
       const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress = nullptr);
   const AdminWorker& nextWorker() { return workers_[next_++ % workers_.size()]; }
 
@@ -80,4 +84,4 @@ class CacheAdmin {
   std::map<std::string, std::shared_ptr<Job>> jobs_;
 };
 
-}  // namespace granary::s3api
+}  // namespace granary::admin

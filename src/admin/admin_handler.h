@@ -12,19 +12,20 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
+#include "admin/cache_admin.h"
 #include "http/handler.h"
-#include "s3api/cache_admin.h"
 #include "s3api/proxy_handler.h"
 #include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
 #include "upstream/http_upstream.h"
 
-namespace granary {
+namespace granary::admin {
 
 struct AdminBackend {
   std::string name;
@@ -41,7 +42,7 @@ struct AdminContext {
   std::vector<std::shared_ptr<s3api::RequestStats>> requestStats;
   std::function<std::size_t()> openConnections;
   /// Set once the S3 server exists (main creates it after the admin server); read on the admin thread.
-  std::shared_ptr<s3api::CacheAdmin> cacheAdmin;
+  std::shared_ptr<CacheAdmin> cacheAdmin;
   std::chrono::milliseconds readyTimeout{2'000};  // a backend connect for /readyz
   /// Client keys: one whose policy says `admin = true` may call the API with a SigV4 signature instead of
   /// the token, within what its policy lets it read (ls, load and invalidate name a bucket and prefix).
@@ -54,13 +55,24 @@ class AdminHandler final : public http::RequestHandler {
 
   http::Awaitable<void> handle(const http::RequestHeader& req, const http::RequestContext& ctx,
                                http::BodyReader& body, http::ResponseWriter& out) override;
-  std::string protocolError(http::ResponseHeader& res, http::Status status, std::string_view code,
-                            std::string_view message) override;
+  std::string protocolError(http::ResponseHeader& res, http::ProtocolError error, std::string_view message) override;
 
   /// The metrics page (also used by tests).
   std::string metrics() const;
 
  private:
+  struct Query;   // the request target: path and parameters
+  struct Caller;  // who calls (token or admin key) and what it may read
+  struct Reply;   // the answer being built
+
+  static std::optional<Query> parseTarget(std::string_view target);
+  Caller identify(const http::RequestHeader& req, const std::optional<Query>& q) const;
+  /// Refuses a caller that may not make this request; @return true when `r` holds the refusal.
+  bool refuse(const Caller& c, const std::optional<Query>& q, Reply& r) const;
+  http::Awaitable<void> serveApi(const Query& q, boost::beast::http::verb m, const Caller& c, Reply& r);
+  static void startLoad(CacheAdmin& admin, const Query& q, Reply& r);
+  static void serveJobs(CacheAdmin& admin, const Query& q, boost::beast::http::verb m, const Caller& c, Reply& r);
+  static void notFound(Reply& r);
   /// Checks a SigV4-signed request against the client keys; "" when it comes from a key allowed the
   /// admin API (`policy` then names its policy), else why not.
   std::string verifyKey(const http::RequestHeader& req, const s3api::KeyTable& keys,
@@ -71,4 +83,4 @@ class AdminHandler final : public http::RequestHandler {
   std::shared_ptr<AdminContext> ctx_;
 };
 
-}  // namespace granary
+}  // namespace granary::admin

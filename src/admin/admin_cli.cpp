@@ -29,6 +29,7 @@
 #include "common/log_escape.h"
 #include "common/sigv4.h"
 #include "common/uri.h"
+#include "admin/admin_cli.h"
 #include "config.h"
 
 namespace {
@@ -293,7 +294,37 @@ int ls(const AdminTarget& t, const std::string& url, std::uint64_t max, bool asJ
   return 0;
 }
 
+/// Where the admin endpoint is and how to authenticate: flags first, then the environment, then the
+/// config file. Throws std::runtime_error naming what is missing.
+AdminTarget resolveTarget(const std::string& configFile, std::string adminUrl, std::string token, std::string accessKey,
+                          std::string secretKey) {
+  granary::Config cfg;
+  if (!configFile.empty()) granary::loadConfigFile(configFile, cfg);
+  if (token.empty())
+    if (const char* env = std::getenv("GRANARY_ADMIN_TOKEN")) token = env;
+  if (token.empty()) token = cfg.adminToken;
+  if (adminUrl.empty()) {
+    if (cfg.adminListen.empty()) throw std::runtime_error("no admin endpoint: pass --admin URL (admin_listen is \"\")");
+    adminUrl = "http://" + cfg.adminListen;
+  }
+  auto u = boost::urls::parse_absolute_uri(adminUrl);
+  if (!u || u->scheme() != "http" || u->host().empty())
+    throw std::runtime_error("--admin: http://HOST:PORT expected, got '" + adminUrl + "'");
+  if (accessKey.empty())
+    if (const char* env = std::getenv("GRANARY_ACCESS_KEY")) accessKey = env;
+  if (secretKey.empty())
+    if (const char* env = std::getenv("GRANARY_SECRET_KEY")) secretKey = env;
+  if (!accessKey.empty() && secretKey.empty()) throw std::runtime_error("--access-key needs --secret-key");
+  AdminTarget t{std::string(u->host_address()), u->has_port() ? std::string(u->port()) : "80", token, accessKey,
+                secretKey};
+  if (t.host.size() > 2 && t.host.front() == '[') t.host = t.host.substr(1, t.host.size() - 2);
+  if (t.host == "0.0.0.0") t.host = "127.0.0.1";
+  return t;
+}
+
 }  // namespace
+
+namespace granary::admin {
 
 int adminMain(int argc, char** argv) {
   CLI::App app{"Operate a running Granary through its admin endpoint (admin_listen)", "granary admin"};
@@ -335,27 +366,7 @@ int adminMain(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    granary::Config cfg;
-    if (!configFile.empty()) granary::loadConfigFile(configFile, cfg);
-    if (token.empty())
-      if (const char* env = std::getenv("GRANARY_ADMIN_TOKEN")) token = env;
-    if (token.empty()) token = cfg.adminToken;
-    if (adminUrl.empty()) {
-      if (cfg.adminListen.empty()) throw std::runtime_error("no admin endpoint: pass --admin URL (admin_listen is \"\")");
-      adminUrl = "http://" + cfg.adminListen;
-    }
-    auto u = boost::urls::parse_absolute_uri(adminUrl);
-    if (!u || u->scheme() != "http" || u->host().empty())
-      throw std::runtime_error("--admin: http://HOST:PORT expected, got '" + adminUrl + "'");
-    if (accessKey.empty())
-      if (const char* env = std::getenv("GRANARY_ACCESS_KEY")) accessKey = env;
-    if (secretKey.empty())
-      if (const char* env = std::getenv("GRANARY_SECRET_KEY")) secretKey = env;
-    if (!accessKey.empty() && secretKey.empty()) throw std::runtime_error("--access-key needs --secret-key");
-    AdminTarget t{std::string(u->host_address()), u->has_port() ? std::string(u->port()) : "80", token, accessKey,
-                  secretKey};
-    if (t.host.size() > 2 && t.host.front() == '[') t.host = t.host.substr(1, t.host.size() - 2);
-    if (t.host == "0.0.0.0") t.host = "127.0.0.1";
+    const AdminTarget t = resolveTarget(configFile, adminUrl, token, accessKey, secretKey);
 
     if (*loadCmd) return load(t, url, concurrency, rate, verify, !noProgress && !asJson && isatty(2), detach, asJson);
     if (*invCmd) return invalidate(t, url, asPrefix, asJson);
@@ -378,3 +389,5 @@ int adminMain(int argc, char** argv) {
   }
   return 2;
 }
+
+}  // namespace granary::admin

@@ -1,4 +1,4 @@
-#include "s3api/cache_admin.h"
+#include "admin/cache_admin.h"
 #include "common/log_escape.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -11,11 +11,18 @@
 
 #include <algorithm>
 
-#include "s3api/exchange.h"
 #include "s3api/multipart_tracker.h"
 
-namespace granary::s3api {
+namespace granary::admin {
 namespace {
+
+using s3api::unquoteEtag;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -36,7 +43,7 @@ struct CacheAdmin::Job {
   std::string error;
   bool cancelled = false;
   Clock::time_point started = Clock::now(), ended{};
-  std::vector<ProxyHandler::ListedObject> objects;
+  std::vector<AdminOps::ListedObject> objects;
   std::size_t nextObject = 0;
   unsigned running = 0;
   std::uint64_t objectsTotal = 0, bytesTotal = 0;
@@ -99,9 +106,9 @@ void CacheAdmin::shutdown() {
   asio::post(ex_, [this] { guards_.clear(); });
 }
 
-asio::awaitable<std::pair<std::vector<ProxyHandler::ListedObject>, std::string>> CacheAdmin::listAll(
+asio::awaitable<std::pair<std::vector<AdminOps::ListedObject>, std::string>> CacheAdmin::listAll(
     const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress) {
-  std::vector<ProxyHandler::ListedObject> all;
+  std::vector<AdminOps::ListedObject> all;
   std::string token;
   for (;;) {
     if (stopping_) co_return std::pair{std::move(all), std::string("shutting down")};
@@ -162,7 +169,7 @@ asio::awaitable<void> CacheAdmin::runLoad(std::shared_ptr<Job> job) {
 
 asio::awaitable<void> CacheAdmin::loadWorker(std::shared_ptr<Job> job, std::shared_ptr<RateLimiter> limit) {
   while (job->nextObject < job->objects.size() && !job->cancelled && !stopping_) {
-    const ProxyHandler::ListedObject& o = job->objects[job->nextObject++];
+    const AdminOps::ListedObject& o = job->objects[job->nextObject++];
     const AdminWorker& w = nextWorker();
     auto have = co_await asio::co_spawn(w.ex, w.handler->adminCached(job->req.bucket, o.key), asio::use_awaitable);
     const bool fresh = have.complete() && unquoteEtag(have.etag) == unquoteEtag(o.etag);
@@ -349,4 +356,4 @@ json::object CacheAdmin::stats() const {
   return out;
 }
 
-}  // namespace granary::s3api
+}  // namespace granary::admin
