@@ -24,6 +24,7 @@
 
 #include "common/timeutil.h"
 #include "upstream/errors.h"
+#include "support/memory_response.h"
 #include "upstream/upstream.h"
 
 namespace granary::testing {
@@ -100,30 +101,6 @@ class FakeS3 {
   std::atomic<std::int64_t> latencyMs_{0};
 };
 
-/// One answer: a header and a body held in memory.
-class FakeResponse final : public upstream::UpstreamResponse {
- public:
-  FakeResponse(upstream::ResponseHeader h, std::string body) : h_(std::move(h)), body_(std::move(body)) {}
-  const upstream::ResponseHeader& header() const override { return h_; }
-  std::optional<std::uint64_t> contentLength() const override {  // a HEAD's names the object's size
-    if (const auto v = h_[bhttp::field::content_length]; !v.empty()) return std::stoull(std::string(v));
-    return body_.size();
-  }
-  upstream::Awaitable<boost::system::result<std::size_t>> read(boost::asio::mutable_buffer buf) override {
-    const std::size_t n = std::min(buf.size(), body_.size() - pos_);
-    std::memcpy(buf.data(), body_.data() + pos_, n);
-    pos_ += n;
-    co_return n;
-  }
-  bool done() const override { return pos_ == body_.size(); }
-  void setHeader(bhttp::field f, const std::string& v) { h_.set(f, v); }
-
- private:
-  upstream::ResponseHeader h_;
-  std::string body_;
-  std::size_t pos_ = 0;
-};
-
 class FakeUpstream final : public upstream::Upstream {
  public:
   explicit FakeUpstream(FakeS3& s3) : s3_(s3) {}
@@ -165,13 +142,13 @@ class FakeUpstream final : public upstream::Upstream {
         upstream::ResponseHeader h;
         h.result(bhttp::status::ok);
         h.set(bhttp::field::etag, o.etag);
-        co_return std::make_unique<FakeResponse>(std::move(h), std::string());
+        co_return std::make_unique<MemoryResponse>(std::move(h), std::string(), 0);
       }
       case bhttp::verb::delete_: {
         s3_.objects_.erase(id);
         upstream::ResponseHeader h;
         h.result(bhttp::status::no_content);
-        co_return std::make_unique<FakeResponse>(std::move(h), std::string());
+        co_return std::make_unique<MemoryResponse>(std::move(h), std::string(), 0);
       }
       case bhttp::verb::get:
       case bhttp::verb::head:
@@ -193,7 +170,7 @@ class FakeUpstream final : public upstream::Upstream {
     h.result(status);
     h.set(bhttp::field::content_type, "application/xml");
     h.set(bhttp::field::content_length, std::to_string(body.size()));
-    return std::make_unique<FakeResponse>(std::move(h), std::move(body));
+    return std::make_unique<MemoryResponse>(std::move(h), std::move(body), std::nullopt);
   }
   upstream::UpstreamResponsePtr read(const upstream::UpstreamRequest& req, const std::string& id) {
     auto it = s3_.objects_.find(id);
@@ -217,7 +194,7 @@ class FakeUpstream final : public upstream::Upstream {
       if (dash + 1 < r.size()) last = std::min<std::uint64_t>(std::stoull(r.substr(dash + 1)), o.data.size() - 1);
       if (first >= o.data.size()) {
         auto r416 = answer(bhttp::status::range_not_satisfiable, "<Error><Code>InvalidRange</Code></Error>");
-        auto& fr = static_cast<FakeResponse&>(*r416);
+        auto& fr = static_cast<MemoryResponse&>(*r416);
         fr.setHeader(bhttp::field::content_range, "bytes */" + std::to_string(o.data.size()));
         return r416;
       }
@@ -230,7 +207,7 @@ class FakeUpstream final : public upstream::Upstream {
             "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(o.data.size()));
     h.set(bhttp::field::content_length, std::to_string(body.size()));
     if (head) body.clear();
-    auto resp = std::make_unique<FakeResponse>(std::move(h), std::move(body));
+    auto resp = std::make_unique<MemoryResponse>(std::move(h), std::move(body), std::nullopt);
     return resp;
   }
 

@@ -33,19 +33,18 @@ struct Reply {
 
 class StringBody final : public http::BodyReader {
  public:
-  explicit StringBody(std::string data) : data_(std::move(data)) {}
+  explicit StringBody(std::string data) : data_(std::move(data)), left_(data_) {}
   http::Awaitable<boost::system::result<std::size_t>> read(boost::asio::mutable_buffer buf) override {
-    const std::size_t n = std::min(buf.size(), data_.size() - pos_);
-    std::memcpy(buf.data(), data_.data() + pos_, n);
-    pos_ += n;
+    const std::size_t n = left_.copy(static_cast<char*>(buf.data()), buf.size());
+    left_.remove_prefix(n);
     co_return n;
   }
   std::optional<std::uint64_t> contentLength() const override { return data_.size(); }
-  bool done() const override { return pos_ == data_.size(); }
+  bool done() const override { return left_.empty(); }
 
  private:
   std::string data_;
-  std::size_t pos_ = 0;
+  std::string_view left_;  // what is still to be read of data_
 };
 
 class CapturingWriter final : public http::ResponseWriter {

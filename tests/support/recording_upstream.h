@@ -23,6 +23,7 @@
 
 #include "common/crypto.h"
 #include "s3api/state_signal.h"
+#include "support/memory_response.h"
 #include "upstream/upstream.h"
 
 namespace granary::testing {
@@ -106,28 +107,13 @@ class RecordingUpstream final : public upstream::Upstream {
   }
 
  private:
-  class Response final : public upstream::UpstreamResponse {
-   public:
-    Response(unsigned status, std::string etag, std::string body) : body_(std::move(body)) {
-      h_.result(status);
-      if (!etag.empty()) h_.set(boost::beast::http::field::etag, etag);
-    }
-    const upstream::ResponseHeader& header() const override { return h_; }
-    std::optional<std::uint64_t> contentLength() const override { return body_.size(); }
-    upstream::Awaitable<boost::system::result<std::size_t>> read(boost::asio::mutable_buffer buf) override {
-      const std::size_t n = std::min(buf.size(), body_.size() - at_);
-      std::copy_n(body_.data() + at_, n, static_cast<char*>(buf.data()));
-      at_ += n;
-      co_return n;
-    }
-    bool done() const override { return at_ == body_.size(); }
-
-   private:
-    upstream::ResponseHeader h_;
-    std::string body_;
-    std::size_t at_ = 0;
-  };
-
+  static upstream::UpstreamResponsePtr reply(unsigned status, const std::string& etag, std::string body) {
+    upstream::ResponseHeader h;
+    h.result(status);
+    if (!etag.empty()) h.set(boost::beast::http::field::etag, etag);
+    const std::uint64_t n = body.size();
+    return std::make_unique<MemoryResponse>(std::move(h), std::move(body), n);
+  }
   static bool has(const QueryParams& q, const char* name) {
     return std::any_of(q.begin(), q.end(), [&](const auto& p) { return p.first == name; });
   }
@@ -157,15 +143,15 @@ class RecordingUpstream final : public upstream::Upstream {
   upstream::UpstreamResponsePtr answer(const upstream::UpstreamRequest& req, const std::string& body) {
     using boost::beast::http::verb;
     if (req.method == verb::post && has(req.query, "uploads"))
-      return std::make_unique<Response>(200, "", "<InitiateMultipartUploadResult><UploadId>up-1</UploadId>"
+      return reply(200, "", "<InitiateMultipartUploadResult><UploadId>up-1</UploadId>"
                                                  "</InitiateMultipartUploadResult>");
     if (req.method == verb::post)
-      return std::make_unique<Response>(200, "", "<CompleteMultipartUploadResult><ETag></ETag>"
+      return reply(200, "", "<CompleteMultipartUploadResult><ETag></ETag>"
                                                  "</CompleteMultipartUploadResult>");
-    if (req.method == verb::delete_) return std::make_unique<Response>(204, "", "");
+    if (req.method == verb::delete_) return reply(204, "", "");
     Digest md5(Digest::Kind::Md5);
     md5.update(body);
-    return std::make_unique<Response>(200, "\"" + md5.finishHex() + "\"", "");
+    return reply(200, "\"" + md5.finishHex() + "\"", "");
   }
 
   mutable std::mutex m_;

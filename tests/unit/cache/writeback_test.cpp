@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "cache/writeback.h"
+#include "support/run_awaitable.h"
+#include "support/temp_dir.h"
 
 using namespace granary::cache;
 namespace asio = boost::asio;
@@ -21,24 +23,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("granary-wb-test-" + std::to_string(::getpid()) + "-" +
-                                               std::to_string(std::rand()));
-  ~TempDir() { fs::remove_all(path); }
-};
+using granary::test::TempDir;
 
 template <class T>
 T run(asio::awaitable<T> a) {
-  asio::io_context ioc;
-  auto f = asio::co_spawn(ioc, std::move(a), asio::use_future);
-  ioc.run();
-  return f.get();
-}
-
-void runVoid(asio::awaitable<void> a) {
-  asio::io_context ioc;
-  asio::co_spawn(ioc, std::move(a), asio::detached);
-  ioc.run();
+  return granary::testing::runAwaitable(std::move(a));
 }
 
 PendingWrite put(WriteBackSpool& s, const std::string& key, const std::string& data) {
@@ -72,7 +61,7 @@ TEST_CASE("write-back spool: commits survive a restart, completed ones do not", 
     REQUIRE(first);
     CHECK(first->key == "a");
     doneSeq = first->seq;
-    runVoid(s.complete(first));
+    run(s.complete(first));
     CHECK(s.pendingObjects() == 2);
   }
   WriteBackSpool s({dir.path.string(), 1 << 20});
@@ -200,7 +189,7 @@ TEST_CASE("write-back spool: multipart parts are durable, survive a restart, and
   auto next = s.next();
   REQUIRE(next);
   CHECK(next->seq == w.seq);
-  runVoid(s.complete(next));  // uploaded: every part's data goes
+  run(s.complete(next));  // uploaded: every part's data goes
   CHECK(s.pendingObjects() == 0);
   CHECK(s.reserve(1000).has_value());
   s.release(0, 1000);
@@ -252,7 +241,7 @@ TEST_CASE("write-back spool: the journal is compacted while running, and replays
     for (int i = 0; i < 30; ++i) {
       REQUIRE(run(s.commit(put(s, "k" + std::to_string(i % 5), "v" + std::to_string(i)))));
       if (i % 5 == 4)  // the uploader catches up now and then: done records pile up
-        while (auto p = s.next()) runVoid(s.complete(p));
+        while (auto p = s.next()) run(s.complete(p));
     }
     REQUIRE(run(s.commit(put(s, "last", "pending"))));
     REQUIRE(run(s.beginUpload(upload("u", "mp"))));

@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "s3api/backend_chunk_source.h"
+#include "support/memory_response.h"
 
 using namespace granary;
 using cache::FetchOutcome;
@@ -30,27 +31,6 @@ std::string objectBytes(std::uint64_t from, std::uint64_t n) {
   return s;
 }
 
-class CannedResponse final : public upstream::UpstreamResponse {
- public:
-  CannedResponse(upstream::ResponseHeader h, std::string body, std::optional<std::uint64_t> length)
-      : h_(std::move(h)), body_(std::move(body)), length_(length) {}
-  const upstream::ResponseHeader& header() const override { return h_; }
-  std::optional<std::uint64_t> contentLength() const override { return length_; }
-  upstream::Awaitable<boost::system::result<std::size_t>> read(asio::mutable_buffer buf) override {
-    const std::size_t n = std::min<std::size_t>({buf.size(), body_.size() - at_, 10000});  // several reads
-    std::memcpy(buf.data(), body_.data() + at_, n);
-    at_ += n;
-    co_return n;
-  }
-  bool done() const override { return at_ == body_.size(); }
-
- private:
-  upstream::ResponseHeader h_;
-  std::string body_;
-  std::optional<std::uint64_t> length_;
-  std::size_t at_ = 0;
-};
-
 /// status, ETag, Content-Range ("" for none), body; Content-Length is the body's size.
 upstream::UpstreamResponsePtr answer(unsigned status, const std::string& etag, const std::string& range,
                                      std::string body) {
@@ -59,7 +39,7 @@ upstream::UpstreamResponsePtr answer(unsigned status, const std::string& etag, c
   if (!etag.empty()) h.set(bhttp::field::etag, etag);
   if (!range.empty()) h.set(bhttp::field::content_range, range);
   const std::uint64_t n = body.size();
-  return std::make_unique<CannedResponse>(std::move(h), std::move(body), n);
+  return std::make_unique<granary::testing::MemoryResponse>(std::move(h), std::move(body), n, 10000);  // several reads
 }
 
 class FakeUpstream final : public upstream::Upstream {
@@ -178,7 +158,7 @@ TEST_CASE("backend chunk source: a body that ends early is a failure, its bytes 
     upstream::ResponseHeader h;
     h.result(206);
     h.set(bhttp::field::content_range, rangeOf(0, kChunk - 1, kChunk));
-    return std::make_unique<CannedResponse>(std::move(h), objectBytes(0, 1000), std::nullopt);
+    return std::make_unique<granary::testing::MemoryResponse>(std::move(h), objectBytes(0, 1000), std::nullopt, 10000);
   };
   s3api::BackendChunkSource src(&up);
   const Fetched f = fetch(src, obj, 0);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "s3api/state_signal.h"
+#include "support/run_awaitable.h"
 
 using granary::s3api::StateSignal;
 namespace asio = boost::asio;
@@ -20,17 +21,7 @@ namespace {
 
 template <class T>
 T run(asio::awaitable<T> a) {
-  asio::io_context ioc;
-  auto f = asio::co_spawn(ioc, std::move(a), asio::use_future);
-  ioc.run();
-  return f.get();
-}
-
-void run(asio::awaitable<void> a) {
-  asio::io_context ioc;
-  auto f = asio::co_spawn(ioc, std::move(a), asio::use_future);
-  ioc.run();
-  f.get();
+  return granary::testing::runAwaitable(std::move(a));
 }
 
 }  // namespace

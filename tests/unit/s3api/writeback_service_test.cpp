@@ -15,6 +15,8 @@
 
 #include "s3api/writeback_service.h"
 #include "support/recording_upstream.h"
+#include "support/run_awaitable.h"
+#include "support/temp_dir.h"
 
 using namespace granary;
 using namespace granary::s3api;
@@ -25,11 +27,7 @@ using boost::beast::http::verb;
 
 namespace {
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("granary-wbs-test-" + std::to_string(::getpid()) + "-" +
-                                               std::to_string(std::rand()));
-  ~TempDir() { fs::remove_all(path); }
-};
+using granary::test::TempDir;
 
 /// (co_spawn wants a default-constructible result, which S3Result is not.)
 template <class T>
@@ -46,12 +44,7 @@ T run(asio::awaitable<T> a) {
   return *f.get();
 }
 
-void run(asio::awaitable<void> a) {
-  asio::io_context ioc;
-  auto f = asio::co_spawn(ioc, std::move(a), asio::use_future);
-  ioc.run();
-  f.get();
-}
+void run(asio::awaitable<void> a) { granary::testing::runAwaitable(std::move(a)); }
 
 class StringBody final : public upstream::BodySource {
  public:
