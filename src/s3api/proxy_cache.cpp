@@ -315,6 +315,12 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     x.cacheStatus = "miss";
     co_return false;
   }
+  if (stale && !head && !staleBytesOnHand(x, *obj)) {
+    // Serving stale is only for bytes on hand: with chunks missing, the backend's error is the answer
+    // (never a 304 or 412 decided on metadata the backend could not vouch for).
+    x.cacheStatus = "miss";
+    co_return false;
+  }
   PartLocation part;
   if (partNumber) {
     auto located = co_await locateCachedPart(x, *obj, *partNumber);
@@ -356,6 +362,18 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     for (std::uint32_t j = last + 1; j <= last + opts_.readAhead && j < obj->chunkCount(); ++j) startFill(obj, j);
   }
   co_return served;
+}
+
+bool ProxyHandler::staleBytesOnHand(const Exchange& x, const CachedObject& obj) const {
+  sigv4::HeaderList unconditional;  // the request as it would be without its If-* headers
+  for (const auto& h : x.headers)
+    if (!h.first.starts_with("if-")) unconditional.push_back(h);
+  const ObjectRequest req{false, x.accessKey.empty(), unconditional, x.routed.query};
+  const ObjectFacts facts{obj.meta->size, obj.meta->etag, obj.meta->headers};
+  const S3Result<ObjectPlan> plan = planObject(req, facts);
+  // No bytes to send (an empty object, an unsatisfiable Range): the metadata alone answers.
+  if (!plan || !plan->body) return true;
+  return cachedBytesStatus(obj, *plan->body) == "hit";
 }
 
 http::Awaitable<std::optional<PartLocation>> ProxyHandler::locateCachedPart(Exchange& x, const CachedObject& obj,

@@ -190,6 +190,8 @@ class ProxyHandler final : public http::RequestHandler, public AdminOps {
                                                                 const std::string& part);
   /// x-granary-cache of a read of `bytes` of `obj`: hit (every chunk cached), partial or miss.
   std::string_view cachedBytesStatus(const CachedObject& obj, const ResolvedRange& bytes) const;
+  /// Whether every chunk the GET would send, its preconditions aside, is on hand (stale-if-error).
+  bool staleBytesOnHand(const Exchange& x, const CachedObject& obj) const;
   /// Streams [offset, offset+length) chunk by chunk; `header` goes out with the first byte.
   /// @return false if nothing could be sent (the caller forwards instead).
   http::Awaitable<bool> streamChunks(Exchange& x, const std::shared_ptr<const CachedObject>& obj, std::uint64_t offset,

@@ -205,6 +205,27 @@ TEST_CASE("proxy: past the TTL with the backend down, stale-if-error serves what
   p.s3.failNext(0);
 }
 
+TEST_CASE("proxy: stale metadata without the bytes a GET needs answers no 304 or 412 of its own",
+          "[s3api][proxy]") {
+  // stale-if-error serves only bytes on hand: with the GET's chunks missing, the backend's failure is the
+  // answer (a 5xx a client retries), never a 412 or 304 decided on metadata the backend could not vouch for.
+  Proxy p(std::chrono::seconds(10), std::chrono::seconds(60));
+  p.s3.put("b", "m.bin", payload(2 * kChunk, 9));
+  const std::string etag = p.s3.get("b", "m.bin")->etag;
+  REQUIRE(p.run({[](Client& c) { return c.call(verb::head, "/b/m.bin"); }}).front().status == 200);  // metadata only
+  advanceClockForTesting(std::chrono::seconds(11));
+  p.s3.failNext(1000);
+  Reply ifMatch = p.get("/b/m.bin", {{"if-match", "\"other\""}});
+  CHECK(ifMatch.status >= 500);
+  Reply ifNoneMatch = p.get("/b/m.bin", {{"if-none-match", etag}});
+  CHECK(ifNoneMatch.status >= 500);
+  // A HEAD needs no bytes: the stale metadata answers it, marked stale.
+  Reply head = p.run({[](Client& c) { return c.call(verb::head, "/b/m.bin"); }}).front();
+  CHECK(head.status == 200);
+  CHECK(head.header("x-granary-cache") == "stale");
+  p.s3.failNext(0);
+}
+
 TEST_CASE("proxy: a write through the proxy invalidates at once; a delete too", "[s3api][proxy]") {
   Proxy p;
   const std::string v1 = payload(kChunk + 7, 7), v2 = payload(kChunk / 2, 8);
