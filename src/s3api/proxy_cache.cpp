@@ -68,6 +68,14 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
 /// this many times ProxyOptions::maxFills.
 constexpr std::size_t kFillsHardLimitFactor = 4;
 
+/// Whether the request's If-* headers let a read of the object go on (else the metadata alone answers
+/// it: 304 or 412, before anything is asked of the backend).
+bool preconditionsProceed(const sigv4::HeaderList& headers, const ObjectMeta& meta) {
+  std::optional<std::chrono::system_clock::time_point> lastModified;
+  if (const auto* lm = findHeader(meta.headers, "last-modified")) lastModified = parseHttpDate(*lm);
+  return evaluatePreconditions(headers, meta.etag, lastModified) == Precondition::Proceed;
+}
+
 }  // namespace
 
 std::string metaKeyOf(const std::string& backendId, const std::string& bucket, const std::string& key,
@@ -322,7 +330,7 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
     co_return false;
   }
   PartLocation part;
-  if (partNumber) {
+  if (partNumber && preconditionsProceed(x.headers, *obj->meta)) {  // (a 304 or 412 needs no part)
     auto located = co_await locateCachedPart(x, *obj, *partNumber);
     if (!located) co_return false;
     part = std::move(*located);
