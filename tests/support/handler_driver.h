@@ -83,8 +83,9 @@ class Client {
   Client(http::RequestHandler& h, sigv4::Credentials creds, std::string region = "us-east-1")
       : h_(h), signer_(std::move(creds), std::move(region)) {}
 
-  /// @param path "/bucket/key" (unencoded); @param query decoded parameters.
-  http::Awaitable<Reply> call(http::beast::http::verb method, const std::string& path, QueryParams query = {},
+  /// @param path "/bucket/key" (unencoded); @param query decoded parameters. (Arguments by value: a
+  /// coroutine outlives the temporaries a caller passes.)
+  http::Awaitable<Reply> call(http::beast::http::verb method, std::string path, QueryParams query = {},
                               sigv4::HeaderList headers = {}, std::string body = {}) {
     headers.emplace_back("host", "granary.test");
     const std::string encoded = uriEncode(path, false);
