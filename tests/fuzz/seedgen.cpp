@@ -453,6 +453,36 @@ void metaSeeds() {
 
 }  // namespace
 
+// ---- object_plan: u8 flags, u64 size, u64 part offset, u64 part length, u8 parts count, then lines:
+// Range, If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since, partNumber,
+// response-content-type, ETag, Last-Modified.
+void planSeeds() {
+  struct P {
+    const char* name;
+    unsigned flags;
+    std::uint64_t size, partOffset, partLength;
+    unsigned parts;
+    const char* lines;
+  };
+  const std::vector<P> ps = {
+      {"whole", 1, 1000, 0, 0, 0, "\n\n\n\n\n\n\n\"e1\"\nFri, 24 May 2013 00:00:00 GMT"},
+      {"range", 1, 1000, 0, 0, 0, "bytes=10-99\n\n\n\n\n\n\n\"e1\"\nFri, 24 May 2013 00:00:00 GMT"},
+      {"past-end", 1, 10, 0, 0, 0, "bytes=20-\n\n\n\n\n\n\n\"e1\"\n"},
+      {"if-match-fails", 1, 10, 0, 0, 0, "\n\"other\"\n\n\n\n\n\n\"e1\"\n"},
+      {"not-modified", 9, 10, 0, 0, 0, "\n\n\"e1\"\n\n\n\n\n\"e1\"\n"},
+      {"dates", 1, 10, 0, 0, 0,
+       "\n\n\nFri, 24 May 2013 00:00:00 GMT\nThu, 23 May 2013 00:00:00 GMT\n\n\n\"e1\"\nFri, 24 May 2013 00:00:00 GMT"},
+      {"part-located", 7, 1000, 100, 200, 3, "\n\n\n\n\n2\n\n\"e1-3\"\n"},
+      {"part-past-count", 5, 1000, 0, 0, 3, "\n\n\n\n\n9\n\n\"e1-3\"\n"},
+      {"part-and-range", 1, 1000, 0, 0, 0, "bytes=0-1\n\n\n\n\n1\n\n\"e1\"\n"},
+      {"override", 1, 10, 0, 0, 0, "\n\n\n\n\n\ntext/plain\n\"e1\"\n"},
+      {"override-anonymous", 17, 10, 0, 0, 0, "\n\n\n\n\n\ntext/plain\n\"e1\"\n"},
+      {"empty-object", 1, 0, 0, 0, 0, "bytes=0-0\n\n\n\n\n\n\n\"e1\"\n"},
+  };
+  for (const auto& p : ps)
+    put("object_plan", p.name, u8(p.flags) + u64(p.size) + u64(p.partOffset) + u64(p.partLength) + u8(p.parts) + p.lines);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s tests/fuzz/corpus\n", argv[0]);
@@ -468,5 +498,6 @@ int main(int argc, char** argv) {
   diskJournalSeeds();
   writebackSeeds();
   metaSeeds();
+  planSeeds();
   return 0;
 }
