@@ -3,14 +3,6 @@
 // background. Until then reads, HEADs and listings through Granary see the pending state. This file holds
 // the S3 side only: the thin calls into the service and the answers to clients.
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/random_access_file.hpp>
-#include <boost/asio/stream_file.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <pugixml.hpp>
 #include <spdlog/spdlog.h>
 
@@ -27,9 +19,7 @@
 namespace granary::s3api {
 namespace {
 
-namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 /// Where part `number` of a pending write lies: a single PUT is its one part, a multipart upload's parts
 /// are its spooled parts (their count shown). Not located when the number names no part.
