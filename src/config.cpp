@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <set>
 #include <cstdio>
+#include <unistd.h>
+
+#include <fstream>
 #include <sstream>
 
 #include "common/units.h"
@@ -207,6 +210,29 @@ std::vector<std::string> getStringList(const toml::table& t, const char* key, co
   return out;
 }
 
+void loadCluster(const toml::table& t, ClusterConfig& c) {
+  const std::string where = "cluster.";
+  checkKeys(t, {"etcd", "name", "node_id", "peer_listen", "peer_advertise", "secret", "secret_file", "weight",
+                "members", "lease_ttl", "peer_connect_timeout", "peer_read_timeout", "peer_auth_window"},
+            where);
+  if (t.get("etcd")) c.etcd = getStringList(t, "etcd", where);
+  c.name = getString(t, "name", where, c.name);
+  c.nodeId = getString(t, "node_id", where, c.nodeId);
+  c.peerListen = getString(t, "peer_listen", where, c.peerListen);
+  c.peerAdvertise = getString(t, "peer_advertise", where, c.peerAdvertise);
+  c.secret = getString(t, "secret", where, c.secret);
+  c.secretFile = getString(t, "secret_file", where, c.secretFile);
+  if (const auto* w = t.get("weight")) {
+    if (auto d = w->value<double>()) c.weight = *d;
+    else throw ConfigError("'cluster.weight' must be a number");
+  }
+  if (t.get("members")) c.members = getStringList(t, "members", where);
+  c.leaseTtl = getDuration(t, "lease_ttl", where, c.leaseTtl);
+  c.peerConnectTimeout = getDuration(t, "peer_connect_timeout", where, c.peerConnectTimeout);
+  c.peerReadTimeout = getDuration(t, "peer_read_timeout", where, c.peerReadTimeout);
+  c.peerAuthWindow = getDuration(t, "peer_auth_window", where, c.peerAuthWindow);
+}
+
 ClientKeyConfig loadClientKey(const toml::table& t, const std::string& where) {
   checkKeys(t, {"access_key", "secret_key", "admin", "allow", "backend_access_key", "backend_secret_key",
                 "backend_session_token"}, where);
@@ -290,7 +316,7 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     throw ConfigError(os.str());
   }
   checkKeys(root, {"listen", "admin_listen", "admin_token", "threads", "domain", "regions", "anonymous", "log_level",
-                   "access_log", "access_log_format", "server", "backend", "bucket", "client_keys", "cache"},
+                   "access_log", "access_log_format", "server", "backend", "bucket", "client_keys", "cache", "cluster"},
             "");
   cfg.listen = getString(root, "listen", "", cfg.listen);
   cfg.adminListen = getString(root, "admin_listen", "", cfg.adminListen);
@@ -337,6 +363,10 @@ void loadConfigFile(const std::string& path, Config& cfg) {
     if (!c->is_table()) throw ConfigError("'cache' must be a table");
     loadCache(*c->as_table(), cfg.cache);
   }
+  if (auto* c = root.get("cluster")) {
+    if (!c->is_table()) throw ConfigError("'cluster' must be a table");
+    loadCluster(*c->as_table(), cfg.cluster);
+  }
   if (auto* keys = root.get("client_keys")) {
     auto* arr = keys->as_array();
     if (!arr) throw ConfigError("'client_keys' must be an array of tables: [[client_keys]]");
@@ -367,6 +397,18 @@ void applyEnvironment(Config& cfg) {
   if (b.region.empty()) b.region = region;
   for (auto& o : cfg.otherBackends)
     if (o.region.empty()) o.region = region;
+  auto& k = cfg.cluster;
+  if (k.nodeId.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) k.nodeId = host;
+  }
+  if (k.peerAdvertise.empty()) k.peerAdvertise = k.peerListen;
+  if (k.secret.empty() && !k.secretFile.empty()) {
+    std::ifstream f(k.secretFile);
+    if (!f) throw ConfigError("'cluster.secret_file': cannot read " + k.secretFile);
+    std::getline(f, k.secret);
+    while (!k.secret.empty() && (k.secret.back() == '\r' || k.secret.back() == ' ')) k.secret.pop_back();
+  }
 }
 
 void validateBackend(const BackendConfig& b, const std::string& where) {
@@ -376,6 +418,41 @@ void validateBackend(const BackendConfig& b, const std::string& where) {
     throw ConfigError("'" + where + "access_key' and '" + where + "secret_key' must be set together");
   if (b.maxConnections == 0) throw ConfigError("'" + where + "max_connections' must be at least 1");
 }
+
+namespace {
+void validateCluster(const ClusterConfig& k) {
+  if (!k.enabled()) return;
+  if (!k.etcd.empty() && !k.members.empty())
+    throw ConfigError("'cluster.etcd' and 'cluster.members' exclude each other: etcd finds the members itself");
+  for (const auto& u : k.etcd)
+    if (u.rfind("http://", 0) != 0 || u.size() <= 7)
+      throw ConfigError("'cluster.etcd': '" + u + "' must be an http:// URL of etcd's v3 gateway");
+  if (k.peerListen.empty()) throw ConfigError("[cluster] needs 'peer_listen' (or --peer-listen ADDR:PORT)");
+  if (k.secret.empty()) throw ConfigError("[cluster] needs 'secret' or 'secret_file' (or --cluster-secret)");
+  if (k.secret.size() < 16) throw ConfigError("'cluster.secret' must be at least 16 characters");
+  if (k.nodeId.empty() || k.nodeId.size() > 128 ||
+      !std::all_of(k.nodeId.begin(), k.nodeId.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+      }))
+    throw ConfigError("'cluster.node_id' must be 1-128 letters, digits, '-', '_' or '.'");
+  if (k.name.empty() || k.name.size() > 128 ||
+      !std::all_of(k.name.begin(), k.name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+      }))
+    throw ConfigError("'cluster.name' must be 1-128 letters, digits, '-', '_' or '.'");
+  if (!(k.weight >= 0.01 && k.weight <= 100)) throw ConfigError("'cluster.weight' must be between 0.01 and 100");
+  if (k.leaseTtl < std::chrono::seconds(2) || k.leaseTtl > std::chrono::minutes(5))
+    throw ConfigError("'cluster.lease_ttl' must be between 2s and 5m");
+  bool self = k.members.empty();
+  for (const auto& m : k.members) {
+    const auto eq = m.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == m.size())
+      throw ConfigError("'cluster.members': '" + m + "' must be ID=ADDR:PORT");
+    if (m.substr(0, eq) == k.nodeId) self = true;
+  }
+  if (!self) throw ConfigError("'cluster.members' must list this node ('" + k.nodeId + "') too");
+}
+}  // namespace
 
 void validate(const Config& cfg) {
   if (cfg.accessLogFormat != "text" && cfg.accessLogFormat != "json" && cfg.accessLogFormat != "clf")
@@ -413,6 +490,7 @@ void validate(const Config& cfg) {
   if (c.writeBackUploadConcurrency == 0 || c.writeBackUploadConcurrency > 256)
     throw ConfigError("'cache.writeback_upload_concurrency' must be between 1 and 256");
   if (c.maxFills < c.parallelFills) throw ConfigError("'cache.max_fills' must be at least 'cache.parallel_fills'");
+  validateCluster(cfg.cluster);
   if (cfg.logLevel != "trace" && cfg.logLevel != "debug" && cfg.logLevel != "info" && cfg.logLevel != "warn" &&
       cfg.logLevel != "error" && cfg.logLevel != "off")
     throw ConfigError("'log_level' must be one of trace, debug, info, warn, error, off");
@@ -500,6 +578,24 @@ std::string describe(const Config& cfg) {
   if (c.writeBack) os << "writeback_dir = " << quoted(c.writeBack->path + ":" + formatSize(c.writeBack->size)) << "\n";
   os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n"
      << "writeback_upload_concurrency = " << c.writeBackUploadConcurrency << "\n";
+  if (cfg.cluster.enabled()) {
+    const auto& k = cfg.cluster;
+    auto list = [&](const std::vector<std::string>& v) {
+      std::string r;
+      for (const auto& x : v) r += (r.empty() ? "" : ", ") + quoted(x);
+      return "[" + r + "]";
+    };
+    os << "\n[cluster]\netcd = " << list(k.etcd) << "\n"
+       << "name = " << quoted(k.name) << "\nnode_id = " << quoted(k.nodeId) << "\n"
+       << "peer_listen = " << quoted(k.peerListen) << "\npeer_advertise = " << quoted(k.peerAdvertise) << "\n"
+       << "secret = \"" << mask(k.secret) << "\"\n"
+       << "weight = " << k.weight << "\n"
+       << "members = " << list(k.members) << "\n"
+       << "lease_ttl = \"" << formatDuration(k.leaseTtl) << "\"\n"
+       << "peer_connect_timeout = \"" << formatDuration(k.peerConnectTimeout) << "\"\n"
+       << "peer_read_timeout = \"" << formatDuration(k.peerReadTimeout) << "\"\n"
+       << "peer_auth_window = \"" << formatDuration(k.peerAuthWindow) << "\"\n";
+  }
   for (const auto& k : cfg.clientKeys) {
     os << "\n[[client_keys]]\naccess_key = " << quoted(k.accessKey) << "\nsecret_key = \"" << mask(k.secretKey) << "\"\n";
     if (k.admin) os << "admin = true\n";

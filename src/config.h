@@ -95,6 +95,27 @@ struct ClientKeyConfig {
   std::string backendSessionToken;
 };
 
+/// [cluster]: sidecars that form one cache (issue 16). Off unless `etcd` or `members` is set.
+struct ClusterConfig {
+  std::vector<std::string> etcd;     // etcd v3 HTTP/JSON gateway URLs ("http://127.0.0.1:2379"); repeatable
+  std::string name = "granary";      // the cluster's prefix in etcd: /granary/clusters/NAME/members/ID
+  std::string nodeId;                // default: the host name
+  std::string peerListen;            // ADDR:PORT of the peer port (loopback or a private network)
+  std::string peerAdvertise;         // ADDR:PORT other nodes dial; default: peer_listen
+  std::string secret;                // the shared HMAC secret of peer requests (or secret_file)
+  std::string secretFile;
+  double weight = 1.0;               // the node's share of ownership (weighted rendezvous), 0.01-100
+  /// A fixed membership without etcd: "ID=ADDR:PORT" entries, this node's own among them (tests, tiny
+  /// fleets); with `etcd` set it must be empty.
+  std::vector<std::string> members;
+  std::chrono::milliseconds leaseTtl{10'000};        // the etcd lease of this node's record
+  std::chrono::milliseconds peerConnectTimeout{100};  // a peer slower to accept is skipped
+  std::chrono::milliseconds peerReadTimeout{10'000};  // a peer that stops sending mid-chunk is skipped
+  std::chrono::milliseconds peerAuthWindow{30'000};   // accepted clock difference of a peer request
+
+  bool enabled() const { return !etcd.empty() || !members.empty(); }
+};
+
 struct Config {
   std::string listen = "127.0.0.1:9000";
   std::string adminListen = "127.0.0.1:9001";  // metrics, health, admin API; "" = no admin endpoint
@@ -113,6 +134,7 @@ struct Config {
   std::vector<BackendConfig> otherBackends;  // further [[backend]] blocks, by name
   std::vector<BucketConfig> buckets;         // [[bucket]] blocks
   CacheConfig cache;
+  ClusterConfig cluster;
   std::chrono::milliseconds idleTimeout{60'000};
   std::chrono::milliseconds readTimeout{30'000};
   std::chrono::milliseconds writeTimeout{60'000};

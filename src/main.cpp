@@ -29,6 +29,9 @@ struct Flags {
   std::vector<std::string> cacheDirs;
   std::string ramCache, chunkSize, metadataTtl, staleIfError, writeBackDir;
   bool cacheStatusHeader = true;
+  std::vector<std::string> clusterEtcd, clusterMembers;
+  std::string clusterName, nodeId, peerListen, peerAdvertise, clusterSecret, clusterSecretFile;
+  double nodeWeight = 1.0;
 };
 
 std::uint64_t sizeFlag(const std::string& name, const std::string& v) {
@@ -86,6 +89,19 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
   if (given("--stale-if-error")) c.staleIfError = durationFlag("stale-if-error", f.staleIfError);
   if (given("--cache-status-header")) c.statusHeader = f.cacheStatusHeader;
   if (given("--writeback-dir")) c.writeBack = parseCacheDir(f.writeBackDir);
+  auto& k = cfg.cluster;
+  if (given("--cluster-etcd")) k.etcd = f.clusterEtcd;
+  if (given("--cluster-member")) k.members = f.clusterMembers;
+  if (given("--cluster-name")) k.name = f.clusterName;
+  if (given("--node-id")) k.nodeId = f.nodeId;
+  if (given("--peer-listen")) k.peerListen = f.peerListen;
+  if (given("--peer-advertise")) k.peerAdvertise = f.peerAdvertise;
+  if (given("--cluster-secret")) k.secret = f.clusterSecret;
+  if (given("--cluster-secret-file")) {
+    k.secretFile = f.clusterSecretFile;
+    if (!given("--cluster-secret")) k.secret.clear();  // the file given here wins over a secret in the config file
+  }
+  if (given("--node-weight")) k.weight = f.nodeWeight;
 }
 
 void defineFlags(CLI::App& app, Flags& f) {
@@ -127,6 +143,15 @@ void defineFlags(CLI::App& app, Flags& f) {
                  "Serve cached objects this long past their TTL when the backend fails (default 1h; 0 = never)");
   app.add_option("--cache-status-header", f.cacheStatusHeader, "Send x-granary-cache on GET/HEAD (true/false)");
   app.add_option("--writeback-dir", f.writeBackDir, "Write-back spool PATH:SIZE (for write_mode = \"write-back\" buckets)");
+  app.add_option("--cluster-etcd", f.clusterEtcd, "etcd v3 gateway URL of the cluster, e.g. http://127.0.0.1:2379 (repeatable)");
+  app.add_option("--cluster-member", f.clusterMembers, "A fixed member ID=ADDR:PORT instead of etcd (repeatable; this node's too)");
+  app.add_option("--cluster-name", f.clusterName, "The cluster's name (its prefix in etcd; default granary)");
+  app.add_option("--node-id", f.nodeId, "This node's id in the cluster (default: the host name)");
+  app.add_option("--peer-listen", f.peerListen, "Address of the peer port other nodes fetch chunks from, ADDR:PORT");
+  app.add_option("--peer-advertise", f.peerAdvertise, "Address other nodes dial for the peer port (default: --peer-listen)");
+  app.add_option("--cluster-secret", f.clusterSecret, "Shared secret peer requests are signed with (HMAC-SHA256)");
+  app.add_option("--cluster-secret-file", f.clusterSecretFile, "File holding the cluster secret (its first line)");
+  app.add_option("--node-weight", f.nodeWeight, "This node's share of chunk ownership (default 1)");
 }
 
 Config buildConfig(const CLI::App& app, const Flags& f, const std::string& file) {
@@ -137,6 +162,10 @@ Config buildConfig(const CLI::App& app, const Flags& f, const std::string& file)
   validate(cfg);
   parseListen(cfg.listen);
   if (!cfg.adminListen.empty()) parseListen(cfg.adminListen);
+  if (cfg.cluster.enabled()) {
+    parseListen(cfg.cluster.peerListen);
+    parseListen(cfg.cluster.peerAdvertise);
+  }
   return cfg;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ctest deps.layering: the modules of src/ include one another in one direction only (README.md, Layout):
-#   http <- s3api -> {cache, upstream};  common under all of them;  admin -> s3api (and what s3api exposes).
+#   http <- s3api -> {cache, upstream, cluster};  common under all of them;  admin -> s3api (and what s3api exposes).
 # cache and upstream never include each other, http includes no module but common, and nothing but the
 # executable's own files (src/*.cpp: main, app, config) includes admin/, app.h or config.h (admin reads
 # config.h for `granary admin`). CMake enforces the same at build time (each module sees only the headers
@@ -13,8 +13,9 @@ declare -A allowed=(
   [http]="http common"
   [upstream]="upstream common"
   [cache]="cache common"
-  [s3api]="s3api common http upstream cache"
-  [admin]="admin s3api common http upstream cache config.h"
+  [cluster]="cluster common"
+  [s3api]="s3api common http upstream cache cluster"
+  [admin]="admin s3api common http upstream cache cluster config.h"
 )
 status=0
 for dir in "$src"/*/; do
