@@ -150,11 +150,14 @@ asio::awaitable<void> Membership::Loop::registerLoop() {
       numbersAt = Clock::now() + owner.opts_.numbersInterval;
     }
     if (republish && !stopping) {
+      // Cleared before the put: a change made while it is in flight (the watch showing this node its
+      // own record: active) asks for another one.
+      republish = false;
       const std::string key = memberKey(owner.opts_.cluster, owner.opts_.nodeId), value = recordJson(selfRecord());
       auto p = co_await client.put(key, value, lease);
       contact(p.ok() || p.error.starts_with("etcd "), p.error);
+      if (!p.ok()) republish = true;
       if (p.ok()) {
-        republish = false;
         backoff = milliseconds{250};
       } else if (p.error.find("lease not found") != std::string::npos) {
         lease = 0;  // expired while etcd was away: a new one, then the record again
