@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/writeback.h"
+#include "cluster/member_set.h"
 #include "s3api/access_log.h"
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
@@ -23,6 +24,11 @@ class logger;
 namespace granary::s3api {
 
 class RequestStats;
+
+/// The cluster ([cluster]): who the members are (etcd-watched Membership or a StaticMembers list).
+struct ClusterOptions {
+  std::shared_ptr<cluster::MemberSource> members;  // null: no cluster
+};
 
 struct ProxyOptions {
   std::string domain;  // virtual-hosted base domain; empty = path style only
@@ -62,6 +68,8 @@ struct ProxyOptions {
   /// The write-back service: spool and uploader (shared by every thread, owned by main); null = no
   /// bucket writes back.
   std::shared_ptr<WriteBackService> writeBack;
+  /// The cluster (shared by every thread, owned by App); members null = this node caches alone.
+  ClusterOptions cluster;
 };
 
 }  // namespace granary::s3api
