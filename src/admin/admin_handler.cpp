@@ -193,6 +193,7 @@ std::string AdminHandler::metrics() const {
   cacheMetrics(w, *ctx_);
   backendMetrics(w, *ctx_);
   writeBackMetrics(w, *ctx_);
+  if (ctx_->peerStats) ctx_->peerStats->writeTo(w);
   return w.str();
 }
 

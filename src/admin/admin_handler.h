@@ -20,6 +20,7 @@
 #include "cache/writeback.h"
 #include "admin/cache_admin.h"
 #include "http/handler.h"
+#include "s3api/peer_stats.h"
 #include "s3api/proxy_handler.h"
 #include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
@@ -47,6 +48,8 @@ struct AdminContext {
   /// Client keys: one whose policy says `admin = true` may call the API with a SigV4 signature instead of
   /// the token, within what its policy lets it read (ls, load and invalidate name a bucket and prefix).
   std::shared_ptr<s3api::KeyStore> keys;
+  /// The peer read path's counters (granary_peer_*); null without a cluster. (Helper P's lines.)
+  std::shared_ptr<s3api::PeerStats> peerStats;
 };
 
 class AdminHandler final : public http::RequestHandler {
