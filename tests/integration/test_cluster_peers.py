@@ -187,7 +187,28 @@ class Peers(unittest.TestCase):
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="expired"}') - before["expired"], 1)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="replay"}') - before["replay"], 1)
 
-    def test_4_a_node_killed_mid_read_costs_no_client_anything(self):
+    def test_4_a_write_drops_the_metadata_on_its_owner(self):
+        s3o = harness.boto3_client(origin.url, key=harness.ORIGIN_KEY)
+        for attempt in range(10):  # until the key's owner is another node than the writer
+            key = "inval-%d" % attempt
+            s3o.put_object(Bucket=BUCKET, Key=key, Body=b"old" * 1000)
+            for n in nodes:
+                self.assertEqual(harness.boto3_client(n.url).get_object(Bucket=BUCKET, Key=key)["Body"].read(),
+                                 b"old" * 1000)
+            before = [metric(n, "granary_peer_invalidations_total") for n in nodes]
+            harness.boto3_client(nodes[0].url).put_object(Bucket=BUCKET, Key=key, Body=b"new" * 1000)
+            after = [metric(n, "granary_peer_invalidations_total") for n in nodes]
+            owners = [i for i in range(len(nodes)) if after[i] > before[i]]
+            self.assertLessEqual(len(owners), 1, "more than one owner was told")
+            if not owners:
+                continue  # the writer owns it: its own invalidation did it
+            # Within the metadata TTL (60 s), the owner serves the new version at once.
+            body = harness.boto3_client(nodes[owners[0]].url).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            self.assertEqual(body, b"new" * 1000)
+            return
+        self.fail("no key of ten was owned by another node")
+
+    def test_5_a_node_killed_mid_read_costs_no_client_anything(self):
         size = 96 << 20
         want = put_object("kill", size, "kill")
         victim = nodes[2]
