@@ -117,24 +117,28 @@ asio::awaitable<boost::system::result<PeerAnswerPtr>> PeerClient::send(const std
                                                                       std::string target) {
   upstream::ConnectionPool* pool = poolFor(address);
   if (!pool) co_return error_code(asio::error::invalid_argument);
-  auto conn = co_await pool->acquire();
-  if (!conn) co_return conn.error();
-  bhttp::request<bhttp::empty_body> req{method, target, 11};
-  req.set(bhttp::field::host, address);
-  for (auto& [name, value] : cluster::signPeerRequest(opts_.secret, opts_.nodeId, bhttp::to_string(method), target,
-                                                      wallMillis()))
-    req.set(name, value);
-  req.keep_alive(true);
-  req.prepare_payload();
-  auto answer = std::make_unique<PeerAnswer>(*pool, std::move(*conn), opts_.readTimeout);
-  upstream::Connection& c = answer->connection();
-  auto& s = std::get<upstream::Connection::Plain>(c.stream);
-  s.expires_after(opts_.readTimeout);
-  auto [ec, n] = co_await bhttp::async_write(s, req, asio::as_tuple(asio::use_awaitable));
-  (void)n;
-  if (ec) co_return ec;  // (the answer's destructor closes the connection)
-  if (auto hec = co_await answer->readHeader()) co_return hec;
-  co_return std::move(answer);
+  // A kept-alive connection the peer closed meanwhile fails before any answer: that one attempt goes
+  // again on a new connection (a new connection that fails is the peer's answer: no retry).
+  for (int attempt = 0;; ++attempt) {
+    auto conn = co_await pool->acquire();
+    if (!conn) co_return conn.error();
+    const bool reused = (*conn)->uses > 0;
+    bhttp::request<bhttp::empty_body> req{method, target, 11};
+    req.set(bhttp::field::host, address);
+    for (auto& [name, value] : cluster::signPeerRequest(opts_.secret, opts_.nodeId, bhttp::to_string(method), target,
+                                                        wallMillis()))
+      req.set(name, value);
+    req.keep_alive(true);
+    req.prepare_payload();
+    auto answer = std::make_unique<PeerAnswer>(*pool, std::move(*conn), opts_.readTimeout);
+    auto& s = std::get<upstream::Connection::Plain>(answer->connection().stream);
+    s.expires_after(opts_.readTimeout);
+    auto [ec, n] = co_await bhttp::async_write(s, req, asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    if (!ec) ec = co_await answer->readHeader();
+    if (!ec) co_return std::move(answer);
+    if (!reused || attempt > 0) co_return ec;  // (the answer's destructor closes the connection)
+  }
 }
 
 }  // namespace granary::s3api
