@@ -194,7 +194,7 @@ std::string AdminHandler::metrics() const {
   backendMetrics(w, *ctx_);
   writeBackMetrics(w, *ctx_);
   clusterMetrics(w, ctx_->cluster);
-  for (const auto& f : ctx_->metricSources) f(w);
+  if (ctx_->peerStats) ctx_->peerStats->writeTo(w);
   return w.str();
 }
 

@@ -23,6 +23,7 @@
 #include "admin/cache_admin.h"
 #include "admin/cluster_admin.h"
 #include "http/handler.h"
+#include "s3api/peer_stats.h"
 #include "s3api/proxy_handler.h"
 #include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
@@ -52,8 +53,8 @@ struct AdminContext {
   std::shared_ptr<s3api::KeyStore> keys;
   /// The cluster ([cluster]); members null without one.
   ClusterView cluster;
-  /// Further /metrics families written by other parts (the peer path's), called on the admin thread.
-  std::vector<std::function<void(metrics::TextWriter&)>> metricSources;
+  /// The peer read path's counters (granary_peer_*); null without a cluster. (Helper P's lines.)
+  std::shared_ptr<s3api::PeerStats> peerStats;
 };
 
 class AdminHandler final : public http::RequestHandler {

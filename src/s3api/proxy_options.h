@@ -24,10 +24,21 @@ class logger;
 namespace granary::s3api {
 
 class RequestStats;
+class PeerStats;
 
-/// The cluster ([cluster]): who the members are (etcd-watched Membership or a StaticMembers list).
+/// The cluster's peer read path (ProxyOptions::cluster). Off (members null) without a [cluster] section.
 struct ClusterOptions {
-  std::shared_ptr<cluster::MemberSource> members;  // null: no cluster
+  /// The current membership (etcd-backed cluster::Membership or StaticMembers); null = no cluster.
+  std::shared_ptr<cluster::MemberSource> members;
+  std::string nodeId;  // this node's id (x-granary-node of its peer requests)
+  std::string secret;  // the shared HMAC secret of peer requests
+  std::chrono::milliseconds connectTimeout{100};  // a peer slower to accept is skipped
+  std::chrono::milliseconds readTimeout{10'000};  // a peer that stops sending mid-chunk is skipped
+  std::chrono::milliseconds authWindow{30'000};   // accepted clock difference of a peer request
+  /// The peer counters, shared by every thread of the process (S3 and peer port); null = not counted.
+  std::shared_ptr<PeerStats> stats;
+
+  bool enabled() const { return members != nullptr; }
 };
 
 struct ProxyOptions {
@@ -68,7 +79,7 @@ struct ProxyOptions {
   /// The write-back service: spool and uploader (shared by every thread, owned by main); null = no
   /// bucket writes back.
   std::shared_ptr<WriteBackService> writeBack;
-  /// The cluster (shared by every thread, owned by App); members null = this node caches alone.
+  /// The peer read path; disabled unless members is set.
   ClusterOptions cluster;
 };
 
