@@ -184,6 +184,17 @@ class MembershipCase(unittest.TestCase):
         self.assertEqual(m['granary_cluster_members{state="draining"}'], 1)
         self.assertEqual(m['granary_cluster_members{state="active"}'], 2)
 
+    def test_a_lost_lease_is_granted_again_and_the_record_put_back(self):
+        nodes = self.start(2)
+        self.wait_all_active(nodes, ["n0", "n1"])
+        old = nodes[1].cluster_json()["lease"]
+        self.etcd.call("/v3/lease/revoke", {"ID": str(old)})  # as if it had expired: the record goes with it
+        ch.wait_until(lambda: nodes[1].cluster_json()["lease"] not in (0, old), 10, what="n1 to register again")
+        ch.wait_until(lambda: "n1" in self.etcd.members(), 10, what="n1's record back")
+        ch.wait_until(lambda: states(nodes[0]) == {"n0": "active", "n1": "active"}, 10, what="n0 to see n1 again")
+        self.assertIn("registering again", nodes[1].log_text())
+        self.assertEqual(nodes[1].metrics()["granary_cluster_registrations_total"], 2)
+
     def test_after_an_etcd_restart_and_a_compaction_the_view_follows_changes(self):
         nodes = self.start(2)
         self.wait_all_active(nodes, ["n0", "n1"])
