@@ -15,9 +15,12 @@
 #include <thread>
 
 #include "admin/cache_admin.h"
+#include "cache/disk_tier.h"
 #include "common/log_escape.h"
 #include "common/sigv4.h"
 #include "common/units.h"
+#include "s3api/peer_handler.h"
+#include "s3api/peer_stats.h"
 #include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
 
@@ -242,12 +245,51 @@ std::unique_ptr<http::RequestHandler> App::makeAdminHandler(asio::io_context& ai
   return std::make_unique<admin::AdminHandler>(adminCtx_);
 }
 
+void App::buildCluster() {
+  if (!cfg_.cluster.enabled()) return;
+  s3api::ClusterOptions& k = proxyOpts_.cluster;
+  k.nodeId = cfg_.cluster.nodeId;
+  k.secret = cfg_.cluster.secret;
+  k.connectTimeout = cfg_.cluster.peerConnectTimeout;
+  k.readTimeout = cfg_.cluster.peerReadTimeout;
+  k.authWindow = cfg_.cluster.peerAuthWindow;
+  k.stats = std::make_shared<s3api::PeerStats>();
+  adminCtx_->peerStats = k.stats;
+  peerVerifier_ = std::make_shared<cluster::PeerVerifier>(k.secret, k.authWindow);
+  // The member source is the membership's to build (etcd, or the static list); until it has, a static
+  // list is used as it is (this node Active among the others).
+  if (!k.members && cfg_.cluster.etcd.empty()) {
+    auto set = std::make_shared<cluster::MemberSet>(cluster::parseStaticMembers(cfg_.cluster.members), k.nodeId);
+    k.members = std::make_shared<cluster::StaticMembers>(std::move(set));
+  }
+}
+
+/// One per peer I/O thread, called by the peer server at bind(): the thread's backends and cache thread.
+std::unique_ptr<http::RequestHandler> App::makePeerHandler(asio::io_context& ioc) {
+  std::vector<std::unique_ptr<upstream::Upstream>> ups;
+  for (const auto& uo : backends_) ups.push_back(std::make_unique<upstream::HttpUpstream>(ioc.get_executor(), uo));
+  std::unique_ptr<cache::CacheThread> ct;
+  if (cache_->enabled()) ct = std::make_unique<cache::CacheThread>(*cache_, ioc.get_executor());
+  s3api::PeerHandlerOptions po;
+  po.verifier = peerVerifier_;
+  po.stats = proxyOpts_.cluster.stats;
+  po.buckets = proxyOpts_.buckets;
+  po.fillTimeout = proxyOpts_.fillTimeout;
+  return std::make_unique<s3api::PeerHandler>(std::move(po), std::move(ups), std::move(ct));
+}
+
 /// The ports first: a second Granary started on a port this one holds fails at once, with a message
 /// naming the address, before it opens (and waits on the lock of) any cache directory.
 void App::openServers() {
   server_ = std::make_unique<http::Server>(
       serverOpts_, [this](asio::io_context& ioc, unsigned index) { return makeHandler(ioc, index); });
   server_->listen();
+  if (cfg_.cluster.enabled()) {
+    http::ServerOptions po = serverOpts_;
+    po.listen = parseListen(cfg_.cluster.peerListen);
+    peer_ = std::make_unique<http::Server>(po, [this](asio::io_context& ioc, unsigned) { return makePeerHandler(ioc); });
+    peer_->listen();
+  }
   if (cfg_.adminListen.empty()) return;
   http::ServerOptions ao = serverOpts_;
   ao.listen = parseListen(cfg_.adminListen);
@@ -294,8 +336,57 @@ void App::stopServices() {
   if (proxyOpts_.writeBack) proxyOpts_.writeBack->stop();
 }
 
+void App::buildMembership() {
+  const auto& k = cfg_.cluster;
+  adminCtx_->cluster.name = k.name;
+  if (!k.enabled()) return;
+  const std::string address = k.peerAdvertise.empty() ? k.peerListen : k.peerAdvertise;
+  if (k.etcd.empty()) {
+    auto members = cluster::parseStaticMembers(k.members);
+    for (auto& m : members)
+      if (m.id == k.nodeId) m.weight = k.weight;
+    auto set = std::make_shared<const cluster::MemberSet>(std::move(members), k.nodeId);
+    proxyOpts_.cluster.members = std::make_shared<cluster::StaticMembers>(std::move(set));
+    spdlog::info("cluster '{}': static membership of {} node(s), this node '{}'", k.name, k.members.size(), k.nodeId);
+  } else {
+    cluster::MembershipOptions mo;
+    mo.etcd = k.etcd;
+    mo.cluster = k.name;
+    mo.nodeId = k.nodeId;
+    mo.address = address;
+    mo.weight = k.weight;
+    mo.leaseTtl = k.leaseTtl;
+    mo.numbersInterval = std::max<std::chrono::milliseconds>(k.leaseTtl, std::chrono::seconds(5));
+    mo.numbers = [c = cache_.get(), stats = proxyOpts_.cluster.stats] {
+      cluster::MemberNumbers n;
+      if (c && c->disk()) {
+        const auto ds = c->disk()->index().stats();
+        n.chunks = ds.entries;
+        for (auto b : ds.dirBytes) n.bytes += b;
+      }
+      if (stats) {
+        n.peerBytesServed = stats->bytesServed();
+        n.peerBytesFetched = stats->bytesFetched();
+      }
+      return n;
+    };
+    membership_ = std::make_shared<cluster::Membership>(std::move(mo));
+    proxyOpts_.cluster.members = membership_;
+    membership_->start();
+  }
+  adminCtx_->cluster.members = proxyOpts_.cluster.members;
+  adminCtx_->cluster.membership = membership_;
+}
+
+/// Leaves the cluster: the lease is revoked (bounded by the etcd call timeout) so that the others drop
+/// this node at once; the published view stays readable for whatever still holds it.
+void App::stopMembership() {
+  if (membership_) membership_->stop();
+}
+
 void App::bindServers() {
   server_->bind();
+  if (peer_) peer_->bind();
   if (!admin_) return;
   adminCtx_->cache = cache_.get();
   adminCtx_->spool = proxyOpts_.writeBack ? proxyOpts_.writeBack->spoolPtr() : nullptr;
@@ -315,12 +406,14 @@ bool App::start() {
     adminCtx_ = std::make_shared<admin::AdminContext>();
     buildBackends();
     proxyOpts_ = proxyOptions(cfg_);
+    buildCluster();
     buildAccessLog();
     keys_ = std::make_shared<s3api::KeyStore>(keyTable(cfg_));
     workers_.resize(serverOpts_.threads);
     openServers();
     openCache();
     buildServices();
+    buildMembership();
     bindServers();
     startServices();
   } catch (const std::exception& e) {
@@ -341,6 +434,11 @@ void App::announce() const {
     const auto aep = admin_->localEndpoint();
     std::cout << "granary admin on http://" << aep.address().to_string() << ":" << aep.port() << "/metrics"
               << (cfg_.adminToken.empty() ? " (no admin token: keep it on loopback)" : "") << std::endl;
+  }
+  if (peer_) {
+    const auto pep = peer_->localEndpoint();
+    std::cout << "granary peer port on " << pep.address().to_string() << ":" << pep.port() << " (node "
+              << cfg_.cluster.nodeId << ")" << std::endl;
   }
 }
 
@@ -379,6 +477,8 @@ void App::beginShutdown(int sig) {
   spdlog::info("signal {}: shutting down (in-flight requests get {})", sig, formatDuration(cfg_.shutdownTimeout));
   if (adminCtx_->cacheAdmin) adminCtx_->cacheAdmin->shutdown();
   server_->shutdown();
+  stopMembership();  // while the S3 server drains: the others stop choosing this node at once
+  if (peer_) peer_->shutdown();
   if (admin_) admin_->shutdown();
 }
 
@@ -404,10 +504,12 @@ void App::waitSignal(asio::signal_set& signals) {
 /// After the servers' threads have returned: the admin side, the services, the handlers (and their cache
 /// threads), and last the cache, whose journals are flushed and compacted so that the next start is warm.
 void App::shutdown() {
+  stopMembership();
   admin_.reset();
   adminCtx_.reset();
   stopServices();
   server_.reset();
+  peer_.reset();
   cache_->close();
   spdlog::info("stopped");
 }
@@ -419,6 +521,8 @@ int App::run() {
   waitSignal(signals);
   std::thread adminThread;
   if (admin_) adminThread = std::thread([this] { admin_->run(); });
+  std::thread peerThread;
+  if (peer_) peerThread = std::thread([this] { peer_->run(); });
   std::thread io([&] {
     server_->run();
     asio::post(sigctx, [&] {
@@ -429,6 +533,7 @@ int App::run() {
   sigctx.run();
   io.join();
   if (adminThread.joinable()) adminThread.join();
+  if (peerThread.joinable()) peerThread.join();
   shutdown();
   return 0;
 }

@@ -22,6 +22,8 @@
 
 #include "admin/admin_handler.h"
 #include "cache/chunk_cache.h"
+#include "cluster/membership.h"
+#include "cluster/peer_auth.h"
 #include "config.h"
 #include "http/server.h"
 #include "s3api/proxy_handler.h"
@@ -60,6 +62,10 @@ class App {
   void buildAccessLog();
   std::unique_ptr<http::RequestHandler> makeHandler(boost::asio::io_context& ioc, unsigned index);
   std::unique_ptr<http::RequestHandler> makeAdminHandler(boost::asio::io_context& aioc);
+  // The cluster's peer read path: ProxyOptions::cluster (node id, secret, timeouts, counters), and the peer
+  // port (cluster.peer_listen) whose per-thread PeerHandler serves chunks from this node's cache.
+  void buildCluster();
+  std::unique_ptr<http::RequestHandler> makePeerHandler(boost::asio::io_context& ioc);
   void openServers();
   void openCache();
   void bindServers();
@@ -72,6 +78,11 @@ class App {
   void buildServices();
   void startServices();
   void stopServices();
+  // The cluster's member source: Membership (etcd) or StaticMembers (cluster.members), built before the
+  // S3 server binds (handlers get it through ProxyOptions::cluster), started at once (registration runs
+  // in the background: etcd may be down), stopped (lease revoked) first at shutdown. SIGHUP leaves it alone.
+  void buildMembership();
+  void stopMembership();
 
   void waitSignal(boost::asio::signal_set& signals);
   void onSignal(int sig);
@@ -91,6 +102,9 @@ class App {
   std::unique_ptr<cache::ChunkCache> cache_;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<http::Server> admin_;  // admin_listen; none when empty
+  std::shared_ptr<cluster::Membership> membership_;  // with cluster.etcd
+  std::unique_ptr<http::Server> peer_;   // cluster.peer_listen; none without a cluster
+  std::shared_ptr<cluster::PeerVerifier> peerVerifier_;
   int stops_ = 0;
 };
 

@@ -16,17 +16,22 @@ using cache::FetchOutcome;
 boost::asio::awaitable<FetchOutcome> BackendChunkSource::fetch(const cache::ChunkRequest& req,
                                                                cache::ChunkSink& sink) {
   const cache::ObjectId& obj = req.object;
+  // A source before this one may have written some of the chunk: those bytes are readers' already and
+  // stay; the rest is asked for (Range from the mark).
+  const std::uint64_t from = sink.written();
+  if (from >= req.length) co_return FetchOutcome::Ok;
   upstream::UpstreamResponsePtr body;
-  if (req.index == 0 && opened_) {
+  if (req.index == 0 && opened_ && from == 0) {
     body = std::move(opened_);
   } else {
+    opened_.reset();
     upstream::UpstreamRequest r;
     r.method = bhttp::verb::get;
     r.bucket = obj.bucket;
     r.key = obj.key;
     if (!obj.versionId.empty()) r.query.emplace_back("versionId", obj.versionId);
     r.headers.emplace_back("range",
-                           "bytes=" + std::to_string(req.offset) + "-" + std::to_string(req.offset + req.length - 1));
+                           "bytes=" + std::to_string(req.offset + from) + "-" + std::to_string(req.offset + req.length - 1));
     r.headers.emplace_back("if-match", obj.etag);  // never mix bytes of two versions
     auto resp = co_await upstream_->send(r);
     if (!resp) {
@@ -37,17 +42,17 @@ boost::asio::awaitable<FetchOutcome> BackendChunkSource::fetch(const cache::Chun
     body = std::move(*resp);
   }
   std::uint64_t skip = 0;
-  const FetchOutcome checked = checkAnswer(req, *body, skip);
+  const FetchOutcome checked = checkAnswer(req, from, *body, skip);
   if (checked != FetchOutcome::Ok) co_return checked;
-  co_return co_await readBody(req, *body, skip, sink);
+  co_return co_await readBody(req, from, *body, skip, sink);
 }
 
-FetchOutcome BackendChunkSource::checkAnswer(const cache::ChunkRequest& req, const upstream::UpstreamResponse& body,
-                                             std::uint64_t& skip) {
+FetchOutcome BackendChunkSource::checkAnswer(const cache::ChunkRequest& req, std::uint64_t from,
+                                             const upstream::UpstreamResponse& body, std::uint64_t& skip) {
   const cache::ObjectId& obj = req.object;
   const auto& h = body.header();
   const unsigned status = h.result_int();
-  const std::uint64_t first = req.offset, len = req.length;
+  const std::uint64_t first = req.offset + from, len = req.length - from;  // what is asked for
   if ((status == 200 || status == 206) && !h[bhttp::field::etag].empty() && h[bhttp::field::etag] != obj.etag) {
     // A backend that ignores If-Match (s3rver does) sent another version: its bytes must not join ours.
     spdlog::info("/{}/{} changed at the backend (ETag {} -> {}): revalidating", logSafe(obj.bucket), logSafe(obj.key),
@@ -89,12 +94,12 @@ FetchOutcome BackendChunkSource::checkAnswer(const cache::ChunkRequest& req, con
   }
 }
 
-boost::asio::awaitable<FetchOutcome> BackendChunkSource::readBody(const cache::ChunkRequest& req,
+boost::asio::awaitable<FetchOutcome> BackendChunkSource::readBody(const cache::ChunkRequest& req, std::uint64_t from,
                                                                   upstream::UpstreamResponse& body, std::uint64_t skip,
                                                                   cache::ChunkSink& sink) {
-  const std::uint64_t len = req.length;
-  char* dst = sink.data();
-  while (skip > 0) {  // bytes before the chunk land in its buffer and are overwritten: readers see only written()
+  const std::uint64_t len = req.length - from;
+  char* dst = sink.data() + from;  // above the mark: bytes below it are readers' and never change
+  while (skip > 0) {  // bytes before the wanted ones land above the mark and are overwritten: readers see only written()
     auto n = co_await body.read(boost::asio::buffer(dst, static_cast<std::size_t>(std::min(skip, len))));
     if (!n || *n == 0) co_return FetchOutcome::Failed;
     skip -= *n;
@@ -104,7 +109,7 @@ boost::asio::awaitable<FetchOutcome> BackendChunkSource::readBody(const cache::C
     auto n = co_await body.read(boost::asio::buffer(dst + got, static_cast<std::size_t>(len - got)));
     if (!n || *n == 0) {
       spdlog::warn("chunk {} of /{}/{}: the backend body ended after {} of {} bytes", req.index,
-                   logSafe(req.object.bucket), logSafe(req.object.key), got, len);
+                   logSafe(req.object.bucket), logSafe(req.object.key), from + got, req.length);
       co_return FetchOutcome::Failed;
     }
     got += *n;

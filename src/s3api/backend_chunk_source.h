@@ -1,7 +1,8 @@
 #pragma once
 // The backend as a chunk source for the cache: one ranged GET per chunk, pinned to the version the
 // cache knows (If-Match with its ETag), its answer checked (status, ETag, Content-Range and the total
-// size in it, Content-Length) before a byte joins the fill.
+// size in it, Content-Length) before a byte joins the fill. A fill another source left part-written is
+// resumed: only the bytes from the sink's written() mark on are asked for.
 
 #include "cache/chunk_source.h"
 #include "upstream/upstream.h"
@@ -24,9 +25,10 @@ class BackendChunkSource final : public cache::ChunkSource {
  private:
   /// Checks the answer's header. @param skip set to the bytes before the chunk in the body (a 200).
   /// @return Ok to read the body, else how the fetch ends.
-  static cache::FetchOutcome checkAnswer(const cache::ChunkRequest& req, const upstream::UpstreamResponse& body,
-                                         std::uint64_t& skip);
-  static boost::asio::awaitable<cache::FetchOutcome> readBody(const cache::ChunkRequest& req,
+  /// @param from the bytes of the chunk the sink holds already (not asked for).
+  static cache::FetchOutcome checkAnswer(const cache::ChunkRequest& req, std::uint64_t from,
+                                         const upstream::UpstreamResponse& body, std::uint64_t& skip);
+  static boost::asio::awaitable<cache::FetchOutcome> readBody(const cache::ChunkRequest& req, std::uint64_t from,
                                                               upstream::UpstreamResponse& body, std::uint64_t skip,
                                                               cache::ChunkSink& sink);
 

@@ -15,6 +15,7 @@
 #include "s3api/backend_chunk_source.h"
 #include "s3api/exchange.h"
 #include "s3api/local_bytes.h"
+#include "s3api/peer_chunk_source.h"
 #include "s3api/operation.h"
 #include "s3api/request_xml.h"
 #include "upstream/errors.h"
@@ -310,13 +311,19 @@ http::Awaitable<bool> ProxyHandler::serveCached(Exchange& x) {
   if (const auto* v = findParam(x.routed.query, "versionId")) obj->id.versionId = *v;
   obj->id.chunkSize = c.chunkSize();
   obj->source = std::make_shared<BackendChunkSource>(x.upstream);
+  // In a cluster a missing chunk comes through its owner; never for a tenant key (its bytes must come
+  // with its own credentials).
+  const bool tenant = x.client && x.client->backendCredentials;
+  if (peerFetcher_ && !tenant)
+    obj->source = std::make_shared<PeerChunkSource>(opts_.cluster.members, *peerFetcher_, obj->source, opts_.cluster.stats);
   obj->metaKey = obj->id.metaKey();
   bool metaFromCache = false, stale = false;
   const bool head = x.req.method() == bhttp::verb::head;
   const std::string* partNumber = findParam(x.routed.query, "partNumber");
-  // A whole-object GET that finds no metadata learns it from a GET of the first chunk.
+  // A whole-object GET that finds no metadata learns it from a GET of the first chunk (alone: in a cluster
+  // it learns it by HEAD, so that chunk 0 also comes through its owner).
   std::shared_ptr<CachedObject> fillFirst;
-  if (!head && !findHeader(x.headers, "range") && !partNumber) fillFirst = obj;
+  if (!head && !findHeader(x.headers, "range") && !partNumber && !peerFetcher_) fillFirst = obj;
   MetaPtr fresh = co_await freshMeta(x, obj->metaKey, metaFromCache, stale, fillFirst);
   if (fresh && obj->meta != fresh) obj->setMeta(fresh);  // (already set when the first chunk's fill started with it)
   if (!obj->meta || (stale && partNumber)) {  // a part's place is the backend's to say: not while it fails
@@ -578,6 +585,43 @@ void ProxyHandler::invalidateForWrite(const Exchange& x, const upstream::Upstrea
       spdlog::info("{} {} {} /{}: invalidating the bucket's cached metadata (a write Granary cannot attribute to keys)",
                    x.requestId, logSafe(x.req.method_string()), logSafe(opName(x.op)), logSafe(x.routed.bucket));
       return;
+  }
+}
+
+http::Awaitable<void> ProxyHandler::invalidateOnOwners(const Exchange& x, const upstream::UpstreamRequest& ur) {
+  if (!peers_ || x.routed.bucket.empty()) co_return;
+  const cluster::MemberSetPtr set = opts_.cluster.members->current();
+  if (!set) co_return;
+  std::vector<std::pair<std::string, std::string>> keys;  // key, version id
+  switch (writeScope(x.op, x.req.method_string(), !x.routed.key.empty(), x.routed.query,
+                     findHeader(x.headers, "content-type"))) {
+    case WriteScope::Key: {
+      const auto* v = x.req.method() == bhttp::verb::delete_ ? findParam(x.routed.query, "versionId") : nullptr;
+      keys.emplace_back(x.routed.key, v ? *v : std::string());
+      break;
+    }
+    case WriteScope::Listed:
+      keys = deleteObjectsKeys(ur.bufferedBody);
+      break;
+    default:
+      co_return;  // (a bucket-wide invalidation stays local: its keys are unknown)
+  }
+  for (const auto& [key, versionId] : keys) {
+    const auto owner = set->rank(metaKeyOf(*x.backendId, x.backendBucket, key, {}), 1);
+    if (owner.empty() || owner[0]->id == set->self()) continue;  // (this node's own: done already)
+    const std::string address = owner[0]->address;
+    auto answer = co_await peers_->send(address, bhttp::verb::post,
+                                        peerInvalidateTarget(*x.backendId, x.backendBucket, key, versionId));
+    if (!answer) {
+      spdlog::info("{} invalidating /{}/{} on its owner {} failed: {}", x.requestId, logSafe(x.routed.bucket),
+                   logSafe(key), logSafe(address), answer.error().message());
+      continue;
+    }
+    std::array<char, 256> sink{};
+    while (true) {  // the short answer, so the connection can be kept
+      auto n = co_await (*answer)->read(boost::asio::buffer(sink));
+      if (!n || *n == 0) break;
+    }
   }
 }
 

@@ -135,6 +135,7 @@ http::Awaitable<void> ProxyHandler::copyAcrossBackends(Exchange& x, const CopySo
   invalidateForWrite(x, put);
   auto written = co_await x.upstream->send(put);
   invalidateForWrite(x, put);
+  if (peers_ && written && (*written)->header().result_int() < 300) co_await invalidateOnOwners(x, put);
   if (!written) {
     const S3Failure failure = upstreamFailure(written.error());
     co_return co_await sendError(x, failure);

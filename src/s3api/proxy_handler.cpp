@@ -1,5 +1,7 @@
 #include "s3api/proxy_handler.h"
 
+#include "s3api/peer_chunk_source.h"
+
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
 #include <pugixml.hpp>
@@ -85,7 +87,16 @@ ProxyHandler::ProxyHandler(ProxyOptions opts, std::shared_ptr<KeyStore> keys,
       upstreams_(std::move(upstreams)),
       cache_(std::move(cache)),
       rng_(std::random_device{}()),
-      buffers_(opts_.bufferSize, kMaxFreeBuffers) {}
+      buffers_(opts_.bufferSize, kMaxFreeBuffers) {
+  if (opts_.cluster.enabled() && cache_) {
+    peers_ = std::make_shared<PeerClient>(cache_->executor(), opts_.cluster);
+    peerFetcher_ = std::make_shared<HttpPeerFetcher>(*peers_);
+  }
+}
+
+void ProxyHandler::shutdownPeers() {
+  if (peers_) peers_->shutdown();
+}
 
 std::string ProxyHandler::newRequestId() {
   char buf[17];

@@ -34,6 +34,9 @@ namespace granary::s3api {
 
 struct BodyPlan;
 
+class PeerClient;
+class PeerChunkFetcher;
+
 class ProxyHandler final : public http::RequestHandler, public AdminOps {
  public:
   /// @param upstreams one per backend of opts.buckets, in its order (index 0: the default backend).
@@ -60,6 +63,7 @@ class ProxyHandler final : public http::RequestHandler, public AdminOps {
   void shutdown() override {
     stopping_ = true;
     for (auto& u : upstreams_) u->shutdown();
+    shutdownPeers();
   }
 
  private:
@@ -282,6 +286,12 @@ class ProxyHandler final : public http::RequestHandler, public AdminOps {
   static constexpr std::chrono::minutes kMaxAccessDecision{15};
   std::unordered_map<std::string, AccessDecision> accessDecisions_;
   std::unique_ptr<cache::CacheThread> cache_;
+  // The cluster (peer_chunk_source.h): this thread's peer connections; null without a cluster.
+  std::shared_ptr<PeerClient> peers_;
+  std::shared_ptr<PeerChunkFetcher> peerFetcher_;
+  void shutdownPeers();
+  /// After a write: drops the written keys' metadata on their owners (best effort, short timeouts).
+  http::Awaitable<void> invalidateOnOwners(const Exchange& x, const upstream::UpstreamRequest& ur);
   bool stopping_ = false;
   std::mt19937_64 rng_;
   BufferPool buffers_;  // relay buffers: each request relaying a body holds its own

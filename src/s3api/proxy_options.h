@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/writeback.h"
+#include "cluster/member_set.h"
 #include "s3api/access_log.h"
 #include "s3api/auth.h"
 #include "s3api/bucket_map.h"
@@ -23,6 +24,22 @@ class logger;
 namespace granary::s3api {
 
 class RequestStats;
+class PeerStats;
+
+/// The cluster's peer read path (ProxyOptions::cluster). Off (members null) without a [cluster] section.
+struct ClusterOptions {
+  /// The current membership (etcd-backed cluster::Membership or StaticMembers); null = no cluster.
+  std::shared_ptr<cluster::MemberSource> members;
+  std::string nodeId;  // this node's id (x-granary-node of its peer requests)
+  std::string secret;  // the shared HMAC secret of peer requests
+  std::chrono::milliseconds connectTimeout{100};  // a peer slower to accept is skipped
+  std::chrono::milliseconds readTimeout{10'000};  // a peer that stops sending mid-chunk is skipped
+  std::chrono::milliseconds authWindow{30'000};   // accepted clock difference of a peer request
+  /// The peer counters, shared by every thread of the process (S3 and peer port); null = not counted.
+  std::shared_ptr<PeerStats> stats;
+
+  bool enabled() const { return members != nullptr; }
+};
 
 struct ProxyOptions {
   std::string domain;  // virtual-hosted base domain; empty = path style only
@@ -62,6 +79,8 @@ struct ProxyOptions {
   /// The write-back service: spool and uploader (shared by every thread, owned by main); null = no
   /// bucket writes back.
   std::shared_ptr<WriteBackService> writeBack;
+  /// The peer read path; disabled unless members is set.
+  ClusterOptions cluster;
 };
 
 }  // namespace granary::s3api

@@ -163,6 +163,7 @@ http::Awaitable<void> ProxyHandler::relayUpstream(Exchange& x, Call& c, Outbound
   invalidateForWrite(x, o.ur);
   auto resp = co_await x.upstream->send(o.ur);
   invalidateForWrite(x, o.ur);
+  if (peers_ && resp && (*resp)->header().result_int() < 300) co_await invalidateOnOwners(x, o.ur);
   if (o.verified) x.bytesIn = o.verified->clientBytes();
   if (o.verified && o.verified->failure()) {
     x.out.closeAfterResponse();  // the rest of the body may still be in flight

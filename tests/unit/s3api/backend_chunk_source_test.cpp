@@ -66,8 +66,12 @@ struct Fetched {
   std::string bytes;  // what the sink holds below its written mark
 };
 
-Fetched fetch(s3api::BackendChunkSource& src, const cache::ObjectId& obj, std::uint32_t index) {
+/// @param written bytes another source wrote before this one (the chunk's first ones, already visible).
+Fetched fetch(s3api::BackendChunkSource& src, const cache::ObjectId& obj, std::uint32_t index,
+              const std::string& written = {}) {
   cache::Fill fill(std::make_shared<cache::Chunk>(obj.chunkKey(index), obj.chunkLength(index)));
+  std::memcpy(fill.chunk().value(), written.data(), written.size());
+  fill.advance(written.size());
   asio::io_context ioc(1);
   auto fut = asio::co_spawn(ioc, [&]() -> asio::awaitable<Fetched> {
     cache::ChunkSink sink(fill);
@@ -180,4 +184,58 @@ TEST_CASE("backend chunk source: the first chunk's opened answer is read, once",
   const Fetched again = fetch(src, obj, 0);
   CHECK(again.outcome == FetchOutcome::Ok);
   CHECK(up.sent.size() == 1);
+}
+
+TEST_CASE("backend chunk source: resumes a chunk another source left part-written", "[unit][s3api]") {
+  FakeUpstream up;
+  const cache::ObjectId obj = objectOf(3 * kChunk);
+  const std::uint64_t mark = 1000;
+  const std::string before = objectBytes(kChunk, mark);  // what a dead peer delivered
+
+  SECTION("a 206 from the mark") {
+    up.respond = [&](const upstream::UpstreamRequest&) {
+      return answer(206, obj.etag, rangeOf(kChunk + mark, 2 * kChunk - 1, obj.size),
+                    objectBytes(kChunk + mark, kChunk - mark));
+    };
+    s3api::BackendChunkSource src(&up);
+    const Fetched f = fetch(src, obj, 1, before);
+    CHECK(f.outcome == FetchOutcome::Ok);
+    CHECK(f.bytes == objectBytes(kChunk, kChunk));
+    REQUIRE(up.sent.size() == 1);
+    CHECK(*header(up.sent[0], "range") ==
+          "bytes=" + std::to_string(kChunk + mark) + "-" + std::to_string(2 * kChunk - 1));
+  }
+  SECTION("a 200 of the whole object: the bytes before the mark are skipped above it") {
+    up.respond = [&](const upstream::UpstreamRequest&) { return answer(200, obj.etag, "", objectBytes(0, obj.size)); };
+    s3api::BackendChunkSource src(&up);
+    const Fetched f = fetch(src, obj, 1, before);
+    CHECK(f.outcome == FetchOutcome::Ok);
+    CHECK(f.bytes == objectBytes(kChunk, kChunk));
+  }
+  SECTION("a 206 of the whole chunk (the range ignored in part) is refused") {
+    up.respond = [&](const upstream::UpstreamRequest&) {
+      return answer(206, obj.etag, rangeOf(kChunk, 2 * kChunk - 1, obj.size), std::string(kChunk, 'x'));
+    };
+    s3api::BackendChunkSource src(&up);
+    const Fetched f = fetch(src, obj, 1, before);
+    CHECK(f.outcome == FetchOutcome::Failed);
+    CHECK(f.bytes == before);  // the bytes below the mark never change
+  }
+  SECTION("nothing left to fetch") {
+    up.respond = [&](const upstream::UpstreamRequest&) { return upstream::UpstreamResponsePtr{}; };
+    s3api::BackendChunkSource src(&up);
+    const Fetched f = fetch(src, obj, 1, objectBytes(kChunk, kChunk));
+    CHECK(f.outcome == FetchOutcome::Ok);
+    CHECK(up.sent.empty());
+  }
+  SECTION("the first chunk's opened answer is not used past the mark") {
+    up.respond = [&](const upstream::UpstreamRequest&) {
+      return answer(206, obj.etag, rangeOf(mark, kChunk - 1, obj.size), objectBytes(mark, kChunk - mark));
+    };
+    s3api::BackendChunkSource src(&up, answer(206, obj.etag, rangeOf(0, kChunk - 1, obj.size), objectBytes(0, kChunk)));
+    const Fetched f = fetch(src, obj, 0, objectBytes(0, mark));
+    CHECK(f.outcome == FetchOutcome::Ok);
+    CHECK(f.bytes == objectBytes(0, kChunk));
+    CHECK(up.sent.size() == 1);
+  }
 }
