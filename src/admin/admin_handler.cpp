@@ -73,9 +73,14 @@ void cacheMetrics(TextWriter& w, const AdminContext& c) {
     w.family("granary_cache_served_bytes_total", "counter", "Object bytes sent to clients, by where they came from.");
     w.sample("granary_cache_served_bytes_total", {{"tier", "ram"}}, s.bytesFromRam.load());
     w.sample("granary_cache_served_bytes_total", {{"tier", "disk"}}, s.bytesFromDisk.load());
-    w.family("granary_cache_bytes_total", "counter", "Object bytes by where they came from (cache: RAM or disk).");
+    w.family("granary_cache_bytes_total", "counter",
+             "Object bytes by where they came from (cache: RAM or disk; peer: another node's cache in the cluster).");
     w.sample("granary_cache_bytes_total", {{"source", "cache"}}, s.bytesFromCache.load());
     w.sample("granary_cache_bytes_total", {{"source", "backend"}}, s.bytesFromBackend.load());
+    w.sample("granary_cache_bytes_total", {{"source", "peer"}}, s.bytesFromPeers.load());
+    w.family("granary_cache_borrowed_skipped_total", "counter",
+             "Chunks another cluster node owns, read here once and not written to this node's disk.");
+    w.sample("granary_cache_borrowed_skipped_total", s.borrowedSkipped.load());
     w.family("granary_cache_fills_total", "counter", "Chunk downloads started from the backend.");
     w.sample("granary_cache_fills_total", s.fillsStarted.load());
     w.family("granary_cache_coalesced_waits_total", "counter", "Reads that joined a chunk download already in flight instead of starting one.");

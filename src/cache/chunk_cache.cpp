@@ -8,6 +8,11 @@ namespace granary::cache {
 
 namespace asio = boost::asio;
 
+namespace {
+/// A borrowed chunk (another node owns it) goes to disk once the sketch has seen it this often.
+constexpr unsigned kBorrowedMinFrequency = 2;
+}  // namespace
+
 ChunkCache::ChunkCache(CacheOptions opts) : opts_(std::move(opts)) {
   if (opts_.chunkSize < 64 * 1024 || opts_.chunkSize > (64u << 20) || opts_.chunkSize % kBlockSize != 0)
     throw std::runtime_error("chunk size must be a multiple of 4 KiB between 64 KiB and 64 MiB");
@@ -163,7 +168,7 @@ asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::
   co_return nullptr;
 }
 
-asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk, std::uint64_t expectedLength) {
+asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk, std::uint64_t expectedLength, bool borrowed) {
   const std::uint64_t hash = chunk->keyHash();
   CacheStats& st = cache_.stats();
   if (wrongLength(*chunk, expectedLength)) {
@@ -176,6 +181,10 @@ asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk, std::uint64_t exp
   DiskTier* disk = cache_.disk();
   if (!disk) co_return;
   DiskIndex& index = disk->index();
+  if (borrowed && index.frequency(hash) < kBorrowedMinFrequency) {
+    st.borrowedSkipped.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
   auto slot = index.reserve(hash, chunk->entrySize());
   if (!slot) {
     st.insertsRejected.fetch_add(1, std::memory_order_relaxed);

@@ -48,6 +48,10 @@ struct CacheStats {
   std::atomic<std::uint64_t> checksumErrors{0}, readErrors{0}, writeErrors{0};
   std::atomic<std::uint64_t> inserts{0}, insertsRejected{0};
   std::atomic<std::uint64_t> bytesFromCache{0}, bytesFromBackend{0};
+  /// Fill bytes another node's cache supplied (a cluster's peers), not counted in bytesFromBackend.
+  std::atomic<std::uint64_t> bytesFromPeers{0};
+  /// Borrowed chunks (another node's to keep) not written to disk on first sight.
+  std::atomic<std::uint64_t> borrowedSkipped{0};
   std::atomic<std::uint64_t> bytesFromRam{0}, bytesFromDisk{0};  // bytesFromCache by tier
   std::atomic<std::uint64_t> fillsStarted{0}, fillWaits{0}, revalidations{0}, invalidations{0};
   /// Chunks whose length was not what the object's size implies for their index (dropped, never served).
@@ -144,7 +148,8 @@ class CacheThread {
                                                std::uint64_t expectedLength, Tier* tier = nullptr);
   /// Offers a complete, sealed chunk to the RAM tier and writes it to disk if admitted there. A chunk
   /// that is not `expectedLength` bytes long is refused and counted (lengthErrors).
-  boost::asio::awaitable<void> insert(ConstChunkPtr chunk, std::uint64_t expectedLength);
+  /// @param borrowed another node owns the chunk: to disk only if the admission sketch has seen it before.
+  boost::asio::awaitable<void> insert(ConstChunkPtr chunk, std::uint64_t expectedLength, bool borrowed = false);
 
   // The engine by object identity (chunk_fills.cpp): chunk keys are built here, fills are owned here
   // (one downloader per chunk, its guard, length checks, insert once done, every counter).

@@ -140,13 +140,15 @@ asio::awaitable<void> CacheThread::runFill(ObjectId obj, std::uint32_t index, Fi
     case FetchOutcome::Failed:
       co_return;
   }
-  st.bytesFromBackend.fetch_add(len, std::memory_order_relaxed);
+  const std::uint64_t fromPeers = std::min<std::uint64_t>(sink.peerBytes(), len);
+  st.bytesFromBackend.fetch_add(len - fromPeers, std::memory_order_relaxed);
+  st.bytesFromPeers.fetch_add(fromPeers, std::memory_order_relaxed);
   fill->chunk().seal();
   guard.ok = true;
   fill->finish(true);
   // Readers already have the bytes; the fill stays findable until the cache holds the chunk.
   ConstChunkPtr whole = fill->sharedChunk();  // (named: GCC 12 coroutines)
-  co_await insert(std::move(whole), len);
+  co_await insert(std::move(whole), len, sink.borrowed());
 }
 
 }  // namespace granary::cache

@@ -58,8 +58,20 @@ class ChunkSink {
   void advance(std::size_t n) { fill_.advance(n); }
   std::uint64_t written() const { return fill_.ready(); }
 
+  /// Provenance, for the cache's counters and admission. `n` of the bytes written came from a peer cache
+  /// (not from the backend).
+  void notePeerBytes(std::uint64_t n) { peerBytes_ += n; }
+  std::uint64_t peerBytes() const { return peerBytes_; }
+  /// The chunk is another node's to keep (this node is neither its owner nor its second choice): it goes
+  /// to disk only once the admission sketch has seen it before, so a chunk read once on its way through
+  /// never pushes out the chunks this node owns, while one read again and again stays near its readers.
+  void markBorrowed() { borrowed_ = true; }
+  bool borrowed() const { return borrowed_; }
+
  private:
   Fill& fill_;
+  std::uint64_t peerBytes_ = 0;
+  bool borrowed_ = false;
 };
 
 /// How a fetch ended.

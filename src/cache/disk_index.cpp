@@ -36,6 +36,11 @@ void DiskIndex::recordAccess(std::uint64_t hash) {
   sketch_.increment(hash);
 }
 
+unsigned DiskIndex::frequency(std::uint64_t hash) const {
+  std::lock_guard lk(sketchMutex_);
+  return sketch_.frequency(hash);
+}
+
 double DiskIndex::victimScoreLocked(Dir& d, std::uint32_t r) {
   Region& reg = d.regions[r];
   if (reg.gen == 0 || reg.hashes.empty()) return 0;

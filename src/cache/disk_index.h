@@ -80,6 +80,8 @@ class DiskIndex {
   std::optional<Location> find(std::uint64_t hash) const;
   /// Counts an access (hit or miss) for admission.
   void recordAccess(std::uint64_t hash);
+  /// How often the admission sketch has seen `hash` lately (its accesses, aged).
+  unsigned frequency(std::uint64_t hash) const;
 
   /// Space for an entry of `bytes` (rounded up to 4 KiB). nullopt: not admitted, no healthy directory,
   /// too large for a region, or the region to reclaim still has writes in flight.

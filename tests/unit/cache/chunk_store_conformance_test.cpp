@@ -343,6 +343,46 @@ TEMPLATE_TEST_CASE("conformance: removal, write-through insert and read-ahead", 
   CHECK(srcFake->fetches == 2);
 }
 
+/// A peer cache as a source: the whole chunk, counted as a peer's bytes, of a chunk another node owns.
+class BorrowedSource final : public ChunkSource {
+ public:
+  std::atomic<int> fetches{0};
+  asio::awaitable<FetchOutcome> fetch(const ChunkRequest& req, ChunkSink& sink) override {
+    fetches.fetch_add(1);
+    for (std::uint64_t i = 0; i < req.length; ++i) sink.data()[i] = byteAt(req.offset + i);
+    sink.advance(static_cast<std::size_t>(req.length));
+    sink.notePeerBytes(req.length);
+    sink.markBorrowed();
+    co_return FetchOutcome::Ok;
+  }
+};
+
+TEST_CASE("a borrowed chunk goes to disk only once it is read again; its bytes count as a peer's",
+          "[unit][cache]") {
+  Engine<DiskOnly> e;
+  auto srcFake = std::make_shared<BorrowedSource>();
+  const ChunkSourcePtr src = srcFake;
+  const ObjectId obj = objectOf(2 * kChunk);
+  auto readOnce = [&]() -> asio::awaitable<Status> {
+    CacheThread::ChunkRead r = co_await e.thread.getOrFill(obj, 1, src);
+    const std::string got = co_await readAll(r, obj.chunkLength(1));
+    CHECK(rightBytes(obj, 1, got));
+    co_await settle(e.thread);
+    co_return r.status;
+  };
+  // First sight: served, not kept (the owner keeps it).
+  CHECK(e.run([&] { return readOnce(); }) == Status::Filling);
+  CHECK(e.cache.stats().borrowedSkipped == 1);
+  CHECK(e.cache.stats().bytesFromPeers == kChunk);
+  CHECK(e.cache.stats().bytesFromBackend == 0);
+  // Read again: the sketch has seen it twice, so this fill's chunk is kept; the third read is a hit.
+  CHECK(e.run([&] { return readOnce(); }) == Status::Filling);
+  CHECK(e.run([&] { return readOnce(); }) == Status::Hit);
+  CHECK(srcFake->fetches == 2);
+  CHECK(e.cache.stats().borrowedSkipped == 1);
+  CHECK(e.cache.stats().bytesFromPeers == 2 * kChunk);
+}
+
 TEST_CASE("object identity: chunk and metadata keys", "[unit][cache]") {
   ObjectId a = objectOf(10 * kChunk);
   ObjectId b = a;
