@@ -274,7 +274,9 @@ std::unique_ptr<http::RequestHandler> App::makePeerHandler(asio::io_context& ioc
   po.stats = proxyOpts_.cluster.stats;
   po.buckets = proxyOpts_.buckets;
   po.fillTimeout = proxyOpts_.fillTimeout;
-  return std::make_unique<s3api::PeerHandler>(std::move(po), std::move(ups), std::move(ct));
+  auto handler = std::make_unique<s3api::PeerHandler>(std::move(po), std::move(ups), std::move(ct));
+  peerWorkers_.emplace_back(&ioc, handler.get());
+  return handler;
 }
 
 /// The ports first: a second Granary started on a port this one holds fails at once, with a message
@@ -414,6 +416,11 @@ void App::reload() {
       asio::post(*w.ioc, [h = w.handler, b,
                           creds = sigv4::Credentials{backends[b]->accessKey, backends[b]->secretKey,
                                                      backends[b]->sessionToken}] { h->setBackendCredentials(b, creds); });
+  for (const auto& [ioc, handler] : peerWorkers_)  // the peer port's threads read the backends too
+    for (std::size_t b = 0; b < backends.size() && b < backends_.size(); ++b)
+      asio::post(*ioc, [h = handler, b,
+                        creds = sigv4::Credentials{backends[b]->accessKey, backends[b]->secretKey,
+                                                   backends[b]->sessionToken}] { h->setBackendCredentials(b, creds); });
   for (std::size_t b = 0; proxyOpts_.writeBack && b < backends.size() && b < backends_.size(); ++b)  // the uploader's
     proxyOpts_.writeBack->setBackendCredentials(b, {backends[b]->accessKey, backends[b]->secretKey, backends[b]->sessionToken});
   warnUnreloadable(cfg_, fresh);

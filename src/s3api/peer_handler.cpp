@@ -169,6 +169,9 @@ http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::Respons
     read.status = read.chunk ? Status::Hit : Status::Retry;
     if (!read.chunk) co_return co_await respond(out, http::Status::not_found, "not held");
   }
+  if (read.status == Status::Changed || read.status == Status::Retry)
+    spdlog::info("peer: chunk {} of /{}/{}: {}", ask.index, logSafe(ask.obj.bucket), logSafe(ask.obj.key),
+                 read.status == Status::Changed ? "a fill of another length is under way" : "its fill just failed");
   if (read.status == Status::Changed) co_return co_await respond(out, http::Status::precondition_failed, "changed");
   if (read.status == Status::Retry) co_return co_await respond(out, http::Status::service_unavailable, "retry");
   std::uint64_t at = ask.from;
@@ -178,6 +181,8 @@ http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::Respons
     if (ready <= at && at < len) {
       // A fill this request started says why it failed (one it joined does not: the asker's backend will).
       const auto o = recorder ? recorder->outcome : cache::FetchOutcome::Failed;
+      spdlog::info("peer: chunk {} of /{}/{}: its fill failed before byte {}", ask.index, logSafe(ask.obj.bucket),
+                   logSafe(ask.obj.key), at);
       if (o == cache::FetchOutcome::Changed || o == cache::FetchOutcome::LengthMismatch)
         co_return co_await respond(out, http::Status::precondition_failed, "changed");
       co_return co_await respond(out, http::Status::service_unavailable, "fill failed");
