@@ -7,6 +7,7 @@
 #include "common/log_escape.h"
 #include "common/uri.h"
 #include "s3api/backend_chunk_source.h"
+#include "s3api/fill_wait.h"
 #include "s3api/peer_chunk_source.h"
 
 namespace granary::s3api {
@@ -177,7 +178,7 @@ http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::Respons
   std::uint64_t at = ask.from;
   if (read.status == Status::Filling) {
     // The header waits for the first byte: a fill that fails before it is still a clean 503 (or 412).
-    const std::size_t ready = co_await read.fill->readyPast(static_cast<std::size_t>(at), opts_.fillTimeout);
+    const std::size_t ready = co_await readyPastPatiently(read.fill, static_cast<std::size_t>(at), opts_.fillTimeout);
     if (ready <= at && at < len) {
       // A fill this request started says why it failed (one it joined does not: the asker's backend will).
       const auto o = recorder ? recorder->outcome : cache::FetchOutcome::Failed;
@@ -201,7 +202,7 @@ http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::Respons
     at = len;
   }
   while (at < len) {
-    const std::size_t ready = co_await read.fill->readyPast(static_cast<std::size_t>(at), opts_.fillTimeout);
+    const std::size_t ready = co_await readyPastPatiently(read.fill, static_cast<std::size_t>(at), opts_.fillTimeout);
     if (ready <= at) {  // the fill failed after the header went out: cut the connection (a short body)
       spdlog::warn("peer: chunk {} of /{}/{} failed after {} of {} bytes", ask.index, logSafe(ask.obj.bucket),
                    logSafe(ask.obj.key), at, len);

@@ -183,6 +183,11 @@ class Peers(unittest.TestCase):
         self.assertIn(status, (200, 404))  # accepted (not held: 404)
         status, _, _, _ = peer_request(node, "GET", target, nonce=nonce, date_ms=int(date))
         self.assertEqual(status, 403)
+        c = http.client.HTTPConnection("127.0.0.1", node.peer_port, timeout=10)  # no peer headers at all
+        c.request("GET", target)
+        self.assertEqual(c.getresponse().status, 403)
+        c.close()
+        self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="malformed"}'), 1)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="signature"}') - before["signature"], 2)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="expired"}') - before["expired"], 1)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="replay"}') - before["replay"], 1)
