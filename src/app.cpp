@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "admin/cache_admin.h"
+#include "cache/disk_tier.h"
 #include "common/log_escape.h"
 #include "common/sigv4.h"
 #include "common/units.h"
@@ -337,6 +338,54 @@ void App::stopServices() {
   if (proxyOpts_.writeBack) proxyOpts_.writeBack->stop();
 }
 
+void App::buildMembership() {
+  const auto& k = cfg_.cluster;
+  adminCtx_->cluster.name = k.name;
+  if (!k.enabled()) return;
+  const std::string address = k.peerAdvertise.empty() ? k.peerListen : k.peerAdvertise;
+  if (k.etcd.empty()) {
+    auto members = cluster::parseStaticMembers(k.members);
+    for (auto& m : members)
+      if (m.id == k.nodeId) m.weight = k.weight;
+    auto set = std::make_shared<const cluster::MemberSet>(std::move(members), k.nodeId);
+    proxyOpts_.cluster.members = std::make_shared<cluster::StaticMembers>(std::move(set));
+    spdlog::info("cluster '{}': static membership of {} node(s), this node '{}'", k.name, k.members.size(), k.nodeId);
+  } else {
+    cluster::MembershipOptions mo;
+    mo.etcd = k.etcd;
+    mo.cluster = k.name;
+    mo.nodeId = k.nodeId;
+    mo.address = address;
+    mo.weight = k.weight;
+    mo.leaseTtl = k.leaseTtl;
+    mo.numbersInterval = std::max<std::chrono::milliseconds>(k.leaseTtl, std::chrono::seconds(5));
+    mo.numbers = [c = cache_.get(), stats = proxyOpts_.cluster.stats] {
+      cluster::MemberNumbers n;
+      if (c && c->disk()) {
+        const auto ds = c->disk()->index().stats();
+        n.chunks = ds.entries;
+        for (auto b : ds.dirBytes) n.bytes += b;
+      }
+      if (stats) {
+        n.peerBytesServed = stats->bytesServed();
+        n.peerBytesFetched = stats->bytesFetched();
+      }
+      return n;
+    };
+    membership_ = std::make_shared<cluster::Membership>(std::move(mo));
+    proxyOpts_.cluster.members = membership_;
+    membership_->start();
+  }
+  adminCtx_->cluster.members = proxyOpts_.cluster.members;
+  adminCtx_->cluster.membership = membership_;
+}
+
+/// Leaves the cluster: the lease is revoked (bounded by the etcd call timeout) so that the others drop
+/// this node at once; the published view stays readable for whatever still holds it.
+void App::stopMembership() {
+  if (membership_) membership_->stop();
+}
+
 void App::bindServers() {
   server_->bind();
   if (peer_) peer_->bind();
@@ -366,6 +415,7 @@ bool App::start() {
     openServers();
     openCache();
     buildServices();
+    buildMembership();
     bindServers();
     startServices();
   } catch (const std::exception& e) {
@@ -434,6 +484,7 @@ void App::beginShutdown(int sig) {
   spdlog::info("signal {}: shutting down (in-flight requests get {})", sig, formatDuration(cfg_.shutdownTimeout));
   if (adminCtx_->cacheAdmin) adminCtx_->cacheAdmin->shutdown();
   server_->shutdown();
+  stopMembership();  // while the S3 server drains: the others stop choosing this node at once
   if (peer_) peer_->shutdown();
   if (admin_) admin_->shutdown();
 }
@@ -460,6 +511,7 @@ void App::waitSignal(asio::signal_set& signals) {
 /// After the servers' threads have returned: the admin side, the services, the handlers (and their cache
 /// threads), and last the cache, whose journals are flushed and compacted so that the next start is warm.
 void App::shutdown() {
+  stopMembership();
   admin_.reset();
   adminCtx_.reset();
   stopServices();

@@ -22,6 +22,7 @@
 
 #include "admin/admin_handler.h"
 #include "cache/chunk_cache.h"
+#include "cluster/membership.h"
 #include "cluster/peer_auth.h"
 #include "config.h"
 #include "http/server.h"
@@ -78,6 +79,11 @@ class App {
   void buildServices();
   void startServices();
   void stopServices();
+  // The cluster's member source: Membership (etcd) or StaticMembers (cluster.members), built before the
+  // S3 server binds (handlers get it through ProxyOptions::cluster), started at once (registration runs
+  // in the background: etcd may be down), stopped (lease revoked) first at shutdown. SIGHUP leaves it alone.
+  void buildMembership();
+  void stopMembership();
 
   void waitSignal(boost::asio::signal_set& signals);
   void onSignal(int sig);
@@ -97,6 +103,7 @@ class App {
   std::unique_ptr<cache::ChunkCache> cache_;
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<http::Server> admin_;  // admin_listen; none when empty
+  std::shared_ptr<cluster::Membership> membership_;  // with cluster.etcd
   std::unique_ptr<http::Server> peer_;   // cluster.peer_listen; none without a cluster
   std::shared_ptr<cluster::PeerVerifier> peerVerifier_;
   std::vector<std::pair<boost::asio::io_context*, s3api::PeerHandler*>> peerWorkers_;  // for SIGHUP

@@ -522,6 +522,24 @@ void describeBackend(std::ostringstream& os, const BackendConfig& b) {
      << "idle_timeout = \"" << formatDuration(b.idleTimeout) << "\"\n"
      << "max_retries = " << b.maxRetries << "\n";
 }
+void describeCluster(std::ostream& os, const ClusterConfig& k) {
+  auto list = [&](const std::vector<std::string>& v) {
+    std::string r;
+    for (const auto& x : v) r += (r.empty() ? "" : ", ") + quoted(x);
+    return "[" + r + "]";
+  };
+  os << "\n[cluster]\netcd = " << list(k.etcd) << "\n"
+     << "name = " << quoted(k.name) << "\nnode_id = " << quoted(k.nodeId) << "\n"
+     << "peer_listen = " << quoted(k.peerListen) << "\npeer_advertise = " << quoted(k.peerAdvertise) << "\n"
+     << "secret = \"" << mask(k.secret) << "\"\n"
+     << "weight = " << k.weight << "\n"
+     << "members = " << list(k.members) << "\n"
+     << "lease_ttl = \"" << formatDuration(k.leaseTtl) << "\"\n"
+     << "peer_connect_timeout = \"" << formatDuration(k.peerConnectTimeout) << "\"\n"
+     << "peer_read_timeout = \"" << formatDuration(k.peerReadTimeout) << "\"\n"
+     << "peer_auth_window = \"" << formatDuration(k.peerAuthWindow) << "\"\n";
+}
+
 }  // namespace
 
 std::string describe(const Config& cfg) {
@@ -578,24 +596,7 @@ std::string describe(const Config& cfg) {
   if (c.writeBack) os << "writeback_dir = " << quoted(c.writeBack->path + ":" + formatSize(c.writeBack->size)) << "\n";
   os << "writeback_retry_max = \"" << formatDuration(c.writeBackRetryMax) << "\"\n"
      << "writeback_upload_concurrency = " << c.writeBackUploadConcurrency << "\n";
-  if (cfg.cluster.enabled()) {
-    const auto& k = cfg.cluster;
-    auto list = [&](const std::vector<std::string>& v) {
-      std::string r;
-      for (const auto& x : v) r += (r.empty() ? "" : ", ") + quoted(x);
-      return "[" + r + "]";
-    };
-    os << "\n[cluster]\netcd = " << list(k.etcd) << "\n"
-       << "name = " << quoted(k.name) << "\nnode_id = " << quoted(k.nodeId) << "\n"
-       << "peer_listen = " << quoted(k.peerListen) << "\npeer_advertise = " << quoted(k.peerAdvertise) << "\n"
-       << "secret = \"" << mask(k.secret) << "\"\n"
-       << "weight = " << k.weight << "\n"
-       << "members = " << list(k.members) << "\n"
-       << "lease_ttl = \"" << formatDuration(k.leaseTtl) << "\"\n"
-       << "peer_connect_timeout = \"" << formatDuration(k.peerConnectTimeout) << "\"\n"
-       << "peer_read_timeout = \"" << formatDuration(k.peerReadTimeout) << "\"\n"
-       << "peer_auth_window = \"" << formatDuration(k.peerAuthWindow) << "\"\n";
-  }
+  if (cfg.cluster.enabled()) describeCluster(os, cfg.cluster);
   for (const auto& k : cfg.clientKeys) {
     os << "\n[[client_keys]]\naccess_key = " << quoted(k.accessKey) << "\nsecret_key = \"" << mask(k.secretKey) << "\"\n";
     if (k.admin) os << "admin = true\n";

@@ -3,16 +3,21 @@
 // `latency` after its request began, and paces each connection, each way, to `rate` bytes per second.
 // A request is data from the client after the previous response began (HTTP/1.1 keep-alive, no
 // pipelining: what S3 clients and proxies send).
+// SIGUSR1 prints what it relayed so far ("shim: requests=N bytes_to_clients=M"): the benchmarks' count of
+// what reached the origin.
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -26,6 +31,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// What went through, for SIGUSR1 (one thread: plain counters).
+std::uint64_t gRequests = 0, gBytesToClients = 0;
 
 struct Conn {
   explicit Conn(tcp::socket c) : client(std::move(c)), server(client.get_executor()) {}
@@ -66,6 +74,7 @@ asio::awaitable<void> pump(std::shared_ptr<Conn> c, bool toServer) {
     if (toServer && c->state != Conn::State::Requesting) {
       c->state = Conn::State::Requesting;
       c->requestAt = Clock::now();
+      ++gRequests;
     }
     if (!toServer && c->state == Conn::State::Requesting) {
       c->state = Conn::State::Responding;
@@ -78,6 +87,7 @@ asio::awaitable<void> pump(std::shared_ptr<Conn> c, bool toServer) {
       co_await timer.async_wait(kTuple);
     }
     auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kTuple);
+    if (!toServer) gBytesToClients += written;
     if (wec) break;
   }
   c->close();
@@ -138,6 +148,15 @@ int runShim(const std::string& listen, const std::string& target, std::chrono::m
             << " -> " << target << " (first byte +" << latency.count() << " us, " << rate << " B/s per connection)"
             << std::endl;
   asio::co_spawn(ioc, acceptLoop(acc, *t, latency, rate), asio::detached);
+  asio::signal_set usr1(ioc, SIGUSR1);
+  std::function<void()> report = [&] {
+    usr1.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      std::cout << "shim: requests=" << gRequests << " bytes_to_clients=" << gBytesToClients << std::endl;
+      report();
+    });
+  };
+  report();
   ioc.run();
   return 0;
 }

@@ -294,6 +294,51 @@ int ls(const AdminTarget& t, const std::string& url, std::uint64_t max, bool asJ
   return 0;
 }
 
+/// `granary admin cluster`: the members as the node sees them, one line each.
+int cluster(const AdminTarget& t, bool asJson) {
+  auto r = parseObject(call(t, bhttp::verb::get, "/admin/cluster"));
+  if (asJson) {
+    std::cout << json::serialize(r) << "\n";
+    return 0;
+  }
+  if (r.contains("enabled") && r.at("enabled").is_bool() && !r.at("enabled").as_bool()) {
+    std::cout << "no [cluster] configured\n";
+    return 0;
+  }
+  const bool current = r.contains("current") && r.at("current").is_bool() && r.at("current").as_bool();
+  std::string view = current ? "current" : "LAST SEEN";
+  if (str(r, "source") == "etcd") {
+    view += ", etcd revision " + std::to_string(u64(r, "revision"));
+    if (r.contains("last_update_age_s") && dbl(r, "last_update_age_s") >= 0 && !current)
+      view += ", " + seconds(dbl(r, "last_update_age_s")) + " ago";
+    if (r.contains("etcd_reachable") && r.at("etcd_reachable").is_bool() && !r.at("etcd_reachable").as_bool())
+      view += ", etcd unreachable";
+    if (u64(r, "lease_renew_failures")) view += ", " + std::to_string(u64(r, "lease_renew_failures")) + " lease renewal failures";
+  }
+  std::printf("cluster %s (%s membership: %s)\n", str(r, "cluster").c_str(), str(r, "source").c_str(), view.c_str());
+  std::printf("%-2s%-20s %-22s %-9s %6s %9s %10s %12s %12s %12s\n", "", "ID", "ADDRESS", "STATE", "WEIGHT", "AGE",
+              "CHUNKS", "BYTES", "PEER OUT", "PEER IN");
+  if (const auto* ms = r.if_contains("members"); ms && ms->is_array())
+    for (const auto& v : ms->as_array()) {
+      if (!v.is_object()) continue;
+      const auto& m = v.as_object();
+      const bool self = m.contains("self") && m.at("self").is_bool() && m.at("self").as_bool();
+      std::printf("%-2s%-20s %-22s %-9s %6.2f %9s %10llu %12s %12s %12s\n", self ? "*" : "", str(m, "id").c_str(),
+                  str(m, "address").c_str(), str(m, "state").c_str(), dbl(m, "weight"),
+                  u64(m, "since") ? seconds(dbl(m, "age_s")).c_str() : "-", static_cast<unsigned long long>(u64(m, "chunks")),
+                  human(u64(m, "bytes")).c_str(), human(u64(m, "peer_bytes_served")).c_str(),
+                  human(u64(m, "peer_bytes_fetched")).c_str());
+    }
+  return 0;
+}
+
+int drain(const AdminTarget& t, bool asJson) {
+  auto r = parseObject(call(t, bhttp::verb::post, "/admin/cluster/drain"));
+  if (asJson) std::cout << json::serialize(r) << "\n";
+  else std::cout << "node " << str(r, "id") << " is " << str(r, "state") << ": it keeps serving and owns nothing\n";
+  return 0;
+}
+
 /// Where the admin endpoint is and how to authenticate: flags first, then the environment, then the
 /// config file. Throws std::runtime_error naming what is missing.
 AdminTarget resolveTarget(const std::string& configFile, std::string adminUrl, std::string token, std::string accessKey,
@@ -363,6 +408,8 @@ int adminMain(int argc, char** argv) {
   lsCmd->add_option("--max", max, "List at most this many objects (default 1000)");
   auto* healthCmd = app.add_subcommand("health", "Exit 0 if /healthz answers (container health checks)");
   auto* readyCmd = app.add_subcommand("ready", "Print /readyz; exit 0 if ready");
+  auto* clusterCmd = app.add_subcommand("cluster", "The cluster's members as this node sees them (id, address, state, weight, age, cache, peer traffic)");
+  auto* drainCmd = app.add_subcommand("drain", "Make this node draining: it keeps serving its clients and owns no chunks (before maintenance)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -372,6 +419,8 @@ int adminMain(int argc, char** argv) {
     if (*invCmd) return invalidate(t, url, asPrefix, asJson);
     if (*statsCmd) return stats(t, asJson);
     if (*lsCmd) return ls(t, url, max, asJson);
+    if (*clusterCmd) return cluster(t, asJson);
+    if (*drainCmd) return drain(t, asJson);
     if (*healthCmd || *readyCmd) {
       auto r = call(t, boost::beast::http::verb::get, *healthCmd ? "/healthz" : "/readyz");
       std::string body = r.body;

@@ -193,6 +193,7 @@ std::string AdminHandler::metrics() const {
   cacheMetrics(w, *ctx_);
   backendMetrics(w, *ctx_);
   writeBackMetrics(w, *ctx_);
+  clusterMetrics(w, ctx_->cluster);
   if (ctx_->peerStats) ctx_->peerStats->writeTo(w);
   return w.str();
 }
@@ -224,6 +225,7 @@ http::Awaitable<std::pair<bool, std::string>> AdminHandler::readiness() {
     }
     if (!anyUp) ready = false;
   }
+  report += clusterReadiness(ctx_->cluster);  // informative: a lost etcd does not make a node unready
   co_return std::pair{ready, std::move(report)};
 }
 
@@ -379,10 +381,32 @@ http::Awaitable<void> AdminHandler::serveApi(const Query& q, bhttp::verb m, cons
   }
 }
 
+/// /admin/cluster (GET) and /admin/cluster/drain (POST).
+void AdminHandler::serveCluster(const Query& q, bhttp::verb m, Reply& r) {
+  const auto& v = ctx_->cluster;
+  if (q.path == "/admin/cluster" && (m == bhttp::verb::get || m == bhttp::verb::head)) {
+    r.setJson(clusterJson(v));
+  } else if (q.path == "/admin/cluster/drain" && m == bhttp::verb::post) {
+    if (!v.members) {
+      r.fail(bhttp::status::conflict, "no [cluster] configured");
+    } else if (!v.membership) {
+      r.fail(bhttp::status::conflict, "a static membership (cluster.members) cannot drain: remove the node from the list");
+    } else {
+      v.membership->drain();
+      json::object o;
+      o["id"] = v.membership->options().nodeId;
+      o["state"] = "draining";
+      r.setJson(o);
+    }
+  } else {
+    notFound(r);
+  }
+}
+
 void AdminHandler::notFound(Reply& r) {
   r.fail(bhttp::status::not_found,
          "not found: GET /metrics, /healthz, /readyz, /admin/stats, /admin/ls, /admin/jobs[/ID]; "
-         "POST /admin/load, /admin/invalidate; DELETE /admin/jobs/ID");
+         "GET /admin/cluster; POST /admin/load, /admin/invalidate, /admin/cluster/drain; DELETE /admin/jobs/ID");
 }
 
 http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const http::RequestContext&,
@@ -402,6 +426,8 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
     auto [ready, report] = co_await readiness();
     r.h.result(ready ? bhttp::status::ok : bhttp::status::service_unavailable);
     r.body = (ready ? "ready\n" : "not ready\n") + (c.tokenOk ? report : std::string());
+  } else if (q->path == "/admin/cluster" || q->path.starts_with("/admin/cluster/")) {
+    serveCluster(*q, m, r);
   } else if (q->path.starts_with("/admin/")) {
     co_await serveApi(*q, m, c, r);
   } else {

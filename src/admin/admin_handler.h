@@ -8,6 +8,8 @@
 //   POST /admin/invalidate?bucket=B&key=K          drops K and everything listed under it as a prefix
 //   POST /admin/load?bucket=B&prefix=P[&concurrency=N][&rate=BYTES/s][&verify=true]  starts a preload job
 //   GET  /admin/jobs, /admin/jobs/ID; DELETE /admin/jobs/ID (cancel)
+//   GET  /admin/cluster          the cluster's members as this node sees them (JSON; cluster_admin.h)
+//   POST /admin/cluster/drain    this node becomes draining (it keeps serving, owns nothing)
 // With a token configured, every path but /healthz requires "Authorization: Bearer TOKEN", else 401.
 
 #include <functional>
@@ -19,6 +21,7 @@
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
 #include "admin/cache_admin.h"
+#include "admin/cluster_admin.h"
 #include "http/handler.h"
 #include "s3api/peer_stats.h"
 #include "s3api/proxy_handler.h"
@@ -48,6 +51,8 @@ struct AdminContext {
   /// Client keys: one whose policy says `admin = true` may call the API with a SigV4 signature instead of
   /// the token, within what its policy lets it read (ls, load and invalidate name a bucket and prefix).
   std::shared_ptr<s3api::KeyStore> keys;
+  /// The cluster ([cluster]); members null without one.
+  ClusterView cluster;
   /// The peer read path's counters (granary_peer_*); null without a cluster. (Helper P's lines.)
   std::shared_ptr<s3api::PeerStats> peerStats;
 };
@@ -76,6 +81,7 @@ class AdminHandler final : public http::RequestHandler {
   static void startLoad(CacheAdmin& admin, const Query& q, Reply& r);
   static void serveJobs(CacheAdmin& admin, const Query& q, boost::beast::http::verb m, const Caller& c, Reply& r);
   static void notFound(Reply& r);
+  void serveCluster(const Query& q, boost::beast::http::verb m, Reply& r);
   /// Checks a SigV4-signed request against the client keys; "" when it comes from a key allowed the
   /// admin API (`policy` then names its policy), else why not.
   std::string verifyKey(const http::RequestHeader& req, const s3api::KeyTable& keys,

@@ -169,7 +169,10 @@ class AdminCase(unittest.TestCase):
 
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
             sig = query.get("X-Amz-Signature") or query["Signature"]  # SigV4 or (older boto3) SigV2
+            # Each request's line is written when its handler ends, which can be after the client has its
+            # answer (seen: a hit logged 2.5 ms after the next request on the other thread): wait for both.
             self.assertEqual(g.wait_for_log(presigned_id), 1)
+            self.assertEqual(g.wait_for_log(rid), 1)
             lines = [l for l in g.log_text().splitlines() if rid in l]
             self.assertEqual(len(lines), 1, lines)
             if fmt == "json":

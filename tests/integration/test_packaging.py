@@ -28,31 +28,48 @@ class PackagingTest(unittest.TestCase):
         with open(os.path.join(DOCKER, "compose.yaml")) as f:
             c = yaml.safe_load(f)
         svc = c["services"]
-        self.assertEqual(set(svc), {"minio", "granary", "warp"})
-        g = svc["granary"]
-        self.assertTrue(os.path.exists(os.path.join(DOCKER, g["build"]["context"], g["build"]["dockerfile"])))
-        self.assertEqual(g["depends_on"]["minio"]["condition"], "service_healthy")
-        for port in g["ports"]:
-            self.assertTrue(port.startswith("127.0.0.1:"), port)  # published on loopback only
-        cmd = g["command"]
-        # The flags Granary runs with are flags it has (checked with the container's config file).
-        conf = cmd[cmd.index("--config") + 1]
-        self.assertEqual(conf, "/etc/granary/granary.toml")
-        args = list(cmd)
-        args[cmd.index("--config")] = "--check-config"
-        args[cmd.index("--config") + 1] = os.path.join(DOCKER, "granary.toml")
-        code, out = check_config(args)
-        self.assertEqual(code, 0, out)
-        self.assertIn("http://minio:9000", out)
+        nodes = ["granary", "granary-2", "granary-3"]
+        self.assertEqual(set(svc), {"minio", "etcd", "warp"} | set(nodes))
+        ids, ips = set(), set()
+        for name in nodes:
+            g = svc[name]
+            self.assertTrue(os.path.exists(os.path.join(DOCKER, g["build"]["context"], g["build"]["dockerfile"])))
+            self.assertEqual(g["depends_on"]["minio"]["condition"], "service_healthy")
+            self.assertEqual(g["depends_on"]["etcd"]["condition"], "service_healthy")
+            for port in g["ports"]:
+                self.assertTrue(port.startswith("127.0.0.1:"), port)  # published on loopback only
+            cmd = g["command"]
+            # The flags Granary runs with are flags it has (checked with the container's config file).
+            conf = cmd[cmd.index("--config") + 1]
+            self.assertEqual(conf, "/etc/granary/granary.toml")
+            args = list(cmd)
+            args[cmd.index("--config")] = "--check-config"
+            args[cmd.index("--config") + 1] = os.path.join(DOCKER, "granary.toml")
+            code, out = check_config(args)
+            self.assertEqual(code, 0, out)
+            self.assertIn("http://minio:9000", out)
+            # One cluster through the compose file's etcd; each node its own id, dialled at its service name.
+            self.assertIn('etcd = ["http://etcd:2379"]', out)
+            ids.add(cmd[cmd.index("--node-id") + 1])
+            ip = g["networks"]["default"]["ipv4_address"]
+            self.assertEqual(cmd[cmd.index("--peer-advertise") + 1], "%s:9100" % ip)
+            ips.add(ip)
+            self.assertEqual(g["environment"]["AWS_ACCESS_KEY_ID"], svc["minio"]["environment"]["MINIO_ROOT_USER"])
+            self.assertEqual(g["environment"]["AWS_SECRET_ACCESS_KEY"], svc["minio"]["environment"]["MINIO_ROOT_PASSWORD"])
+        self.assertEqual(len(ids), 3)
+        self.assertEqual(len(ips), 3)
+        self.assertEqual(len({p for n in nodes for p in svc[n]["ports"]}), 6)  # no published port twice
+        etcd = " ".join(svc["etcd"]["command"])
+        self.assertIn("--advertise-client-urls=http://etcd:2379", etcd)
+        self.assertNotIn("ports", svc["etcd"])  # on the compose network only
         # Warp signs with the client key Granary verifies, and loads Granary, not MinIO.
+        cmd = svc["granary"]["command"]
         warp = svc["warp"]["command"]
         self.assertEqual(warp[0], "get")
         opts = dict(a[2:].split("=", 1) for a in warp[1:])
         self.assertEqual(opts["host"], "granary:9000")
         self.assertEqual("%s:%s" % (opts["access-key"], opts["secret-key"]), cmd[cmd.index("--client-key") + 1])
         self.assertEqual(svc["warp"]["depends_on"]["granary"]["condition"], "service_healthy")
-        self.assertEqual(g["environment"]["AWS_ACCESS_KEY_ID"], svc["minio"]["environment"]["MINIO_ROOT_USER"])
-        self.assertEqual(g["environment"]["AWS_SECRET_ACCESS_KEY"], svc["minio"]["environment"]["MINIO_ROOT_PASSWORD"])
 
     def test_kubernetes_manifests(self):
         docs = []
@@ -70,7 +87,7 @@ class PackagingTest(unittest.TestCase):
                          ("true", "9001", "/metrics"))
         (ctr,) = pod["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
-        self.assertEqual(ports, {"s3": 9000, "admin": 9001})
+        self.assertEqual(ports, {"s3": 9000, "admin": 9001, "peer": 9100})
         self.assertEqual(ctr["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "admin"})
         self.assertEqual(ctr["livenessProbe"]["httpGet"]["path"], "/healthz")
         self.assertIn("memory", ctr["resources"]["limits"])
@@ -81,20 +98,32 @@ class PackagingTest(unittest.TestCase):
         self.assertIn("hostPath", vols["cache"])
         mounts = {m["name"]: m["mountPath"] for m in ctr["volumeMounts"]}
         # The config the pod mounts is valid, and its cache directory is the hostPath mount.
+        text = by_kind["ConfigMap"]["data"]["granary.toml"]
+        secret_file = re.search(r'secret_file = "([^"]+)"', text).group(1)
+        self.assertEqual(os.path.dirname(secret_file), mounts["cluster-secret"])
+        self.assertIn("secret", vols["cluster-secret"])
         with tempfile.TemporaryDirectory() as d:
             conf = os.path.join(d, "granary.toml")
+            with open(os.path.join(d, "secret"), "w") as f:
+                f.write("a-cluster-secret-of-32-characters")
             with open(conf, "w") as f:
-                f.write(by_kind["ConfigMap"]["data"]["granary.toml"])
+                f.write(text.replace(secret_file, os.path.join(d, "secret")))
             env = dict(os.environ, **by_kind["Secret"]["stringData"])
             code, out = check_config(["--check-config", conf], env=env)
         self.assertEqual(code, 0, out)
         self.assertRegex(out, r'cache_dir = \["%s:' % re.escape(mounts["cache"]))
         self.assertIn('admin_listen = "0.0.0.0:%d"' % ports["admin"], out)
-        self.assertEqual(ctr["args"], ["--config", os.path.join(mounts["config"], "granary.toml")])
+        self.assertIn('peer_listen = "0.0.0.0:%d"' % ports["peer"], out)
+        self.assertEqual(ctr["args"][:2], ["--config", os.path.join(mounts["config"], "granary.toml")])
+        # The member id is the node's name (stable across pod restarts), the peer address the pod's IP.
+        env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in ctr["env"]}
+        self.assertEqual(ctr["args"][2:], ["--node-id", "$(NODE_NAME)", "--peer-advertise", "$(POD_IP):%d" % ports["peer"]])
+        self.assertEqual(env, {"NODE_NAME": "spec.nodeName", "POD_IP": "status.podIP"})
         svc = by_kind["Service"]
         self.assertEqual(svc["spec"]["internalTrafficPolicy"], "Local")
         self.assertEqual(svc["spec"]["selector"], ds["spec"]["selector"]["matchLabels"])
-        self.assertEqual({p["targetPort"] for p in svc["spec"]["ports"]}, set(ports))
+        # The Service carries S3 and admin; peers dial each other's pod IPs.
+        self.assertEqual({p["targetPort"] for p in svc["spec"]["ports"]}, set(ports) - {"peer"})
 
     def test_dockerfile_runtime_has_every_linked_library(self):
         with open(os.path.join(DOCKER, "Dockerfile")) as f:
