@@ -256,12 +256,7 @@ void App::buildCluster() {
   k.stats = std::make_shared<s3api::PeerStats>();
   adminCtx_->peerStats = k.stats;
   peerVerifier_ = std::make_shared<cluster::PeerVerifier>(k.secret, k.authWindow);
-  // The member source is the membership's to build (etcd, or the static list); until it has, a static
-  // list is used as it is (this node Active among the others).
-  if (!k.members && cfg_.cluster.etcd.empty()) {
-    auto set = std::make_shared<cluster::MemberSet>(cluster::parseStaticMembers(cfg_.cluster.members), k.nodeId);
-    k.members = std::make_shared<cluster::StaticMembers>(std::move(set));
-  }
+  // (k.members: buildMembership, once the cache is open.)
 }
 
 /// One per peer I/O thread, called by the peer server at bind(): the thread's backends and cache thread.
