@@ -256,12 +256,7 @@ void App::buildCluster() {
   k.stats = std::make_shared<s3api::PeerStats>();
   adminCtx_->peerStats = k.stats;
   peerVerifier_ = std::make_shared<cluster::PeerVerifier>(k.secret, k.authWindow);
-  // The member source is the membership's to build (etcd, or the static list); until it has, a static
-  // list is used as it is (this node Active among the others).
-  if (!k.members && cfg_.cluster.etcd.empty()) {
-    auto set = std::make_shared<cluster::MemberSet>(cluster::parseStaticMembers(cfg_.cluster.members), k.nodeId);
-    k.members = std::make_shared<cluster::StaticMembers>(std::move(set));
-  }
+  // (k.members: buildMembership, once the cache is open.)
 }
 
 /// One per peer I/O thread, called by the peer server at bind(): the thread's backends and cache thread.
@@ -275,7 +270,9 @@ std::unique_ptr<http::RequestHandler> App::makePeerHandler(asio::io_context& ioc
   po.stats = proxyOpts_.cluster.stats;
   po.buckets = proxyOpts_.buckets;
   po.fillTimeout = proxyOpts_.fillTimeout;
-  return std::make_unique<s3api::PeerHandler>(std::move(po), std::move(ups), std::move(ct));
+  auto handler = std::make_unique<s3api::PeerHandler>(std::move(po), std::move(ups), std::move(ct));
+  peerWorkers_.emplace_back(&ioc, handler.get());
+  return handler;
 }
 
 /// The ports first: a second Granary started on a port this one holds fails at once, with a message
@@ -464,6 +461,11 @@ void App::reload() {
       asio::post(*w.ioc, [h = w.handler, b,
                           creds = sigv4::Credentials{backends[b]->accessKey, backends[b]->secretKey,
                                                      backends[b]->sessionToken}] { h->setBackendCredentials(b, creds); });
+  for (const auto& [ioc, handler] : peerWorkers_)  // the peer port's threads read the backends too
+    for (std::size_t b = 0; b < backends.size() && b < backends_.size(); ++b)
+      asio::post(*ioc, [h = handler, b,
+                        creds = sigv4::Credentials{backends[b]->accessKey, backends[b]->secretKey,
+                                                   backends[b]->sessionToken}] { h->setBackendCredentials(b, creds); });
   for (std::size_t b = 0; proxyOpts_.writeBack && b < backends.size() && b < backends_.size(); ++b)  // the uploader's
     proxyOpts_.writeBack->setBackendCredentials(b, {backends[b]->accessKey, backends[b]->secretKey, backends[b]->sessionToken});
   warnUnreloadable(cfg_, fresh);

@@ -26,6 +26,7 @@
 #include "cluster/peer_auth.h"
 #include "config.h"
 #include "http/server.h"
+#include "s3api/peer_handler.h"
 #include "s3api/proxy_handler.h"
 #include "upstream/http_upstream.h"
 
@@ -105,6 +106,7 @@ class App {
   std::shared_ptr<cluster::Membership> membership_;  // with cluster.etcd
   std::unique_ptr<http::Server> peer_;   // cluster.peer_listen; none without a cluster
   std::shared_ptr<cluster::PeerVerifier> peerVerifier_;
+  std::vector<std::pair<boost::asio::io_context*, s3api::PeerHandler*>> peerWorkers_;  // for SIGHUP
   int stops_ = 0;
 };
 

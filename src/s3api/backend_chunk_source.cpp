@@ -74,11 +74,19 @@ FetchOutcome BackendChunkSource::checkAnswer(const cache::ChunkRequest& req, std
                      logSafe(obj.key), logSafe(h[bhttp::field::content_range]), first, first + len - 1);
         return FetchOutcome::Failed;
       }
-      if (const auto cl = body.contentLength(); cl && *cl != len) return FetchOutcome::Failed;
+      if (const auto cl = body.contentLength(); cl && *cl != len) {
+        spdlog::warn("chunk {} of /{}/{}: the backend sent {} bytes for a range of {}", req.index, logSafe(obj.bucket),
+                     logSafe(obj.key), *cl, len);
+        return FetchOutcome::Failed;
+      }
       return FetchOutcome::Ok;
     }
     case 200:  // the Range was ignored: the whole object follows
-      if (body.contentLength() != obj.size) return FetchOutcome::LengthMismatch;
+      if (body.contentLength() != obj.size) {
+        spdlog::warn("chunk {} of /{}/{}: the backend sent the whole object with another length: revalidating",
+                     req.index, logSafe(obj.bucket), logSafe(obj.key));
+        return FetchOutcome::LengthMismatch;
+      }
       skip = first;
       return FetchOutcome::Ok;
     case 412:

@@ -92,7 +92,13 @@ asio::awaitable<FetchOutcome> PeerChunkSource::fetch(const cache::ChunkRequest& 
   for (const Ask& ask : asks) {
     const std::uint64_t before = sink.written();
     const auto t0 = std::chrono::steady_clock::now();
-    const PeerOutcome o = co_await fetcher_.fetch(ask.peer, ask.fill, req, sink);
+    PeerOutcome o = PeerOutcome::Connect;
+    try {  // (a peer's failure of any kind is a reason to ask the next source, never the reader's error)
+      o = co_await fetcher_.fetch(ask.peer, ask.fill, req, sink);
+    } catch (const std::exception& e) {
+      spdlog::warn("chunk {}: asking peer {} failed: {}", req.index, logSafe(ask.peer.id), e.what());
+      o = sink.written() > before ? PeerOutcome::Short : PeerOutcome::Connect;
+    }
     const std::uint64_t got = sink.written() - before;
     if (stats_) {
       stats_->fetched(got);
@@ -104,15 +110,20 @@ asio::awaitable<FetchOutcome> PeerChunkSource::fetch(const cache::ChunkRequest& 
         co_return FetchOutcome::Ok;
       case PeerOutcome::Changed:
         if (stats_) stats_->fallback(PeerFallback::Changed);
+        spdlog::info("chunk {} of /{}/{}: peer {} says the object changed at the backend", req.index,
+                     logSafe(req.object.bucket), logSafe(req.object.key), logSafe(ask.peer.id));
         co_return FetchOutcome::Changed;
       case PeerOutcome::NotHeld:
         if (ask.fill && stats_) stats_->fallback(PeerFallback::Status);  // (fill=0: the expected miss)
         break;
       case PeerOutcome::Status:
         if (stats_) stats_->fallback(PeerFallback::Status);
+        spdlog::info("chunk {} of /{}/{}: peer {} could not serve it: asking the next source", req.index,
+                     logSafe(req.object.bucket), logSafe(req.object.key), logSafe(ask.peer.id));
         break;
       case PeerOutcome::Connect:
         if (stats_) stats_->fallback(PeerFallback::Connect);
+        spdlog::debug("chunk {}: peer {} did not answer: asking the next source", req.index, logSafe(ask.peer.id));
         break;
       case PeerOutcome::Short:
         if (stats_) stats_->fallback(PeerFallback::Short);
@@ -122,7 +133,12 @@ asio::awaitable<FetchOutcome> PeerChunkSource::fetch(const cache::ChunkRequest& 
         break;
     }
   }
-  co_return co_await backend_->fetch(req, sink);
+  const FetchOutcome last = co_await backend_->fetch(req, sink);
+  if (last != FetchOutcome::Ok)
+    spdlog::info("chunk {} of /{}/{}: the backend after {} peers: outcome {} at byte {}", req.index,
+                 logSafe(req.object.bucket), logSafe(req.object.key), asks.size(), static_cast<int>(last),
+                 sink.written());
+  co_return last;
 }
 
 }  // namespace granary::s3api

@@ -7,6 +7,7 @@
 #include "common/log_escape.h"
 #include "common/uri.h"
 #include "s3api/backend_chunk_source.h"
+#include "s3api/fill_wait.h"
 #include "s3api/peer_chunk_source.h"
 
 namespace granary::s3api {
@@ -169,15 +170,20 @@ http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::Respons
     read.status = read.chunk ? Status::Hit : Status::Retry;
     if (!read.chunk) co_return co_await respond(out, http::Status::not_found, "not held");
   }
+  if (read.status == Status::Changed || read.status == Status::Retry)
+    spdlog::info("peer: chunk {} of /{}/{}: {}", ask.index, logSafe(ask.obj.bucket), logSafe(ask.obj.key),
+                 read.status == Status::Changed ? "a fill of another length is under way" : "its fill just failed");
   if (read.status == Status::Changed) co_return co_await respond(out, http::Status::precondition_failed, "changed");
   if (read.status == Status::Retry) co_return co_await respond(out, http::Status::service_unavailable, "retry");
   std::uint64_t at = ask.from;
   if (read.status == Status::Filling) {
     // The header waits for the first byte: a fill that fails before it is still a clean 503 (or 412).
-    const std::size_t ready = co_await read.fill->readyPast(static_cast<std::size_t>(at), opts_.fillTimeout);
+    const std::size_t ready = co_await readyPastPatiently(read.fill, static_cast<std::size_t>(at), opts_.fillTimeout);
     if (ready <= at && at < len) {
       // A fill this request started says why it failed (one it joined does not: the asker's backend will).
       const auto o = recorder ? recorder->outcome : cache::FetchOutcome::Failed;
+      spdlog::info("peer: chunk {} of /{}/{}: its fill failed before byte {}", ask.index, logSafe(ask.obj.bucket),
+                   logSafe(ask.obj.key), at);
       if (o == cache::FetchOutcome::Changed || o == cache::FetchOutcome::LengthMismatch)
         co_return co_await respond(out, http::Status::precondition_failed, "changed");
       co_return co_await respond(out, http::Status::service_unavailable, "fill failed");
@@ -196,7 +202,7 @@ http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::Respons
     at = len;
   }
   while (at < len) {
-    const std::size_t ready = co_await read.fill->readyPast(static_cast<std::size_t>(at), opts_.fillTimeout);
+    const std::size_t ready = co_await readyPastPatiently(read.fill, static_cast<std::size_t>(at), opts_.fillTimeout);
     if (ready <= at) {  // the fill failed after the header went out: cut the connection (a short body)
       spdlog::warn("peer: chunk {} of /{}/{} failed after {} of {} bytes", ask.index, logSafe(ask.obj.bucket),
                    logSafe(ask.obj.key), at, len);

@@ -41,6 +41,10 @@ class PeerHandler final : public http::RequestHandler {
                                http::BodyReader& body, http::ResponseWriter& out) override;
   std::string protocolError(http::ResponseHeader& res, http::ProtocolError error, std::string_view message) override;
   void shutdown() override;
+  /// New credentials for backend `backend` (SIGHUP). Call on this handler's thread.
+  void setBackendCredentials(std::size_t backend, sigv4::Credentials creds) {
+    if (backend < upstreams_.size()) upstreams_[backend]->setCredentials(std::move(creds));
+  }
 
  private:
   struct ChunkAsk;

@@ -14,6 +14,7 @@
 #include "common/timeutil.h"
 #include "s3api/backend_chunk_source.h"
 #include "s3api/exchange.h"
+#include "s3api/fill_wait.h"
 #include "s3api/local_bytes.h"
 #include "s3api/peer_chunk_source.h"
 #include "s3api/operation.h"
@@ -475,7 +476,7 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
       at = to;
     }
     while (read.status == Status::Filling && at < to) {
-      const std::size_t ready = co_await read.fill->readyPast(static_cast<std::size_t>(at), opts_.fillTimeout);
+      const std::size_t ready = co_await readyPastPatiently(read.fill, static_cast<std::size_t>(at), opts_.fillTimeout);
       if (ready <= at) break;  // failed, or no progress: give up
       const std::uint64_t n = std::min<std::uint64_t>(ready, to) - at;
       if (!co_await send(read.fill->data() + at, static_cast<std::size_t>(n))) {
@@ -487,8 +488,9 @@ http::Awaitable<bool> ProxyHandler::streamChunks(Exchange& x, const std::shared_
     if (at < to) {  // the fill failed (or had just failed: Retry)
       if (!headerSent) co_return false;
       // Bytes already went out: cutting the connection is the only honest signal left.
-      spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent", x.requestId,
-                   logSafe(obj->id.bucket), logSafe(obj->id.key), i, x.bytesOut);
+      spdlog::warn("{} /{}/{}: chunk {} could not be fetched after {} bytes were sent (fill {}, {} bytes ready)",
+                   x.requestId, logSafe(obj->id.bucket), logSafe(obj->id.key), i, x.bytesOut,
+                   read.fill ? static_cast<int>(read.fill->state()) : -1, read.fill ? read.fill->ready() : 0);
       x.errorCode = "CacheFillFailed";
       co_return true;
     }

@@ -183,6 +183,11 @@ class Peers(unittest.TestCase):
         self.assertIn(status, (200, 404))  # accepted (not held: 404)
         status, _, _, _ = peer_request(node, "GET", target, nonce=nonce, date_ms=int(date))
         self.assertEqual(status, 403)
+        c = http.client.HTTPConnection("127.0.0.1", node.peer_port, timeout=10)  # no peer headers at all
+        c.request("GET", target)
+        self.assertEqual(c.getresponse().status, 403)
+        c.close()
+        self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="malformed"}'), 1)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="signature"}') - before["signature"], 2)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="expired"}') - before["expired"], 1)
         self.assertEqual(metric(node, 'granary_peer_auth_refusals_total{reason="replay"}') - before["replay"], 1)
@@ -212,19 +217,23 @@ class Peers(unittest.TestCase):
         size = 96 << 20
         want = put_object("kill", size, "kill")
         victim = nodes[2]
-        results = []
+        results, errors = [], []
 
         def reader(n):
-            return read_digest(n, "kill")
+            try:
+                results.append(read_digest(n, "kill"))
+            except Exception as e:  # noqa: BLE001 (asserted below)
+                errors.append(e)
 
-        ts = [threading.Thread(target=lambda n=n: results.append(reader(n))) for n in nodes[:2] for _ in range(2)]
+        ts = [threading.Thread(target=reader, args=(n,)) for n in nodes[:2] for _ in range(2)]
         for t in ts:
             t.start()
         time.sleep(0.3)
         victim.kill9()
         for t in ts:
             t.join()
-        self.assertEqual(len(results), 4, "a reader failed")
+        self.assertEqual(errors, [])
+        self.assertEqual(len(results), 4)
         for r in results:
             self.assertEqual(r, (want, size))
         # And reads go on without it (its peer port refuses connections: the next source answers).
