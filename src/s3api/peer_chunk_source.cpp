@@ -87,8 +87,13 @@ std::vector<PeerChunkSource::Ask> PeerChunkSource::plan(const cluster::MemberSet
 
 asio::awaitable<FetchOutcome> PeerChunkSource::fetch(const cache::ChunkRequest& req, cache::ChunkSink& sink) {
   std::vector<Ask> asks;
-  if (const cluster::MemberSetPtr set = members_ ? members_->current() : nullptr)
-    asks = plan(*set, req.object.chunkKey(req.index));
+  if (const cluster::MemberSetPtr set = members_ ? members_->current() : nullptr) {
+    const std::string key = req.object.chunkKey(req.index);
+    asks = plan(*set, key);
+    // Another node owns it: this node serves it and keeps it only once it is read here again.
+    const auto owner = set->rank(key, 1);
+    if (!owner.empty() && owner[0]->id != set->self()) sink.markBorrowed();
+  }
   for (const Ask& ask : asks) {
     const std::uint64_t before = sink.written();
     const auto t0 = std::chrono::steady_clock::now();
@@ -100,6 +105,7 @@ asio::awaitable<FetchOutcome> PeerChunkSource::fetch(const cache::ChunkRequest& 
       o = sink.written() > before ? PeerOutcome::Short : PeerOutcome::Connect;
     }
     const std::uint64_t got = sink.written() - before;
+    sink.notePeerBytes(got);
     if (stats_) {
       stats_->fetched(got);
       stats_->saved(got);
