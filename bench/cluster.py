@@ -6,7 +6,8 @@ for comparison, as independent sidecars (no [cluster]: what Granary did before),
 
   fan-out  every node reads the same large object at once (a checkpoint loaded by every GPU node):
            wall time, origin bytes per object byte, every copy checked byte for byte (MD5)
-  epoch    a data set read twice, object i through node i mod N (a sharded loader), 8 readers:
+  epoch    a data set read twice by 8 readers, object i through node (i + e) mod N in epoch e (a sharded
+           loader whose shards move between nodes from one epoch to the next):
            wall time of each epoch, origin bytes per data-set byte of each, each node's bytes from peers
 
 Figures are medians of --runs repetitions. Markdown on stdout, JSON with --json.
@@ -71,7 +72,7 @@ class Fleet:
         out = []
         for g in self.nodes:
             m = g.metrics()
-            out.append(int(sum(v for k, v in m.items() if re.match(r"granary_peer_fetched_bytes_total", k))))
+            out.append(int(sum(v for k, v in m.items() if re.match(r"granary_peer_bytes_fetched_total", k))))
         return out
 
     def stop(self):
@@ -104,12 +105,13 @@ def fanout(fleet, shim, key, size, md5):
     return {"wall_s": wall, "origin_per_byte": (shim_bytes(shim) - before) / size}
 
 
-def epoch(fleet, shim, keys, total):
+def epoch(fleet, shim, keys, total, shift):
+    """Object i through node (i + shift) mod N: each epoch a loader's shards land on other nodes."""
     before = shim_bytes(shim)
     t = time.time()
     n = len(fleet.clients)
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
-        list(ex.map(lambda ik: read_all(fleet.clients[ik[0] % n], ik[1]), enumerate(keys)))
+        list(ex.map(lambda ik: read_all(fleet.clients[(ik[0] + shift) % n], ik[1]), enumerate(keys)))
     return {"wall_s": time.time() - t, "origin_per_byte": (shim_bytes(shim) - before) / total}
 
 
@@ -151,8 +153,8 @@ def main():
                                   cache_mib, 64)
                     try:
                         f = fanout(fleet, shim, "checkpoint", fan_size, md5)
-                        e1 = epoch(fleet, shim, keys, total)
-                        e2 = epoch(fleet, shim, keys, total)
+                        e1 = epoch(fleet, shim, keys, total, 0)
+                        e2 = epoch(fleet, shim, keys, total, 1)
                         peer = fleet.peer_bytes()
                     finally:
                         fleet.stop()

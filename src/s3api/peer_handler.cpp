@@ -142,17 +142,23 @@ http::Awaitable<void> PeerHandler::handle(const http::RequestHeader& req, const 
   }
   std::uint64_t index = 0, fill = 0;
   const std::string* etag = find(*query, "etag");
-  if (!etag || etag->empty() || !number(*query, "size", ask.obj.size) || !number(*query, "cs", ask.obj.chunkSize) ||
-      !number(*query, "i", index) || !number(*query, "from", ask.from) || !number(*query, "fill", fill) ||
-      ask.obj.size == 0 || index >= ask.obj.chunkCount())
+  // Every size checked before it is used: chunk size first (chunkCount() divides by it), an S3 object's
+  // largest size (5 TiB), S3's key and bucket limits, an ETag of at most 128 bytes.
+  constexpr std::uint64_t kMaxObjectSize = 5ull << 40;
+  if (!etag || etag->empty() || etag->size() > 128 || key->size() > 1024 || bucket->size() > 255 ||
+      ask.obj.versionId.size() > 1024 || !number(*query, "size", ask.obj.size) ||
+      !number(*query, "cs", ask.obj.chunkSize) || !number(*query, "i", index) || !number(*query, "from", ask.from) ||
+      !number(*query, "fill", fill) || ask.obj.size == 0 || ask.obj.size > kMaxObjectSize || ask.obj.chunkSize == 0)
     co_return co_await respond(out, http::Status::bad_request, "malformed");
+  // Chunks are cut by this node's cache: another chunk size is not a chunk this node could hold.
+  if (ask.obj.chunkSize != cache_->cache().chunkSize())
+    co_return co_await respond(out, http::Status::service_unavailable, "another chunk size");
+  if (index >= ask.obj.chunkCount()) co_return co_await respond(out, http::Status::bad_request, "malformed");
   ask.obj.etag = *etag;
   ask.index = static_cast<std::uint32_t>(index);
   ask.fill = fill != 0;
   ask.upstream = upstreams_[static_cast<std::size_t>(backend)].get();
-  // Chunks are cut by this node's cache: another chunk size is not a chunk this node could hold.
-  if (ask.obj.chunkSize != cache_->cache().chunkSize() || ask.from > ask.obj.chunkLength(ask.index))
-    co_return co_await respond(out, http::Status::service_unavailable, "another chunk size");
+  if (ask.from > ask.obj.chunkLength(ask.index)) co_return co_await respond(out, http::Status::bad_request, "malformed");
   co_await serveChunk(ask, out);
 }
 

@@ -128,6 +128,21 @@ TEST_CASE("peer handler: a chunk is filled once through the cache, then served f
     CHECK(p.call(bhttp::verb::get, chunkTarget(other, 0, 0, true)).status == 404);
     CHECK(p.call(bhttp::verb::get, "/_granary/peer/v1/chunk?b=be&bucket=bucket&key=key&i=0").status == 400);
   }
+  SECTION("sizes a peer controls are checked before use: no crash, no backend request") {
+    const std::string base = "/_granary/peer/v1/chunk?b=be&bucket=bucket&key=key&etag=%22e%22&fill=1&from=0";
+    const std::string cs = std::to_string(kChunk);
+    CHECK(p.call(bhttp::verb::get, base + "&size=100&cs=0&i=0").status == 400);  // chunkCount() divides by it
+    CHECK(p.call(bhttp::verb::get, base + "&size=18446744073709551615&cs=" + cs + "&i=0").status == 400);
+    CHECK(p.call(bhttp::verb::get, base + "&size=0&cs=" + cs + "&i=0").status == 400);
+    CHECK(p.call(bhttp::verb::get, base + "&size=100&cs=" + cs + "&i=1").status == 400);  // past the last chunk
+    CHECK(p.call(bhttp::verb::get, base + "&size=100&cs=" + std::to_string(2 * kChunk) + "&i=0").status == 503);
+    CHECK(p.call(bhttp::verb::get, base.substr(0, base.size() - 6) + "&from=101&size=100&cs=" + cs + "&i=0").status ==
+          400);  // past the chunk's end
+    std::string longKey = base;
+    longKey.replace(longKey.find("key=key"), 7, "key=" + std::string(1025, 'k'));
+    CHECK(p.call(bhttp::verb::get, longKey + "&size=100&cs=" + cs + "&i=0").status == 400);
+    CHECK(p.s3.requests().empty());
+  }
 }
 
 TEST_CASE("peer handler: refusals are 403, counted by reason", "[unit][s3api]") {
