@@ -95,7 +95,8 @@ bool parseRecord(std::string_view text, std::string_view keyId, Member& out, std
   if (const auto* s = o.if_contains("since")) {
     if (s->is_int64()) m.registeredMs = s->as_int64();
     else if (s->is_uint64()) m.registeredMs = static_cast<std::int64_t>(s->as_uint64());
-    else if (s->is_double()) m.registeredMs = static_cast<std::int64_t>(s->as_double());
+    else if (s->is_double() && std::isfinite(s->as_double()) && std::abs(s->as_double()) < 9.2e18)
+      m.registeredMs = static_cast<std::int64_t>(s->as_double());  // (a double beyond int64 would be UB)
   }
   m.chunks = m.bytes = m.peerBytesServed = m.peerBytesFetched = 0;
   if (!readCount(o, "chunks", m.chunks) || !readCount(o, "bytes", m.bytes) ||
