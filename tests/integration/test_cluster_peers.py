@@ -243,6 +243,23 @@ class Peers(unittest.TestCase):
                         for n in nodes[:2] for r in ("connect", "short", "status"))
         self.assertGreater(fallbacks, 0)
 
+    def test_6_a_killed_node_rejoins_and_its_disk_cache_serves_again(self):
+        victim = nodes[2]
+        if victim.proc.poll() is not None:  # (test_5 killed it)
+            victim.restart()
+        size = 24 << 20
+        want = put_object("rejoin", size, "rejoin")
+        self.assertEqual(read_digest(nodes[0], "rejoin"), (want, size))  # every owner fills its chunks
+        time.sleep(1.5)  # the disk index's journal is written every ~100 ms: let it reach the disk
+        victim.kill9()
+        victim.restart()  # same cache directory, same peer port
+        proxy.reset()
+        # Through a node that never read it: its own chunks are on its disk, the others come from their
+        # owners, the restarted node's from its disk cache read back after kill -9: no GET reaches the origin.
+        self.assertEqual(read_digest(nodes[1], "rejoin"), (want, size))
+        self.assertEqual(proxy.count(method="GET"), 0, proxy.requests[:10])
+        self.assertGreater(metric(victim, "granary_peer_bytes_served_total"), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
