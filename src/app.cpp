@@ -270,6 +270,7 @@ std::unique_ptr<http::RequestHandler> App::makePeerHandler(asio::io_context& ioc
   po.stats = proxyOpts_.cluster.stats;
   po.buckets = proxyOpts_.buckets;
   po.fillTimeout = proxyOpts_.fillTimeout;
+  po.metadataTtl = cfg_.cache.metadataTtl;
   auto handler = std::make_unique<s3api::PeerHandler>(std::move(po), std::move(ups), std::move(ct));
   peerWorkers_.emplace_back(&ioc, handler.get());
   return handler;

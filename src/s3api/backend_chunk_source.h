@@ -5,9 +5,14 @@
 // resumed: only the bytes from the sink's written() mark on are asked for.
 
 #include "cache/chunk_source.h"
+#include "cache/object_meta.h"
 #include "upstream/upstream.h"
 
 namespace granary::s3api {
+
+/// An object's metadata from the backend's answer to a HEAD (200) or a GET (200, or 206 for a range); null
+/// when it lacks a length or an ETag, or names a size past 64 TiB (relayed, never cached). proxy_cache.cpp.
+std::shared_ptr<const cache::ObjectMeta> metaFromHead(const upstream::ResponseHeader& h);
 
 class BackendChunkSource final : public cache::ChunkSource {
  public:

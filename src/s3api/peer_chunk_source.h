@@ -25,6 +25,10 @@ namespace granary::s3api {
 
 inline constexpr std::string_view kPeerChunkPath = "/_granary/peer/v1/chunk";
 inline constexpr std::string_view kPeerInvalidatePath = "/_granary/peer/v1/invalidate";
+/// GET: an object's metadata from its owner (serialized cache::ObjectMeta), validated at the backend by the
+/// owner within its metadata TTL; 404 when the backend has no such object for the owner (the asker asks
+/// the backend itself and gets its own answer).
+inline constexpr std::string_view kPeerMetaPath = "/_granary/peer/v1/meta";
 
 /// The request target asking a peer for chunk `req.index` of `req.object` from byte `from` of the chunk.
 std::string peerChunkTarget(const cache::ChunkRequest& req, std::uint64_t from, bool fill);

@@ -108,7 +108,8 @@ http::Awaitable<void> PeerHandler::handle(const http::RequestHeader& req, const 
   const std::string_view path = parts.first, rawQuery = parts.second;
   const bool chunk = path == kPeerChunkPath && req.method() == bhttp::verb::get;
   const bool invalidate = path == kPeerInvalidatePath && req.method() == bhttp::verb::post;
-  if (!chunk && !invalidate) co_return co_await respond(out, http::Status::not_found, "no such peer operation");
+  const bool meta = path == kPeerMetaPath && req.method() == bhttp::verb::get;
+  if (!chunk && !invalidate && !meta) co_return co_await respond(out, http::Status::not_found, "no such peer operation");
   const cluster::PeerCredentials creds{req[cluster::kPeerNodeHeader], req[cluster::kPeerDateHeader],
                                        req[cluster::kPeerNonceHeader], req[cluster::kPeerHopHeader],
                                        req[cluster::kPeerSignatureHeader]};
@@ -131,6 +132,10 @@ http::Awaitable<void> PeerHandler::handle(const http::RequestHeader& req, const 
   ask.obj.bucket = *bucket;
   ask.obj.key = *key;
   if (const std::string* v = find(*query, "v")) ask.obj.versionId = *v;
+  if (key->size() > 1024 || bucket->size() > 255 || ask.obj.versionId.size() > 1024)
+    co_return co_await respond(out, http::Status::bad_request, "malformed");
+  ask.upstream = upstreams_[static_cast<std::size_t>(backend)].get();
+  if (meta) co_return co_await serveMeta(std::move(ask), out);
   if (invalidate) {
     cache_->invalidateMeta(ask.obj.metaKey());
     if (!ask.obj.versionId.empty()) {
@@ -145,8 +150,7 @@ http::Awaitable<void> PeerHandler::handle(const http::RequestHeader& req, const 
   // Every size checked before it is used: chunk size first (chunkCount() divides by it), an S3 object's
   // largest size (5 TiB), S3's key and bucket limits, an ETag of at most 128 bytes.
   constexpr std::uint64_t kMaxObjectSize = 5ull << 40;
-  if (!etag || etag->empty() || etag->size() > 128 || key->size() > 1024 || bucket->size() > 255 ||
-      ask.obj.versionId.size() > 1024 || !number(*query, "size", ask.obj.size) ||
+  if (!etag || etag->empty() || etag->size() > 128 || !number(*query, "size", ask.obj.size) ||
       !number(*query, "cs", ask.obj.chunkSize) || !number(*query, "i", index) || !number(*query, "from", ask.from) ||
       !number(*query, "fill", fill) || ask.obj.size == 0 || ask.obj.size > kMaxObjectSize || ask.obj.chunkSize == 0)
     co_return co_await respond(out, http::Status::bad_request, "malformed");
@@ -157,9 +161,42 @@ http::Awaitable<void> PeerHandler::handle(const http::RequestHeader& req, const 
   ask.obj.etag = *etag;
   ask.index = static_cast<std::uint32_t>(index);
   ask.fill = fill != 0;
-  ask.upstream = upstreams_[static_cast<std::size_t>(backend)].get();
   if (ask.from > ask.obj.chunkLength(ask.index)) co_return co_await respond(out, http::Status::bad_request, "malformed");
   co_await serveChunk(ask, out);
+}
+
+/// The object's metadata as this node (its owner) knows it: cached and validated within the TTL, else asked
+/// of the backend now (a HEAD, stored under the fence of the metadata's epoch), so that the fleet asks the
+/// backend once per object and TTL. 404 for anything but a 200: the asker's own HEAD gets the real answer.
+http::Awaitable<void> PeerHandler::serveMeta(ChunkAsk ask, http::ResponseWriter& out) {
+  const std::string metaKey = ask.obj.metaKey();
+  std::shared_ptr<const cache::ObjectMeta> m = co_await cache_->lookupMeta(metaKey);
+  const std::int64_t now = wallMillis();
+  if (!m || m->fromDisk || now - m->validatedAtMs >= opts_.metadataTtl.count()) {
+    const std::uint64_t epoch = cache_->cache().metaEpoch(metaKey);
+    upstream::UpstreamRequest r;
+    r.method = bhttp::verb::head;
+    r.bucket = ask.obj.bucket;
+    r.key = ask.obj.key;
+    if (!ask.obj.versionId.empty()) r.query.emplace_back("versionId", ask.obj.versionId);
+    cache_->countRevalidation();
+    auto resp = co_await ask.upstream->send(r);
+    if (!resp || (*resp)->header().result_int() != 200) co_return co_await respond(out, http::Status::not_found, "no");
+    auto fresh = metaFromHead((*resp)->header());
+    if (!fresh) co_return co_await respond(out, http::Status::not_found, "no");
+    auto stamped = std::make_shared<cache::ObjectMeta>(*fresh);
+    stamped->bucketEpoch = cache_->cache().bucketEpoch(ask.obj.backend, ask.obj.bucket);
+    m = stamped;
+    co_await cache_->storeMeta(metaKey, m, epoch);
+  }
+  const std::string body = cache::serializeMeta(*m);
+  http::ResponseHeader h;
+  h.result(http::Status::ok);
+  h.set(bhttp::field::content_type, "application/octet-stream");
+  h.set(bhttp::field::content_length, std::to_string(body.size()));
+  if (co_await out.writeHeader(std::move(h))) co_return;
+  if (co_await out.writeBody(boost::asio::buffer(body))) co_return;
+  co_await out.finish();
 }
 
 http::Awaitable<void> PeerHandler::serveChunk(const ChunkAsk& ask, http::ResponseWriter& out) {

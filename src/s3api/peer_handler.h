@@ -29,6 +29,7 @@ struct PeerHandlerOptions {
   std::shared_ptr<PeerStats> stats;                 // null = not counted
   std::shared_ptr<const BucketMap> buckets;         // backend ids (index = the upstream's)
   std::chrono::milliseconds fillTimeout{60'000};    // longest wait for a fill without progress
+  std::chrono::milliseconds metadataTtl{60'000};    // metadata older than this is validated again first
 };
 
 class PeerHandler final : public http::RequestHandler {
@@ -49,6 +50,7 @@ class PeerHandler final : public http::RequestHandler {
  private:
   struct ChunkAsk;
   http::Awaitable<void> serveChunk(const ChunkAsk& ask, http::ResponseWriter& out);
+  http::Awaitable<void> serveMeta(ChunkAsk ask, http::ResponseWriter& out);
   http::Awaitable<void> respond(http::ResponseWriter& out, http::Status status, std::string_view why);
   int backendIndex(const std::string& id) const;
 

@@ -17,6 +17,7 @@
 #include "s3api/fill_wait.h"
 #include "s3api/local_bytes.h"
 #include "s3api/peer_chunk_source.h"
+#include "s3api/peer_client.h"
 #include "s3api/operation.h"
 #include "s3api/request_xml.h"
 #include "upstream/errors.h"
@@ -40,6 +41,8 @@ bool isObjectHeader(std::string_view n) {
   return n.starts_with("x-amz-meta-") || n.starts_with("x-amz-server-side-encryption") ||
          n.starts_with("x-amz-object-lock-");
 }
+
+}  // namespace
 
 /// The metadata a HEAD (200) answer describes; null if it lacks a length or an ETag.
 /// An object's metadata from the backend's answer to a HEAD, or to a GET (200, or 206 for a range).
@@ -65,6 +68,8 @@ MetaPtr metaFromHead(const upstream::ResponseHeader& h) {
   m->validatedAtMs = nowMillis();
   return m;
 }
+
+namespace {
 
 /// Fills in flight (a chunk of RAM each) past which a new uncached read is relayed instead of cached:
 /// this many times ProxyOptions::maxFills.
@@ -240,10 +245,9 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
            (ttl == std::chrono::milliseconds::max() || nowMillis() - m.validatedAtMs < ttl.count());
   };
   // stale-if-error (RFC 5861): metadata the backend vouched for at most TTL + staleIfError ago may answer
-  // while the backend fails; its bytes were the backend's when last validated.
-  // Never metadata a whole-bucket invalidation has made suspect since (a write Granary could not attribute
-  // to keys may have replaced the object). Metadata read back after a restart is used: that is the case
-  // stale-if-error exists for (the journal's last ~100 ms of invalidations can be lost to kill -9).
+  // while the backend fails; its bytes were the backend's when last validated. Never metadata a whole-bucket
+  // invalidation has made suspect since (an unattributed write may have replaced the object). Metadata read
+  // back after a restart is used: the case stale-if-error exists for (kill -9 can lose ~100 ms of journal).
   auto staleUsable = [&](const ObjectMeta& m) {
     if (staleIfError.count() <= 0 || m.bucketEpoch != bucketEpoch) return false;
     if (ttl == std::chrono::milliseconds::max() || staleIfError == std::chrono::milliseconds::max()) return true;
@@ -261,7 +265,9 @@ http::Awaitable<MetaPtr> ProxyHandler::freshMeta(Exchange& x, const std::string&
     cache::FillGuard guard{c.metaFills(), metaKey, fill};
     const std::uint64_t epoch = c.metaEpoch(metaKey);
     upstream::UpstreamResponsePtr first;
-    MetaAnswer answer = co_await fetchMeta(x, metaKey, m, fillFirst ? &first : nullptr);
+    MetaAnswer answer;
+    if (!fillFirst) answer.meta = co_await metaFromOwner(x, ttl);  // a cluster's owner asks for the fleet
+    if (!answer.meta) answer = co_await fetchMeta(x, metaKey, m, fillFirst ? &first : nullptr);
     if (answer.meta) {
       auto stamped = std::make_shared<ObjectMeta>(*answer.meta);
       stamped->bucketEpoch = bucketEpoch;
@@ -625,6 +631,39 @@ http::Awaitable<void> ProxyHandler::invalidateOnOwners(const Exchange& x, const 
       if (!n || *n == 0) break;
     }
   }
+}
+
+http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> ProxyHandler::metaFromOwner(const Exchange& x,
+                                                                                   std::chrono::milliseconds ttl) {
+  // Never for a tenant key: its metadata is what its own credentials may see.
+  if (!peers_ || x.routed.key.empty() || (x.client && x.client->backendCredentials)) co_return nullptr;
+  const cluster::MemberSetPtr set = opts_.cluster.members ? opts_.cluster.members->current() : nullptr;
+  if (!set) co_return nullptr;
+  const auto owner = set->rank(metaKeyOf(*x.backendId, x.backendBucket, x.routed.key, {}), 1);
+  if (owner.empty() || owner[0]->id == set->self()) co_return nullptr;
+  std::string versionId;
+  if (const auto* v = findParam(x.routed.query, "versionId")) versionId = *v;
+  std::string target = peerInvalidateTarget(*x.backendId, x.backendBucket, x.routed.key, versionId);
+  target.replace(0, kPeerInvalidatePath.size(), kPeerMetaPath);  // the same identity, another operation
+  const std::string address = owner[0]->address;
+  auto answer = co_await peers_->send(address, bhttp::verb::get, std::move(target));
+  if (!answer) co_return nullptr;
+  PeerAnswer& a = **answer;
+  const auto len = a.contentLength();
+  if (a.status() != 200 || !len || *len > (64u << 10)) co_return nullptr;  // (a record is a few KiB at most)
+  std::string body(static_cast<std::size_t>(*len), '\0');
+  std::size_t at = 0;
+  while (at < body.size()) {
+    auto n = co_await a.read(boost::asio::buffer(body.data() + at, body.size() - at));
+    if (!n || *n == 0) co_return nullptr;
+    at += *n;
+  }
+  std::array<char, 1> end{};
+  (void)co_await a.read(boost::asio::buffer(end.data(), 0));  // the body's end: the connection is kept
+  auto parsed = cache::parseMeta(body);
+  if (!parsed || parsed->fromDisk) co_return nullptr;
+  if (ttl != std::chrono::milliseconds::max() && nowMillis() - parsed->validatedAtMs >= ttl.count()) co_return nullptr;
+  co_return std::make_shared<const ObjectMeta>(std::move(*parsed));
 }
 
 }  // namespace granary::s3api

@@ -9,7 +9,6 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <pugixml.hpp>
-
 #include "cache/chunk_cache.h"
 #include "cache/writeback.h"
 #include "common/buffer_pool.h"
@@ -33,7 +32,6 @@
 namespace granary::s3api {
 
 struct BodyPlan;
-
 class PeerClient;
 class PeerChunkFetcher;
 
@@ -292,6 +290,8 @@ class ProxyHandler final : public http::RequestHandler, public AdminOps {
   void shutdownPeers();
   /// After a write: drops the written keys' metadata on their owners (best effort, short timeouts).
   http::Awaitable<void> invalidateOnOwners(const Exchange& x, const upstream::UpstreamRequest& ur);
+  /// The object's metadata from its cluster owner, validated within `ttl`; null if self-owned or no 200.
+  http::Awaitable<std::shared_ptr<const cache::ObjectMeta>> metaFromOwner(const Exchange& x, std::chrono::milliseconds ttl);
   bool stopping_ = false;
   std::mt19937_64 rng_;
   BufferPool buffers_;  // relay buffers: each request relaying a body holds its own

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "cache/object_meta.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -13,6 +15,7 @@
 #include <random>
 
 #include "cache/chunk_cache.h"
+#include "cache/object_meta.h"
 #include "cluster/peer_auth.h"
 #include "s3api/peer_chunk_source.h"
 #include "s3api/peer_handler.h"
@@ -143,6 +146,24 @@ TEST_CASE("peer handler: a chunk is filled once through the cache, then served f
     CHECK(p.call(bhttp::verb::get, longKey + "&size=100&cs=" + cs + "&i=0").status == 400);
     CHECK(p.s3.requests().empty());
   }
+}
+
+TEST_CASE("peer handler: an object's metadata from its owner, asked of the backend once per TTL", "[unit][s3api]") {
+  Peer p;
+  const std::string data = payload(kChunk + 10, 3);
+  const std::string etag = p.s3.put("bucket", "key", data);
+  const std::string target = "/_granary/peer/v1/meta?b=be&bucket=bucket&key=key";
+  const Reply first = p.call(bhttp::verb::get, target);
+  REQUIRE(first.status == 200);
+  const auto meta = cache::parseMeta(first.body);
+  REQUIRE(meta);
+  CHECK(meta->etag == etag);
+  CHECK(meta->size == data.size());
+  CHECK(p.s3.count(bhttp::verb::head, "key") == 1);
+  CHECK(p.call(bhttp::verb::get, target).body == first.body);  // held and fresh: no second HEAD
+  CHECK(p.s3.count(bhttp::verb::head, "key") == 1);
+  CHECK(p.call(bhttp::verb::get, "/_granary/peer/v1/meta?b=be&bucket=bucket&key=absent").status == 404);
+  CHECK(p.call(bhttp::verb::get, target, "another-secret-0123456789").status == 403);
 }
 
 TEST_CASE("peer handler: refusals are 403, counted by reason", "[unit][s3api]") {
