@@ -1,0 +1,147 @@
+"""Hostile peers of a Granary cluster (issue 16). Granary n0 runs with a static membership naming a second
+member, "evil", whose peer port is a Python socket server here: a peer that accepts and never answers, or
+one that answers an endless body a few bytes at a time. A write through n0 drops the object's metadata on
+each key's owner before it is acknowledged; such a peer must cost the client's write at most a timeout or
+two, never one per key, and never hold it forever."""
+import base64
+import hashlib
+import socket
+import threading
+import time
+import unittest
+
+import cluster_harness
+import hostile
+from hostile import call
+
+origin = direct = None
+granaries = hostile.Granaries()
+g = None
+evil = None
+BUCKET = "cluster-hostile"
+READ_TIMEOUT_S = 1
+
+
+class EvilPeer:
+    """A peer port that reads each request's header and then does what `mode` says:
+    "stall": nothing (the connection stays open); "endless": 200 with a huge Content-Length, then 64
+    bytes every 50 ms until the connection closes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.mode = "stall"
+        self.requests = 0
+        self.conns = []
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            while not self.stopping:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                self.requests += 1
+                if self.mode == "stall":
+                    while c.recv(65536):
+                        pass
+                    return
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")
+                while not self.stopping:
+                    c.sendall(b"x" * 64)
+                    time.sleep(0.05)
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+@hostile.guarded(lambda: tearDownModule())
+def setUpModule():
+    global origin, direct, g, evil
+    origin = hostile.harness.Origin()
+    direct = hostile.direct_client(origin)
+    direct.create_bucket(Bucket=BUCKET)
+    evil = EvilPeer()
+    peer_port = hostile.free_port()
+    args = cluster_harness.node_args("n0", peer_port=peer_port,
+                                     members=["n0=127.0.0.1:%d" % peer_port, "evil=127.0.0.1:%d" % evil.port])
+    g = granaries.start(origin.url, *(args + ["--ram-cache", "64MiB", "--chunk-size", "64KiB"]),
+                        config=cluster_harness.cluster_config(
+                            extra='peer_read_timeout = "%ds"\n' % READ_TIMEOUT_S))
+
+
+def tearDownModule():
+    try:
+        granaries.stop_all()
+    finally:
+        if evil:
+            evil.close()
+        origin.stop()
+
+
+def delete_xml(keys):
+    return (b'<?xml version="1.0" encoding="UTF-8"?><Delete>' +
+            b"".join(b"<Object><Key>%s</Key></Object>" % k for k in keys) + b"<Quiet>false</Quiet></Delete>")
+
+
+class HostilePeers(unittest.TestCase):
+    def delete_many(self, prefix, n=64):
+        """DeleteObjects of n keys (about half of them owned by "evil") through n0; (response, seconds)."""
+        keys = [b"%s-%03d" % (prefix, i) for i in range(n)]
+        for k in keys:
+            direct.put_object(Bucket=BUCKET, Key=k.decode(), Body=b"v")
+        body = delete_xml(keys)
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        t0 = time.monotonic()
+        r = call(g.port, "POST", "/%s" % BUCKET, [("delete", "")], headers={"content-md5": md5}, body=body,
+                 timeout=60 * hostile.SLOW)
+        return r, time.monotonic() - t0
+
+    def test_stalled_owner_costs_one_timeout_not_one_per_key(self):
+        evil.mode = "stall"
+        before = evil.requests
+        r, took = self.delete_many(b"stall")
+        self.assertEqual(r.status, 200, r)
+        self.assertGreater(evil.requests, before, "no key of the 64 was owned by the evil peer")
+        # Without the fix: one peer_read_timeout per key "evil" owns (about 32 s).
+        self.assertLess(took, 4 * READ_TIMEOUT_S * hostile.SLOW + 2, "DeleteObjects took %.1f s" % took)
+
+    def test_endless_answer_does_not_hold_the_write(self):
+        evil.mode = "endless"
+        before = evil.requests
+        r, took = self.delete_many(b"endless")
+        self.assertEqual(r.status, 200, r)
+        self.assertGreater(evil.requests, before, "no key of the 64 was owned by the evil peer")
+        # Without the fix the invalidation reads the endless body for ever (the client times out).
+        self.assertLess(took, 4 * READ_TIMEOUT_S * hostile.SLOW + 2, "DeleteObjects took %.1f s" % took)
+
+
+if __name__ == "__main__":
+    unittest.main()
