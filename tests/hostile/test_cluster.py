@@ -9,10 +9,12 @@ import socket
 import threading
 import time
 import unittest
+import urllib.parse
 
-import cluster_harness
 import hostile
 from hostile import call
+
+import cluster_harness  # noqa: E402 (tests/integration, on the path hostile sets)
 
 origin = direct = None
 granaries = hostile.Granaries()
@@ -25,7 +27,8 @@ READ_TIMEOUT_S = 1
 class EvilPeer:
     """A peer port that reads each request's header and then does what `mode` says:
     "stall": nothing (the connection stays open); "endless": 200 with a huge Content-Length, then 64
-    bytes every 50 ms until the connection closes."""
+    bytes every 50 ms until the connection closes; "trickle": a chunk request gets 200 with the right
+    Content-Length and the right bytes (self.data), 64 of them every 300 ms."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -35,6 +38,7 @@ class EvilPeer:
         self.port = self.sock.getsockname()[1]
         self.mode = "stall"
         self.requests = 0
+        self.data = b""
         self.conns = []
         self.stopping = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -57,8 +61,11 @@ class EvilPeer:
                     if not d:
                         return
                     buf += d
-                buf = buf.split(b"\r\n\r\n", 1)[1]
+                head, buf = buf.split(b"\r\n\r\n", 1)
                 self.requests += 1
+                if self.mode == "trickle":
+                    self._trickle(c, head)
+                    return
                 if self.mode == "stall":
                     while c.recv(65536):
                         pass
@@ -71,6 +78,18 @@ class EvilPeer:
             return
         finally:
             c.close()
+
+    def _trickle(self, c, head):
+        target = head.split(b" ")[1].decode()
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
+        cs, i, frm = int(q.get("cs", 1)), int(q.get("i", 0)), int(q.get("from", 0))
+        chunk = self.data[i * cs:(i + 1) * cs][frm:]
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(chunk))
+        for at in range(0, len(chunk), 64):
+            if self.stopping:
+                return
+            c.sendall(chunk[at:at + 64])
+            time.sleep(0.3)
 
     def close(self):
         self.stopping = True
@@ -141,6 +160,22 @@ class HostilePeers(unittest.TestCase):
         self.assertGreater(evil.requests, before, "no key of the 64 was owned by the evil peer")
         # Without the fix the invalidation reads the endless body for ever (the client times out).
         self.assertLess(took, 4 * READ_TIMEOUT_S * hostile.SLOW + 2, "DeleteObjects took %.1f s" % took)
+
+    def test_trickling_owner_costs_a_read_no_more_than_a_deadline(self):
+        # A peer answering each chunk with the right bytes, 64 every 300 ms (each read well within
+        # peer_read_timeout): without a deadline on the whole body a 64 KiB chunk takes 5 minutes.
+        data = hostile.payload(4 * 65536 + 1000, 16)
+        direct.put_object(Bucket=BUCKET, Key="trickle", Body=data)
+        evil.data = data
+        evil.mode = "trickle"
+        before = evil.requests
+        t0 = time.monotonic()
+        r = call(g.port, "GET", "/%s/trickle" % BUCKET, timeout=40 * hostile.SLOW)
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(hashlib.md5(r.body).hexdigest(), hashlib.md5(data).hexdigest(), "not the object's bytes")
+        self.assertGreater(evil.requests, before, "no chunk was asked of the evil peer")
+        self.assertLess(took, 5 * 2 * READ_TIMEOUT_S * hostile.SLOW + 3, "GET took %.1f s" % took)
 
 
 if __name__ == "__main__":
