@@ -299,7 +299,11 @@ asio::awaitable<EtcdResult<RangeResult>> EtcdClient::rangePrefix(std::string pre
   auto r = co_await call(path, body);
   EtcdResult<RangeResult> out{std::move(r.error), {}};
   if (!out.ok()) co_return out;
-  if (const auto* h = r.value.is_object() ? r.value.as_object().if_contains("header") : nullptr)
+  if (!r.value.is_object()) {  // (as_object() would throw, out of the membership thread: it would stop)
+    out.error = "range answer not a JSON object";
+    co_return out;
+  }
+  if (const auto* h = r.value.as_object().if_contains("header"))
     out.value.revision = static_cast<std::uint64_t>(jsonInt(*h, "revision"));
   if (out.value.revision == 0) out.error = "range answer without a revision";
   if (const auto* kvs = r.value.as_object().if_contains("kvs"); kvs && kvs->is_array()) {

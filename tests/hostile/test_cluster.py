@@ -5,6 +5,8 @@ each key's owner before it is acknowledged; such a peer must cost the client's w
 two, never one per key, and never hold it forever."""
 import base64
 import hashlib
+import http.server
+import json
 import socket
 import threading
 import time
@@ -176,6 +178,83 @@ class HostilePeers(unittest.TestCase):
         self.assertEqual(hashlib.md5(r.body).hexdigest(), hashlib.md5(data).hexdigest(), "not the object's bytes")
         self.assertGreater(evil.requests, before, "no chunk was asked of the evil peer")
         self.assertLess(took, 5 * 2 * READ_TIMEOUT_S * hostile.SLOW + 3, "GET took %.1f s" % took)
+
+
+class FakeEtcd:
+    """An etcd v3 JSON gateway that grants leases, takes puts and keepalives, holds watches open, and
+    answers its first `bad_ranges` listings with 200 and a JSON body that is not an object; later listings
+    hold one record, member n9."""
+
+    def __init__(self, bad_ranges=1):
+        owner = self
+        self.bad_ranges = bad_ranges
+        self.ranges = 0
+        self.stopping = False
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                owner.handle(self)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, h):
+        if h.path == "/v3/watch":
+            h.send_response(200)
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            while not self.stopping:
+                time.sleep(0.1)
+            return
+        if h.path == "/v3/kv/range":
+            self.ranges += 1
+            if self.ranges <= self.bad_ranges:
+                body = b"[]"
+            else:
+                key = "/granary/clusters/%s/members/n9" % cluster_harness.CLUSTER_NAME
+                rec = json.dumps({"id": "n9", "address": "127.0.0.1:9", "state": "active"})
+                body = json.dumps({"header": {"revision": "5"}, "count": "1", "kvs": [
+                    {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(rec.encode()).decode(),
+                     "mod_revision": "5", "lease": "0"}]}).encode()
+        elif h.path == "/v3/lease/grant":
+            body = b'{"header":{"revision":"1"},"ID":"7","TTL":"10"}'
+        elif h.path == "/v3/lease/keepalive":
+            body = b'{"result":{"header":{"revision":"1"},"ID":"7","TTL":"10"}}'
+        else:
+            body = b'{"header":{"revision":"1"}}'
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def close(self):
+        self.stopping = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HostileEtcd(unittest.TestCase):
+    def test_a_listing_that_is_not_an_object_does_not_stop_the_membership_thread(self):
+        etcd = FakeEtcd(bad_ranges=1)
+        try:
+            node = cluster_harness.Node("n1", origin.url, etcd=etcd.url)
+            granaries.started.append(node)
+
+            def sees_n9():
+                return any(m.get("id") == "n9" for m in node.cluster_json().get("members", []))
+
+            self.assertTrue(hostile.wait_until(sees_n9, timeout=15 * hostile.SLOW),
+                            "the node never listed etcd again after a bad listing (%d listings)" % etcd.ranges)
+            self.assertNotIn("membership thread stopped", node.log_text())
+        finally:
+            etcd.close()
 
 
 if __name__ == "__main__":
