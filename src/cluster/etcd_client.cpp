@@ -375,6 +375,8 @@ asio::awaitable<std::string> EtcdClient::watchPrefix(std::string prefix, std::ui
   auto [hec, hn] = co_await bhttp::async_read_header(state->stream, buf, parser, kTuple);
   if (hec) co_return "read " + t.url + "/v3/watch: " + hec.message();
   if (parser.get().result_int() != 200) co_return "etcd " + std::to_string(parser.get().result_int()) + " to a watch";
+  // Only a chunked body reaches onChunk: any other would be kept whole (no limit) and its events never seen.
+  if (!parser.chunked()) co_return "a watch answer that is not chunked";
   while (!stop && !parser.is_done()) {
     auto [ec, n] = co_await bhttp::async_read_some(state->stream, buf, parser, kTuple);
     if (state->cancelled) co_return "cancelled";

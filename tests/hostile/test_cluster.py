@@ -185,9 +185,11 @@ class FakeEtcd:
     answers its first `bad_ranges` listings with 200 and a JSON body that is not an object; later listings
     hold one record, member n9."""
 
-    def __init__(self, bad_ranges=1):
+    def __init__(self, bad_ranges=1, watch_length=False):
         owner = self
         self.bad_ranges = bad_ranges
+        self.watch_length = watch_length  # answer watches with a Content-Length, not chunked
+        self.members = ["n9"]
         self.ranges = 0
         self.stopping = False
 
@@ -207,7 +209,10 @@ class FakeEtcd:
     def handle(self, h):
         if h.path == "/v3/watch":
             h.send_response(200)
-            h.send_header("Transfer-Encoding", "chunked")
+            if self.watch_length:
+                h.send_header("Content-Length", str(1 << 40))
+            else:
+                h.send_header("Transfer-Encoding", "chunked")
             h.end_headers()
             while not self.stopping:
                 time.sleep(0.1)
@@ -217,11 +222,14 @@ class FakeEtcd:
             if self.ranges <= self.bad_ranges:
                 body = b"[]"
             else:
-                key = "/granary/clusters/%s/members/n9" % cluster_harness.CLUSTER_NAME
-                rec = json.dumps({"id": "n9", "address": "127.0.0.1:9", "state": "active"})
-                body = json.dumps({"header": {"revision": "5"}, "count": "1", "kvs": [
-                    {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(rec.encode()).decode(),
-                     "mod_revision": "5", "lease": "0"}]}).encode()
+                kvs = []
+                for m in list(self.members):
+                    key = "/granary/clusters/%s/members/%s" % (cluster_harness.CLUSTER_NAME, m)
+                    rec = json.dumps({"id": m, "address": "127.0.0.1:9", "state": "active"})
+                    kvs.append({"key": base64.b64encode(key.encode()).decode(),
+                                "value": base64.b64encode(rec.encode()).decode(), "mod_revision": "5", "lease": "0"})
+                body = json.dumps({"header": {"revision": str(4 + len(kvs))}, "count": str(len(kvs)),
+                                   "kvs": kvs}).encode()
         elif h.path == "/v3/lease/grant":
             body = b'{"header":{"revision":"1"},"ID":"7","TTL":"10"}'
         elif h.path == "/v3/lease/keepalive":
@@ -253,6 +261,21 @@ class HostileEtcd(unittest.TestCase):
             self.assertTrue(hostile.wait_until(sees_n9, timeout=15 * hostile.SLOW),
                             "the node never listed etcd again after a bad listing (%d listings)" % etcd.ranges)
             self.assertNotIn("membership thread stopped", node.log_text())
+        finally:
+            etcd.close()
+
+    def test_a_watch_answer_that_is_not_chunked_is_not_followed_for_ever(self):
+        # Events reach the node only as chunks of a chunked body; an answer with a Content-Length (a proxy
+        # in the way) was read whole, with no limit and no timeout: the node never saw a change again.
+        etcd = FakeEtcd(bad_ranges=0, watch_length=True)
+        try:
+            node = cluster_harness.Node("n1", origin.url, etcd=etcd.url)
+            granaries.started.append(node)
+            ids = lambda: {m.get("id") for m in node.cluster_json().get("members", [])}  # noqa: E731
+            self.assertTrue(hostile.wait_until(lambda: "n9" in ids(), timeout=15 * hostile.SLOW), ids())
+            etcd.members.append("n8")
+            self.assertTrue(hostile.wait_until(lambda: "n8" in ids(), timeout=15 * hostile.SLOW),
+                            "a change in etcd never reached the node (%d listings)" % etcd.ranges)
         finally:
             etcd.close()
 
