@@ -2,7 +2,8 @@
 member, "evil", whose peer port is a Python socket server here: a peer that accepts and never answers, or
 one that answers an endless body a few bytes at a time. A write through n0 drops the object's metadata on
 each key's owner before it is acknowledged; such a peer must cost the client's write at most a timeout or
-two, never one per key, and never hold it forever."""
+two, never one per key, and never hold it forever; a chunk read from it has a deadline. HostileEtcd: a fake
+etcd v3 gateway answering a listing with JSON that is not an object, or a watch without chunked framing."""
 import base64
 import hashlib
 import http.server
@@ -72,7 +73,10 @@ class EvilPeer:
                     while c.recv(65536):
                         pass
                     return
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")
+                if self.mode == "chunkext":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;e=")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")
                 while not self.stopping:
                     c.sendall(b"x" * 64)
                     time.sleep(0.05)
@@ -152,6 +156,14 @@ class HostilePeers(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertGreater(evil.requests, before, "no key of the 64 was owned by the evil peer")
         # Without the fix: one peer_read_timeout per key "evil" owns (about 32 s).
+        self.assertLess(took, 4 * READ_TIMEOUT_S * hostile.SLOW + 2, "DeleteObjects took %.1f s" % took)
+
+    def test_endless_chunk_extension_does_not_hold_the_write(self):
+        evil.mode = "chunkext"
+        before = evil.requests
+        r, took = self.delete_many(b"chunkext")
+        self.assertEqual(r.status, 200, r)
+        self.assertGreater(evil.requests, before, "no key of the 64 was owned by the evil peer")
         self.assertLess(took, 4 * READ_TIMEOUT_S * hostile.SLOW + 2, "DeleteObjects took %.1f s" % took)
 
     def test_endless_answer_does_not_hold_the_write(self):
