@@ -66,7 +66,7 @@ class EvilPeer:
                     buf += d
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 self.requests += 1
-                if self.mode == "trickle":
+                if self.mode in ("trickle", "half", "longer", "garbage-after"):
                     self._trickle(c, head)
                     return
                 if self.mode == "stall":
@@ -90,6 +90,13 @@ class EvilPeer:
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(target).query))
         cs, i, frm = int(q.get("cs", 1)), int(q.get("i", 0)), int(q.get("from", 0))
         chunk = self.data[i * cs:(i + 1) * cs][frm:]
+        if self.mode != "trickle":  # the right bytes, then: close at half / a length one more / bytes past it
+            declared = len(chunk) + (1 if self.mode == "longer" else 0)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % declared)
+            c.sendall(chunk[:len(chunk) // 2] if self.mode == "half" else chunk)
+            if self.mode == "garbage-after":
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!" * 3)
+            return
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(chunk))
         for at in range(0, len(chunk), 64):
             if self.stopping:
@@ -190,6 +197,23 @@ class HostilePeers(unittest.TestCase):
         self.assertEqual(hashlib.md5(r.body).hexdigest(), hashlib.md5(data).hexdigest(), "not the object's bytes")
         self.assertGreater(evil.requests, before, "no chunk was asked of the evil peer")
         self.assertLess(took, 5 * 2 * READ_TIMEOUT_S * hostile.SLOW + 3, "GET took %.1f s" % took)
+
+    def test_a_peer_that_cuts_lies_about_length_or_sends_extra_costs_no_byte(self):
+        # Each answer's bytes are right as far as they go: the reader resumes elsewhere at the byte
+        # reached (half), refuses a length other than asked (longer), and never reads what follows a
+        # body as another answer (garbage-after): the client gets the object's exact bytes.
+        for n, mode in enumerate(("half", "longer", "garbage-after")):
+            with self.subTest(mode=mode):
+                data = hostile.payload(5 * 65536 + 123, 40 + n)
+                key = "lie-%s" % mode
+                direct.put_object(Bucket=BUCKET, Key=key, Body=data)
+                evil.data = data
+                evil.mode = mode
+                before = evil.requests
+                r = call(g.port, "GET", "/%s/%s" % (BUCKET, key), timeout=30 * hostile.SLOW)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(hashlib.md5(r.body).hexdigest(), hashlib.md5(data).hexdigest())
+                self.assertGreater(evil.requests, before, "no chunk was asked of the evil peer")
 
 
 class FakeEtcd:
