@@ -299,7 +299,11 @@ asio::awaitable<EtcdResult<RangeResult>> EtcdClient::rangePrefix(std::string pre
   auto r = co_await call(path, body);
   EtcdResult<RangeResult> out{std::move(r.error), {}};
   if (!out.ok()) co_return out;
-  if (const auto* h = r.value.is_object() ? r.value.as_object().if_contains("header") : nullptr)
+  if (!r.value.is_object()) {  // (as_object() would throw, out of the membership thread: it would stop)
+    out.error = "range answer not a JSON object";
+    co_return out;
+  }
+  if (const auto* h = r.value.as_object().if_contains("header"))
     out.value.revision = static_cast<std::uint64_t>(jsonInt(*h, "revision"));
   if (out.value.revision == 0) out.error = "range answer without a revision";
   if (const auto* kvs = r.value.as_object().if_contains("kvs"); kvs && kvs->is_array()) {
@@ -371,6 +375,8 @@ asio::awaitable<std::string> EtcdClient::watchPrefix(std::string prefix, std::ui
   auto [hec, hn] = co_await bhttp::async_read_header(state->stream, buf, parser, kTuple);
   if (hec) co_return "read " + t.url + "/v3/watch: " + hec.message();
   if (parser.get().result_int() != 200) co_return "etcd " + std::to_string(parser.get().result_int()) + " to a watch";
+  // Only a chunked body reaches onChunk: any other would be kept whole (no limit) and its events never seen.
+  if (!parser.chunked()) co_return "a watch answer that is not chunked";
   while (!stop && !parser.is_done()) {
     auto [ec, n] = co_await bhttp::async_read_some(state->stream, buf, parser, kTuple);
     if (state->cancelled) co_return "cancelled";

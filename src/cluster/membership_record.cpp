@@ -37,6 +37,24 @@ std::string recordJson(const Member& m) {
 }
 
 namespace {
+/// HOST:PORT or [V6]:PORT in the characters a host name or address has (an etcd record's address goes
+/// into peer requests' Host header and `granary admin cluster`'s table: no control bytes, no spaces).
+bool validAddress(std::string_view a) {
+  const auto colon = a.rfind(':');
+  if (a.size() > 300 || colon == std::string_view::npos || colon == 0 || a.size() - colon - 1 < 1 ||
+      a.size() - colon - 1 > 5)
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char c = a[i];
+    const bool digit = c >= '0' && c <= '9';
+    if (i > colon ? !digit
+                  : !(digit || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
+                      c == '_' || c == ':' || c == '[' || c == ']'))
+      return false;
+  }
+  return true;
+}
+
 bool readCount(const json::object& o, std::string_view field, std::uint64_t& out) {
   const auto* v = o.if_contains(field);
   if (!v) return true;  // absent: unknown, 0
@@ -65,8 +83,8 @@ bool parseRecord(std::string_view text, std::string_view keyId, Member& out, std
     error = "'id' differs from its key";
     return false;
   }
-  if (!address || !address->is_string() || address->as_string().empty()) {
-    error = "no 'address'";
+  if (!address || !address->is_string() || !validAddress(address->as_string())) {
+    error = "no valid 'address' (HOST:PORT)";
     return false;
   }
   Member m = out;

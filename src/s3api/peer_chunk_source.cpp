@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log_escape.h"
@@ -60,8 +61,14 @@ asio::awaitable<PeerOutcome> HttpPeerFetcher::fetch(const cluster::Member& peer,
   if (status == 404) co_return PeerOutcome::NotHeld;
   if (status == 412) co_return PeerOutcome::Changed;
   if (status != 200 || a.contentLength() != req.length - from) co_return PeerOutcome::Status;
+  // Every read is bounded by peer_read_timeout, the whole body by one such timeout per MiB it holds: a
+  // peer trickling a few bytes per timeout cannot hold the fill (and its readers) for hours.
+  const auto timeout = client_.options().readTimeout;
+  const auto mibs = std::max<std::uint64_t>(1, (req.length - from) >> 20);
+  const auto deadline = std::chrono::steady_clock::now() + timeout * mibs;
   std::uint64_t at = from;
   while (at < req.length) {
+    if (std::chrono::steady_clock::now() > deadline) co_return PeerOutcome::Short;
     auto n = co_await a.read(asio::buffer(sink.data() + at, static_cast<std::size_t>(req.length - at)));
     if (!n || *n == 0) co_return PeerOutcome::Short;
     at += *n;

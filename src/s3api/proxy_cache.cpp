@@ -614,20 +614,31 @@ http::Awaitable<void> ProxyHandler::invalidateOnOwners(const Exchange& x, const 
     default:
       co_return;  // (a bucket-wide invalidation stays local: its keys are unknown)
   }
+  // An owner that failed once in this request is not asked again (a dead or stalled peer costs a
+  // DeleteObjects of 1,000 keys one timeout, not 1,000), and its answer gets at most four reads of 256
+  // bytes (a peer answering an endless or trickling body does not hold the client's write).
+  std::vector<std::string> failed;
   for (const auto& [key, versionId] : keys) {
     const auto owner = set->rank(metaKeyOf(*x.backendId, x.backendBucket, key, {}), 1);
     if (owner.empty() || owner[0]->id == set->self()) continue;  // (this node's own: done already)
     const std::string address = owner[0]->address;
+    if (std::find(failed.begin(), failed.end(), address) != failed.end()) continue;
     auto answer = co_await peers_->send(address, bhttp::verb::post,
                                         peerInvalidateTarget(*x.backendId, x.backendBucket, key, versionId));
     if (!answer) {
       spdlog::info("{} invalidating /{}/{} on its owner {} failed: {}", x.requestId, logSafe(x.routed.bucket),
                    logSafe(key), logSafe(address), answer.error().message());
+      failed.push_back(address);
       continue;
     }
     std::array<char, 256> sink{};
-    while (true) {  // the short answer, so the connection can be kept
+    for (int reads = 0;; ++reads) {  // the short answer, so the connection can be kept
+      if (reads == 4) {  // (the answer's destructor closes the connection)
+        failed.push_back(address);
+        break;
+      }
       auto n = co_await (*answer)->read(boost::asio::buffer(sink));
+      if (!n) failed.push_back(address);
       if (!n || *n == 0) break;
     }
   }

@@ -62,7 +62,11 @@ TEST_CASE("record: malformed records are refused with a reason", "[unit]") {
       R"({"id":"n1","address":""})", R"({"id":"n1","address":"a:1","state":"gone"})",
       R"({"id":"n1","address":"a:1","weight":"x"})", R"({"id":"n1","address":"a:1","weight":0})",
       R"({"id":"n1","address":"a:1","weight":1000})", R"({"id":"n1","address":"a:1","chunks":-1})",
-      R"({"id":"n1","address":"a:1","bytes":"12"})", R"({"id":5,"address":"a:1"})"};
+      R"({"id":"n1","address":"a:1","bytes":"12"})", R"({"id":5,"address":"a:1"})",
+      // an address that is not HOST:PORT, or carries control bytes (Host header, admin output)
+      R"({"id":"n1","address":"a"})", R"({"id":"n1","address":"a:"})", R"({"id":"n1","address":":1"})",
+      R"({"id":"n1","address":"a:1x"})", R"({"id":"n1","address":"a\r\nX-Evil: 1:9100"})",
+      R"({"id":"n1","address":"\u001b]0;pwned\u0007:9100"})", R"({"id":"n1","address":"a b:1"})"};
   for (const char* text : bad) {
     Member m;
     std::string error;
@@ -73,6 +77,15 @@ TEST_CASE("record: malformed records are refused with a reason", "[unit]") {
   Member m;
   std::string error;
   CHECK_FALSE(parseRecord(R"({"id":"n1","address":"a:1"})", "n2", m, error));  // the key names another node
+}
+
+TEST_CASE("record: addresses a peer request can use", "[unit]") {
+  for (const char* a : {"10.0.0.7:9100", "gpu-07.example:9100", "[::1]:9100", "node_1:1"}) {
+    Member m;
+    std::string error;
+    INFO(a);
+    CHECK(parseRecord(std::string(R"({"id":"n1","address":")") + a + "\"}", "", m, error));
+  }
 }
 
 TEST_CASE("record: keys and node ids", "[unit]") {
