@@ -14,7 +14,7 @@ import harness
 
 SANITIZED = bool(os.environ.get("GRANARY_SANITIZED"))
 BUCKET = "epochs"
-OBJECTS = 48 if SANITIZED else 80  # of 2 MiB: 96 or 160 MiB, twice a node's cache
+OBJECTS = 64 if SANITIZED else 80  # of 2 MiB: 128 or 160 MiB, twice a node's cache (at least 64 MiB: a cache directory holds 49 MiB or more)
 OBJ_SIZE = 2 << 20
 NODE_CACHE_MIB = OBJECTS  # half the data set (OBJECTS * 2 MiB / 2)
 
