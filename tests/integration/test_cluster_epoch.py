@@ -12,10 +12,11 @@ import cluster_harness
 import harness
 
 BUCKET = "epochs"
-OBJECTS = 80  # of 2 MiB: 160 MiB, twice a node's cache (80 MiB: 5 regions of 16 MiB; a smaller directory holds
-#                a share that the owners' rendezvous imbalance can overflow)
+OBJECTS = 80  # of 2 MiB: 160 MiB
 OBJ_SIZE = 2 << 20
-NODE_CACHE_MIB = OBJECTS  # half the data set (OBJECTS * 2 MiB / 2)
+# A cache directory of N MiB holds N - 16 MiB of chunks (whole 16 MiB regions beside its journal): 80 MiB
+# each, so the data set is twice one node's cache and two thirds of the fleet's.
+NODE_CACHE_MIB = OBJECTS + 16
 
 origin = proxy = None
 nodes = []
