@@ -11,7 +11,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "admin/cache_admin.h"
@@ -422,21 +424,31 @@ bool App::start() {
   return true;
 }
 
+/// The start-up lines, on stdout, each written whole by one stdio call: the membership thread (and any
+/// other) may already be logging to stdout, and a line split by its output cannot be read by scripts.
 void App::announce() const {
+  auto line = [](const std::string& text) {
+    const std::string l = text + "\n";
+    std::fwrite(l.data(), 1, l.size(), stdout);
+    std::fflush(stdout);
+  };
+  std::cout.flush();
   const auto ep = server_->localEndpoint();
   const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-  std::cout << "granary listening on http://" << host << ":" << ep.port() << " (backend " << cfg_.backend.endpoint
-            << (cfg_.otherBackends.empty() ? "" : " and " + std::to_string(cfg_.otherBackends.size()) + " more")
-            << ", " << serverOpts_.threads << " threads)" << std::endl;
+  std::ostringstream os;
+  os << "granary listening on http://" << host << ":" << ep.port() << " (backend " << cfg_.backend.endpoint
+     << (cfg_.otherBackends.empty() ? "" : " and " + std::to_string(cfg_.otherBackends.size()) + " more") << ", "
+     << serverOpts_.threads << " threads)";
+  line(os.str());
   if (admin_) {
     const auto aep = admin_->localEndpoint();
-    std::cout << "granary admin on http://" << aep.address().to_string() << ":" << aep.port() << "/metrics"
-              << (cfg_.adminToken.empty() ? " (no admin token: keep it on loopback)" : "") << std::endl;
+    line("granary admin on http://" + aep.address().to_string() + ":" + std::to_string(aep.port()) + "/metrics" +
+         (cfg_.adminToken.empty() ? " (no admin token: keep it on loopback)" : ""));
   }
   if (peer_) {
     const auto pep = peer_->localEndpoint();
-    std::cout << "granary peer port on " << pep.address().to_string() << ":" << pep.port() << " (node "
-              << cfg_.cluster.nodeId << ")" << std::endl;
+    line("granary peer port on " + pep.address().to_string() + ":" + std::to_string(pep.port()) + " (node " +
+         cfg_.cluster.nodeId + ")");
   }
 }
 
