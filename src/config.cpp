@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "cluster/membership_record.h"
 #include "s3api/policy.h"
 
 #include <toml++/toml.h>
@@ -430,15 +431,11 @@ void validateCluster(const ClusterConfig& k) {
   if (k.peerListen.empty()) throw ConfigError("[cluster] needs 'peer_listen' (or --peer-listen ADDR:PORT)");
   if (k.secret.empty()) throw ConfigError("[cluster] needs 'secret' or 'secret_file' (or --cluster-secret)");
   if (k.secret.size() < 16) throw ConfigError("'cluster.secret' must be at least 16 characters");
-  if (k.nodeId.empty() || k.nodeId.size() > 128 ||
-      !std::all_of(k.nodeId.begin(), k.nodeId.end(), [](char ch) {
-        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
-      }))
+  // A node id is what etcd records and peer requests carry (cluster::validNodeId); a cluster name is spelt
+  // the same way.
+  if (!cluster::validNodeId(k.nodeId))
     throw ConfigError("'cluster.node_id' must be 1-128 letters, digits, '-', '_' or '.'");
-  if (k.name.empty() || k.name.size() > 128 ||
-      !std::all_of(k.name.begin(), k.name.end(), [](char ch) {
-        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
-      }))
+  if (!cluster::validNodeId(k.name))
     throw ConfigError("'cluster.name' must be 1-128 letters, digits, '-', '_' or '.'");
   if (!(k.weight >= 0.01 && k.weight <= 100)) throw ConfigError("'cluster.weight' must be between 0.01 and 100");
   if (k.leaseTtl < std::chrono::seconds(2) || k.leaseTtl > std::chrono::minutes(5))

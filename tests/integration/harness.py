@@ -366,12 +366,13 @@ def error_code(exc):
 class CountingProxy:
     """A TCP relay in front of the origin that records every request line (method, path, Range header)
     Granary sends it: how the tests count what reached the origin. Request bodies with Content-Length are
-    relayed; responses are relayed untouched."""
+    relayed; responses are relayed untouched, their bytes (headers included) counted in `bytes`."""
 
     def __init__(self, origin_port):
         import socket
         self.origin_port = origin_port
         self.requests = []
+        self.bytes = 0
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -387,6 +388,7 @@ class CountingProxy:
     def reset(self):
         with self.lock:
             self.requests = []
+            self.bytes = 0
 
     def count(self, method=None, path=None):
         with self.lock:
@@ -427,6 +429,8 @@ class CountingProxy:
                 b = o.recv(1 << 16)
                 if not b:
                     break
+                with self.lock:
+                    self.bytes += len(b)
                 c.sendall(b)
         except OSError:
             pass

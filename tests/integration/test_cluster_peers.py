@@ -26,36 +26,10 @@ origin = proxy = None
 nodes = []
 
 
-class ByteCountingProxy(harness.CountingProxy):
-    """CountingProxy that also counts every byte the origin sends back (headers included)."""
-
-    def __init__(self, origin_port):
-        self.bytes = 0
-        super().__init__(origin_port)
-
-    def reset(self):
-        super().reset()
-        with self.lock:
-            self.bytes = 0
-
-    def _downstream(self, o, c):
-        try:
-            while True:
-                b = o.recv(1 << 16)
-                if not b:
-                    break
-                with self.lock:
-                    self.bytes += len(b)
-                c.sendall(b)
-        except OSError:
-            pass
-        self._close(o, c)
-
-
 def setUpModule():
     global origin, proxy, nodes
     origin = harness.Origin(large=True)
-    proxy = ByteCountingProxy(int(origin.url.rsplit(":", 1)[1]))
+    proxy = harness.CountingProxy(int(origin.url.rsplit(":", 1)[1]))
     cache = "%dMiB" % (FANOUT_MIB + 512)
     nodes = cluster_harness.start_nodes(3, proxy.url, static=True, cache=cache, ram="16MiB", chunk="1MiB")
     harness.boto3_client(origin.url, key=harness.ORIGIN_KEY).create_bucket(Bucket=BUCKET)
