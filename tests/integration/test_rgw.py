@@ -167,7 +167,9 @@ class VersionedBucket(unittest.TestCase):
                 self.assertEqual(part, datas[i][50:81])
         # The aws CLI, by version id.
         out = os.path.join(_dirs[0], "v1.bin")
-        harness.aws(self.g.url, "s3api", "get-object", "--bucket", "rgw-versions", "--key", key, "--version-id", ids[0], out)
+        # "--version-id=ID": RGW's ids may begin with "-", which argparse would take for an option.
+        harness.aws(self.g.url, "s3api", "get-object", "--bucket", "rgw-versions", "--key", key,
+                    "--version-id=" + ids[0], out)
         with open(out, "rb") as f:
             self.assertEqual(md5(f.read()), md5(datas[0]))
 
