@@ -228,9 +228,28 @@ int load(const AdminTarget& t, const std::string& url, unsigned concurrency, con
   return ok ? 0 : 1;
 }
 
+struct PrefetchArgs {
+  std::string orderFile, window = "256MiB", idle = "30";
+  unsigned concurrency = 8;
+};
+
+CLI::App* addPrefetch(CLI::App& app, PrefetchArgs& a, std::string& url) {
+  auto* cmd = app.add_subcommand(
+      "prefetch",
+      "Fetch s3://bucket[/prefix] into the cache ahead of the clients' reads, in the order they will read it; "
+      "prints the job's id and returns (follow it with GET /admin/jobs/ID)");
+  cmd->add_option("url", url, "s3://bucket[/prefix]")->required();
+  cmd->add_option("--order", a.orderFile,
+                  "File of the keys in the order the loader reads them, one a line (default: the prefix's listing order)");
+  cmd->add_option("--window", a.window, "Bytes fetched ahead of the reader (default 256MiB)");
+  cmd->add_option("--concurrency", a.concurrency, "Objects fetched at once (default 8)")->check(CLI::Range(1u, 256u));
+  cmd->add_option("--idle", a.idle, "Stop after this long without a client read, e.g. 30 (seconds) or 500ms (default 30)");
+  return cmd;
+}
+
 /// `granary admin prefetch`: starts the job (the order file is the request's body), prints its id.
-int prefetch(const AdminTarget& t, const std::string& url, const std::string& orderFile, const std::string& window,
-             unsigned concurrency, const std::string& idle, bool asJson) {
+int prefetch(const AdminTarget& t, const std::string& url, const PrefetchArgs& a, bool asJson) {
+  const std::string& orderFile = a.orderFile;
   const auto [bucket, prefix] = parseS3Url(url);
   std::string keys;
   if (!orderFile.empty()) {
@@ -241,9 +260,9 @@ int prefetch(const AdminTarget& t, const std::string& url, const std::string& or
       throw std::runtime_error("--order: " + orderFile + " lists no key");
   }
   std::string target = "/admin/prefetch?bucket=" + enc(bucket) + "&prefix=" + enc(prefix) +
-                       "&concurrency=" + std::to_string(concurrency);
-  if (!window.empty()) target += "&window=" + enc(window);
-  if (!idle.empty()) target += "&idle=" + enc(idle);
+                       "&concurrency=" + std::to_string(a.concurrency);
+  if (!a.window.empty()) target += "&window=" + enc(a.window);
+  if (!a.idle.empty()) target += "&idle=" + enc(a.idle);
   auto job = parseObject(call(t, bhttp::verb::post, target, std::move(keys)));
   if (asJson) std::cout << json::serialize(job) << "\n";
   else std::cout << str(job, "id") << "\n";
@@ -425,20 +444,8 @@ int adminMain(int argc, char** argv) {
   loadCmd->add_flag("--verify", verify, "Re-read every object from the cache and check its bytes (MD5 against a single-part ETag)");
   loadCmd->add_flag("--no-progress", noProgress, "No progress bar (it is shown only on a terminal anyway)");
   loadCmd->add_flag("--detach", detach, "Start the job, print its id and return");
-  std::string orderFile, window = "256MiB", idle = "30";
-  unsigned prefetchConcurrency = 8;
-  auto* prefetchCmd = app.add_subcommand(
-      "prefetch",
-      "Fetch s3://bucket[/prefix] into the cache ahead of the clients' reads, in the order they will read it; "
-      "prints the job's id and returns (follow it with GET /admin/jobs/ID)");
-  prefetchCmd->add_option("url", url, "s3://bucket[/prefix]")->required();
-  prefetchCmd->add_option("--order", orderFile,
-                          "File of the keys in the order the loader reads them, one a line (default: the prefix's "
-                          "listing order)");
-  prefetchCmd->add_option("--window", window, "Bytes fetched ahead of the reader (default 256MiB)");
-  prefetchCmd->add_option("--concurrency", prefetchConcurrency, "Objects fetched at once (default 8)")
-      ->check(CLI::Range(1u, 256u));
-  prefetchCmd->add_option("--idle", idle, "Stop after this long without a client read, e.g. 30 (seconds) or 500ms (default 30)");
+  PrefetchArgs pf;
+  auto* prefetchCmd = addPrefetch(app, pf, url);
   auto* invCmd = app.add_subcommand("invalidate", "Drop s3://bucket/key from the cache; a name no object has is a prefix: every object under it");
   invCmd->add_option("url", url, "s3://bucket/key-or-prefix")->required();
   bool asPrefix = false;
@@ -457,7 +464,7 @@ int adminMain(int argc, char** argv) {
     const AdminTarget t = resolveTarget(configFile, adminUrl, token, accessKey, secretKey);
 
     if (*loadCmd) return load(t, url, concurrency, rate, verify, !noProgress && !asJson && isatty(2), detach, asJson);
-    if (*prefetchCmd) return prefetch(t, url, orderFile, window, prefetchConcurrency, idle, asJson);
+    if (*prefetchCmd) return prefetch(t, url, pf, asJson);
     if (*invCmd) return invalidate(t, url, asPrefix, asJson);
     if (*statsCmd) return stats(t, asJson);
     if (*lsCmd) return ls(t, url, max, asJson);

@@ -163,7 +163,8 @@ asio::awaitable<void> CacheAdmin::runPrefetch(std::shared_ptr<PrefetchJob> job) 
     co_await job->wake->async_wait(asio::as_tuple(asio::use_awaitable));
   }
   // What is in flight completes (a fill a client may be waiting on is not cut short); nothing new starts.
-  while (w.inFlight() > 0) {
+  // Not at shutdown: the loop would keep the admin thread alive; the fetches end with the I/O threads.
+  while (w.inFlight() > 0 && !stopping_) {
     job->wake->expires_after(kTick);
     co_await job->wake->async_wait(asio::as_tuple(asio::use_awaitable));
   }
