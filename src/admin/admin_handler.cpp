@@ -242,6 +242,7 @@ struct AdminHandler::Caller {
   std::shared_ptr<const s3api::KeyTable> keys;  // holds `policy` alive
   const s3api::AccessPolicy* policy = nullptr;
   std::string keyRefusal;
+  std::string payloadHash;  // x-amz-content-sha256 of a key-signed request: the body must have it
 
   /// What a key-signed ls, load or invalidate names must be readable by the key, every key of it.
   bool mayRead(const std::string& bucket, const std::string& prefix) const {
@@ -288,6 +289,7 @@ AdminHandler::Caller AdminHandler::identify(const http::RequestHeader& req, cons
     c.keys = ctx_->keys->get();
     c.keyRefusal = verifyKey(req, *c.keys, c.policy);
     c.tokenOk = c.keyRefusal.empty();
+    if (c.tokenOk) c.payloadHash = std::string(req["x-amz-content-sha256"]);
   }
   // Probes carry no token: /healthz and /readyz answer anyway (/readyz names its checks only with it).
   c.authorized = c.tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
@@ -392,6 +394,10 @@ http::Awaitable<void> AdminHandler::startPrefetch(CacheAdmin& admin, const Query
   } else if (!co_await readPrefetchBody(body, text, why)) {
     r.fail(why.starts_with("reading") ? bhttp::status::bad_request : bhttp::status::payload_too_large, why);
   } else {
+    // The signature covers the body's hash (unless the key said UNSIGNED-PAYLOAD): the body must match it.
+    const std::string& signedHash = c.payloadHash;
+    if (!signedHash.empty() && signedHash != "UNSIGNED-PAYLOAD" && sha256Hex(text) != signedHash)
+      co_return r.fail(bhttp::status::bad_request, "XAmzContentSHA256Mismatch: the key list is not the body that was signed");
     auto [keys, bad] = parsePrefetchKeys(text, pr.prefix);
     text = {};
     if (!bad.empty()) co_return r.fail(bhttp::status::bad_request, bad);

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 import harness
+import sigv4
 
 TOKEN = "pf-tok-51c2"
 SIZE = 256 * 1024
@@ -342,6 +343,21 @@ resources = ["arn:aws:s3:::pfx/ds/*"]
         p = self.g.admin(*as_ops, "prefetch", "s3://pfx", "--order", self.order_file([key(1), "other/x"]), check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("does not allow reading s3://pfx/other/x", p.stderr)
+        # The signature covers the body's hash: a key list other than the one signed is refused.
+        import http.client
+        port = int(self.g.admin_url().rsplit(":", 1)[1])
+        signed_body, sent_body = key(0).encode() + b"\n", b"other/x\n"
+        for payload, code in ((sent_body, 400), (signed_body, 200)):
+            sg = sigv4.sign("POST", "127.0.0.1:%d" % port, "/admin/prefetch", [("bucket", "pfx"), ("idle", "5")], {},
+                            hashlib.sha256(signed_body).hexdigest(), OPS[0], OPS[1])
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("POST", sg.path + "?" + sg.query, body=payload, headers=dict(sg.headers))
+            r = c.getresponse()
+            answer = json.loads(r.read())
+            c.close()
+            self.assertEqual(r.status, code, answer)
+            if code == 400:
+                self.assertIn("XAmzContentSHA256Mismatch", answer["error"])
 
 
 if __name__ == "__main__":
