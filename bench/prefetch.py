@@ -9,14 +9,16 @@ connection), as in bench/peers.py. A loader reads --objects objects of 1-4 MiB i
   direct     the loader reads the origin (through the shim)
   granary    the loader reads through Granary (cold cache)
   prefetch   `granary admin prefetch --order FILE` with this epoch's order, started just before the loader
-             (no lead: the job starts at the same moment, its time counts)
+             (no lead: the job starts at the same moment, its time counts); with --lead S the loader
+             starts S seconds after the job (as when the job overlaps the trainer's start-up), and the
+             epoch's wall time is the loader's alone
 
 Reported: epoch wall time (median of --runs), its ratio to direct, the loader's stall share (time its
 workers spent waiting for data over workers x wall), hits seen by the loader, and what the origin sent
 (the shim's relayed bytes are not counted; Granary's bytes_from_backend for Granary).
 
   python3 bench/prefetch.py [--runs 3] [--objects 150] [--workers 8] [--compute-ms 20] [--window 256MiB]
-                            [--concurrency 8] [--json out.json]
+                            [--concurrency 8] [--lead 0] [--json out.json]
 Needs a release build (build/granary, build/bench/granary-bench).
 """
 import argparse
@@ -106,6 +108,7 @@ def main():
     ap.add_argument("--compute-ms", type=float, default=20)
     ap.add_argument("--window", default="256MiB")
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--lead", type=float, default=0, help="seconds between the prefetch job's start and the loader's")
     ap.add_argument("--json")
     args = ap.parse_args()
     if not os.path.exists(peers.BENCH):
@@ -139,6 +142,9 @@ def main():
                     if target == "prefetch":
                         g.admin("prefetch", "s3://%s/train/" % BUCKET, "--order", order_file, "--window", args.window,
                                 "--concurrency", str(args.concurrency), token=TOKEN)
+                        if args.lead:
+                            time.sleep(args.lead)
+                            t0 = time.perf_counter()
                     wall, stall, cache = epoch(url, key, order, args.workers, args.compute_ms / 1000)
                     wall = time.perf_counter() - t0
                     origin_bytes = granary_backend_bytes(g) if g else total
@@ -159,8 +165,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     med = {t: {k: statistics.median(v) for k, v in res.items()} for t, res in results.items()}
     direct = med["direct"]["wall"]
-    print("| epoch 1 (cold), %d objects of 1-4 MiB, %d workers, %g ms step | wall s | / direct | stall | hits | origin B/B |"
-          % (args.objects, args.workers, args.compute_ms))
+    print("| epoch 1 (cold), %d objects of 1-4 MiB, %d workers, %g ms step%s | wall s | / direct | stall | hits | origin B/B |"
+          % (args.objects, args.workers, args.compute_ms, ", prefetch lead %g s" % args.lead if args.lead else ""))
     print("|---|---|---|---|---|---|")
     for t in ("direct", "granary", "prefetch"):
         m = med[t]

@@ -64,6 +64,7 @@ struct CacheAdmin::Job {
     const double rate = elapsed > 0 ? static_cast<double>(bytesLoaded) / elapsed : 0;
     json::object o;
     o["id"] = id;
+    o["kind"] = "load";
     o["bucket"] = req.bucket;
     o["prefix"] = req.prefix;
     o["state"] = state;
