@@ -16,6 +16,7 @@ the admin thread's job loop included) divided by the GETs. The method is bench/h
 import argparse
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,7 @@ def measure(binary, origin, args, with_job):
             for line in fh:
                 if line.startswith("summary:") or line.startswith("totals:"):
                     total = max(total, int(line.split()[1]))
+    shutil.rmtree(out, ignore_errors=True)  # the profile and a preallocated 1 GiB cache directory
     return total / (args.objects * args.epochs)
 
 
