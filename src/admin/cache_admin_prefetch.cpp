@@ -57,6 +57,7 @@ std::pair<std::vector<std::string>, std::string> parsePrefetchKeys(std::string_v
 }
 
 json::object PrefetchJob::toJson() const {
+  if (final) return *final;
   const auto end = finished() ? ended : Clock::now();
   const double elapsed = std::chrono::duration<double>(end - started).count();
   json::object o;
@@ -174,6 +175,11 @@ asio::awaitable<void> CacheAdmin::runPrefetch(std::shared_ptr<PrefetchJob> job) 
   job->ended = Clock::now();
   spdlog::info("admin: prefetch {} {}: {} objects fetched ({} bytes), {} already cached, {} passed by the reader, {} failed",
                job->id, job->state, job->fetched, job->bytesFetched, job->cached, w.skipped(), job->failed);
+  if (w.inFlight() == 0) {  // (at shutdown, fetches still in flight hold the order's keys)
+    job->final = job->toJson();
+    job->window.reset();
+    job->order.reset();
+  }
 }
 
 asio::awaitable<void> CacheAdmin::prefetchOne(std::shared_ptr<PrefetchJob> job, std::size_t position) {

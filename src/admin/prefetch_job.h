@@ -51,6 +51,8 @@ struct PrefetchJob {
   std::shared_ptr<boost::asio::steady_timer> wake;  // cancelled when a fetch completes
   std::uint64_t fetched = 0, cached = 0, failed = 0, bytesFetched = 0, bytesCached = 0, bytesTotal = 0;
   std::vector<std::pair<std::string, std::string>> errors;  // the first few: key, why
+  /// A finished job's last progress: its order (up to 64 MiB of keys) is then released.
+  std::optional<boost::json::object> final;
 
   bool finished() const {
     return state == "done" || state == "idle-stopped" || state == "cancelled" || state == "failed";
