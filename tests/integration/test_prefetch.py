@@ -41,10 +41,14 @@ def setUpModule():
     origin = harness.Origin()
     proxy = harness.CountingProxy(origin.port)
     direct = harness.boto3_client(origin.url, key=harness.ORIGIN_KEY)
-    direct.create_bucket(Bucket="pfx")
-    for i in range(N):
-        direct.put_object(Bucket="pfx", Key=key(i), Body=body(i))
-    direct.put_object(Bucket="pfx", Key="other/x", Body=b"outside ds/")
+    try:
+        direct.create_bucket(Bucket="pfx")
+        for i in range(N):
+            direct.put_object(Bucket="pfx", Key=key(i), Body=body(i))
+        direct.put_object(Bucket="pfx", Key="other/x", Body=b"outside ds/")
+    except BaseException:
+        tearDownModule()  # unittest does not when setUpModule fails: the origin would outlive the suite
+        raise
 
 
 def tearDownModule():
