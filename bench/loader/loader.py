@@ -68,6 +68,7 @@ def parse_args(argv=None):
                                        "--objects, sizes and --seed); default: a temporary directory")
     ap.add_argument("--quick", action="store_true",
                     help="a quick look: 400 objects, 2 epochs, compute 50 ms (other flags still apply after)")
+    ap.add_argument("--granary", help="the Granary binary (default: $GRANARY_BIN, then build/granary)")
     ap.add_argument("--json", help="write every epoch of every run and the medians here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -306,17 +307,37 @@ class GpuStep:
         return statistics.mean(self.samples) if self.samples else None
 
 
-def run_epochs(loader, order, args, before_epoch=None):
-    """The training loop; returns one dict per epoch: samples, wall, stall seconds, samples/s, stall share."""
+def cpu_seconds(pids):
+    """User + system CPU seconds of these processes and their children (nginx's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    wanted = set(pids)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d) in wanted or int(fields[1]) in wanted:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_epochs(loader, order, args, before_epoch=None, after_epoch=None, server_pids=()):
+    """The training loop; returns one dict per epoch: samples, wall, stall seconds, samples/s, stall share,
+    and the CPU seconds the target's server (server_pids) used in the epoch. before_epoch(epoch, order) may
+    return a prefetch job's id, which after_epoch(id) reports on."""
     gpu = GpuStep(args.compute_ms) if args.device == "cuda" else None
     out = []
     for epoch in range(1, args.epochs + 1):
         order.set_epoch(epoch)
-        if before_epoch:
-            before_epoch(epoch, order.order())
+        job = before_epoch(epoch, order.order()) if before_epoch else None
         if gpu:
             gpu.start()
         samples, stall = 0, 0.0
+        cpu0 = cpu_seconds(server_pids) if server_pids else None
         t0 = time.perf_counter()
         it = iter(loader)
         while True:
@@ -335,11 +356,17 @@ def run_epochs(loader, order, args, before_epoch=None):
         wall = time.perf_counter() - t0
         e = {"epoch": epoch, "samples": samples, "wall_s": wall, "stall_s": stall,
              "samples_per_s": samples / wall, "stall_frac": stall / wall}
+        if cpu0 is not None:
+            e["server_cpu_s"] = cpu_seconds(server_pids) - cpu0
+        if job is not None and after_epoch:
+            e["prefetch"] = after_epoch(job)
         if gpu:
             e["gpu_util_pct"] = gpu.stop()
         print("  epoch %d: %d samples in %.1f s, %.1f samples/s, stall %.0f%%%s" % (
             epoch, samples, wall, e["samples_per_s"], 100 * e["stall_frac"],
             ", GPU %.0f%%" % e["gpu_util_pct"] if e.get("gpu_util_pct") is not None else ""), file=sys.stderr)
+        if "prefetch" in e:
+            print("  prefetch job: %s" % json.dumps(e["prefetch"]), file=sys.stderr)
         out.append(e)
     return out
 
@@ -363,9 +390,23 @@ def start_prefetch(granary, work, epoch, order, keys, window):
     with open(path, "w") as f:
         f.write("".join(keys[i] + "\n" for i in order))
     p = granary.admin("prefetch", "s3://%s" % BUCKET, "--order", path, "--window", window, check=False)
-    if p.returncode != 0:
+    if p.returncode != 0 or not p.stdout.split():
         raise SystemExit("granary admin prefetch failed (%d):\n%s\n%s" % (p.returncode, p.stdout, p.stderr))
-    print("  prefetch (epoch %d): %s" % (epoch, p.stdout.strip()[:200]), file=sys.stderr)
+    return p.stdout.split()[-1]
+
+
+def prefetch_report(granary, job):
+    """The job's state after the epoch, from GET /admin/jobs/ID (the fields bench/loader/README.md names)."""
+    import urllib.parse
+    import urllib.request
+    try:
+        with urllib.request.urlopen("%s/admin/jobs/%s" % (granary.admin_url(), urllib.parse.quote(job)), timeout=10) as r:
+            j = json.load(r)
+    except (OSError, ValueError) as e:
+        return {"id": job, "error": str(e)}
+    keep = ("id", "state", "objects_total", "objects_fetched", "objects_cached", "objects_passed", "objects_failed",
+            "bytes_fetched", "elapsed_seconds")
+    return {k: j[k] for k in keep if k in j}
 
 
 def run_target(target, items, shim_port, args, work, run):
@@ -373,7 +414,7 @@ def run_target(target, items, shim_port, args, work, run):
     import harness
     import peers
     okey = harness.ORIGIN_KEY
-    server, endpoint, key, hook = None, None, okey, None
+    server, endpoint, key, hook, report = None, None, okey, None, None
     cache = os.path.join(work, "granary-cache-%s-%d" % (target, run))
     data_bytes = sum(s for _, _, s in items)
     cache_gib = max(1, int(data_bytes * 1.5 / (1 << 30)) + 1)
@@ -393,11 +434,13 @@ def run_target(target, items, shim_port, args, work, run):
                 keys = [k for k, _, _ in items]
                 g = server
                 hook = lambda e, order: start_prefetch(g, work, e, order, keys, args.prefetch_window)  # noqa: E731
+                report = lambda job: prefetch_report(g, job)  # noqa: E731
         dataset = ImageSet(items, endpoint, key)
         order = EpochOrder(len(items), args.seed)
         loader = make_loader(dataset, order, args)
         try:
-            return run_epochs(loader, order, args, before_epoch=hook)
+            pids = [server.proc.pid] if server is not None else []
+            return run_epochs(loader, order, args, before_epoch=hook, after_epoch=report, server_pids=pids)
         finally:
             it = getattr(loader, "_iterator", None)  # the persistent workers
             if it is not None:
@@ -414,15 +457,20 @@ def run_target(target, items, shim_port, args, work, run):
 # ------------------------------------------------------------------------------------------------- report
 
 def table(med, targets, args):
-    lines = []
-    head = "| target |"
-    rule = "|---|"
+    """Rows: targets; per epoch samples/s and stall share (and GPU utilisation with --device cuda); then
+    samples/s as a ratio to direct for epoch 1 and the last, and the server's CPU seconds in epoch 1."""
+    cuda = args.device == "cuda"
+    last = sorted({1, args.epochs})
+    head, rule = "| target |", "|---|"
     for e in range(1, args.epochs + 1):
-        head += " epoch %d samples/s | epoch %d stall |" % (e, e)
-        rule += "---|---|"
-    head += " epoch 1 / direct | epoch %d / direct |" % args.epochs
-    rule += "---|---|"
-    lines += [head, rule]
+        head += " epoch %d samples/s | epoch %d stall |%s" % (e, e, " epoch %d GPU util |" % e if cuda else "")
+        rule += "---|---|" + ("---|" if cuda else "")
+    for e in last:
+        head += " epoch %d vs direct |" % e
+        rule += "---|"
+    head += " server CPU s, epoch 1 |"
+    rule += "---|"
+    lines = [head, rule]
     direct = med.get("direct")
     for t in targets:
         if t not in med:
@@ -430,8 +478,12 @@ def table(med, targets, args):
         row = "| %s |" % t
         for e in med[t]:
             row += " %.1f | %.0f%% |" % (e["samples_per_s"], 100 * e["stall_frac"])
-        for e in (0, args.epochs - 1):
-            row += (" %.2fx |" % (med[t][e]["samples_per_s"] / direct[e]["samples_per_s"])) if direct else " - |"
+            if cuda:
+                row += (" %.0f%% |" % e["gpu_util_pct"]) if e.get("gpu_util_pct") is not None else " - |"
+        for e in last:
+            row += (" %.2fx |" % (med[t][e - 1]["samples_per_s"] / direct[e - 1]["samples_per_s"])) if direct else " - |"
+        cpu = med[t][0].get("server_cpu_s")
+        row += (" %.1f |" % cpu) if cpu is not None else " - |"
         lines.append(row)
     return "\n".join(lines)
 
@@ -442,7 +494,7 @@ def medians(per_run):
     for e in range(len(per_run[0])):
         vals = [r[e] for r in per_run]
         m = {"epoch": e + 1}
-        for k in ("samples_per_s", "stall_frac", "wall_s", "stall_s", "gpu_util_pct"):
+        for k in ("samples_per_s", "stall_frac", "wall_s", "stall_s", "gpu_util_pct", "server_cpu_s"):
             xs = [v[k] for v in vals if v.get(k) is not None]
             if xs:
                 m[k] = statistics.median(xs)
@@ -458,6 +510,8 @@ def main():
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 PID: where a stuck run (or worker) is
     import harness
     import peers
+    if args.granary:
+        harness.GRANARY = os.path.abspath(args.granary)
     if not os.path.exists(peers.BENCH) or not os.path.exists(harness.GRANARY):
         raise SystemExit("loader: build/granary and build/bench/granary-bench are missing: build a release tree first")
     if "nginx" in args.targets and not shutil.which("nginx"):
@@ -469,6 +523,9 @@ def main():
         print("loader: skipping granary-prefetch: %s" % skipped["granary-prefetch"], file=sys.stderr)
         targets.remove("granary-prefetch")
     import torch
+    import warnings
+    # 8-16 workers on a 2-core machine is the point (they wait on the network), not a mistake.
+    warnings.filterwarnings("ignore", message="This DataLoader will create")
     torch.set_num_threads(1)  # the main process only waits and sleeps; the workers decode
 
     work = tempfile.mkdtemp(prefix="granary-loader-")
