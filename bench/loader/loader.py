@@ -61,6 +61,9 @@ def parse_args(argv=None):
     ap.add_argument("--scale", type=float, default=1.0, help="--objects times this")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                     help="cuda: batches move to the GPU and the step runs there (GPU utilisation reported)")
+    ap.add_argument("--decode", choices=("jpeg", "none"), default="jpeg",
+                    help="jpeg: PIL decode + RandomResizedCrop + ToTensor in the workers; none: the bytes only "
+                         "(a loader of token shards: the data path without the decode's CPU)")
     ap.add_argument("--ram-gib", type=int, default=2, help="Granary's RAM tier")
     ap.add_argument("--prefetch-window", default="256MiB", help="granary-prefetch: the job's --window")
     ap.add_argument("--seed", type=int, default=17, help="data set content and the epochs' orders")
@@ -198,8 +201,9 @@ class ImageSet:
     """A map-style data set of S3 images (endpoint set) or local files (endpoint None). Each worker gets its
     own boto3 client in worker_init (a client must not cross a fork)."""
 
-    def __init__(self, items, endpoint, key):
+    def __init__(self, items, endpoint, key, decode="jpeg"):
         from torchvision import transforms
+        self.decode = decode
         self.keys = [k for k, _, _ in items]
         self.paths = [p for _, p, _ in items]
         self.endpoint, self.key = endpoint, key
@@ -211,7 +215,10 @@ class ImageSet:
         return len(self.keys)
 
     def __getitem__(self, i):
+        """(image tensor, label, seconds the read took): the read's time is the data source's share."""
+        import torch
         from PIL import Image
+        t0 = time.perf_counter()
         if self.endpoint is None:
             with open(self.paths[i], "rb") as f:
                 data = f.read()
@@ -219,8 +226,11 @@ class ImageSet:
             if self.client is None:  # worker_init_fn makes it; this covers --workers 0
                 self.client = s3_client(self.endpoint, self.key)
             data = self.client.get_object(Bucket=BUCKET, Key=self.keys[i])["Body"].read()
+        fetch = time.perf_counter() - t0
+        if self.decode == "none":  # token shards and the like: the bytes as they came, no decode
+            return torch.frombuffer(bytearray(data[:4096].ljust(4096, b"\0")), dtype=torch.uint8), i % 1000, fetch
         img = Image.open(io.BytesIO(data)).convert("RGB")
-        return self.transform(img), i % 1000
+        return self.transform(img), i % 1000, fetch
 
 
 def worker_init(_worker_id):
@@ -263,6 +273,8 @@ class GpuStep:
             raise SystemExit("loader: --device cuda but torch.cuda.is_available() is False (Debian's python3-torch "
                              "is a CPU build: use a CUDA build of torch for this flag)")
         self.torch = torch
+        torch.cuda._sleep(1000)  # the context and the kernel loaded before the calibration
+        torch.cuda.synchronize()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         cycles = 10_000_000
         start.record()
@@ -325,6 +337,13 @@ def cpu_seconds(pids):
     return total
 
 
+def percentile(xs, p):
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
+
+
 def run_epochs(loader, order, args, before_epoch=None, after_epoch=None, server_pids=()):
     """The training loop; returns one dict per epoch: samples, wall, stall seconds, samples/s, stall share,
     and the CPU seconds the target's server (server_pids) used in the epoch. before_epoch(epoch, order) may
@@ -336,7 +355,7 @@ def run_epochs(loader, order, args, before_epoch=None, after_epoch=None, server_
         job = before_epoch(epoch, order.order()) if before_epoch else None
         if gpu:
             gpu.start()
-        samples, stall = 0, 0.0
+        samples, stall, fetches = 0, 0.0, []
         cpu0 = cpu_seconds(server_pids) if server_pids else None
         t0 = time.perf_counter()
         it = iter(loader)
@@ -349,21 +368,23 @@ def run_epochs(loader, order, args, before_epoch=None, after_epoch=None, server_
                 break
             stall += time.perf_counter() - w
             samples += batch[0].shape[0]
+            fetches += batch[2].tolist()
             if gpu:
                 gpu.step(batch)
             else:
                 time.sleep(args.compute_ms / 1000.0)
         wall = time.perf_counter() - t0
         e = {"epoch": epoch, "samples": samples, "wall_s": wall, "stall_s": stall,
-             "samples_per_s": samples / wall, "stall_frac": stall / wall}
+             "samples_per_s": samples / wall, "stall_frac": stall / wall,
+             "fetch_ms_p50": 1000 * percentile(fetches, 50), "fetch_ms_p99": 1000 * percentile(fetches, 99)}
         if cpu0 is not None:
             e["server_cpu_s"] = cpu_seconds(server_pids) - cpu0
         if job is not None and after_epoch:
             e["prefetch"] = after_epoch(job)
         if gpu:
             e["gpu_util_pct"] = gpu.stop()
-        print("  epoch %d: %d samples in %.1f s, %.1f samples/s, stall %.0f%%%s" % (
-            epoch, samples, wall, e["samples_per_s"], 100 * e["stall_frac"],
+        print("  epoch %d: %d samples in %.1f s, %.1f samples/s, stall %.0f%%, read p50 %.1f ms p99 %.1f ms%s" % (
+            epoch, samples, wall, e["samples_per_s"], 100 * e["stall_frac"], e["fetch_ms_p50"], e["fetch_ms_p99"],
             ", GPU %.0f%%" % e["gpu_util_pct"] if e.get("gpu_util_pct") is not None else ""), file=sys.stderr)
         if "prefetch" in e:
             print("  prefetch job: %s" % json.dumps(e["prefetch"]), file=sys.stderr)
@@ -435,7 +456,7 @@ def run_target(target, items, shim_port, args, work, run):
                 g = server
                 hook = lambda e, order: start_prefetch(g, work, e, order, keys, args.prefetch_window)  # noqa: E731
                 report = lambda job: prefetch_report(g, job)  # noqa: E731
-        dataset = ImageSet(items, endpoint, key)
+        dataset = ImageSet(items, endpoint, key, args.decode)
         order = EpochOrder(len(items), args.seed)
         loader = make_loader(dataset, order, args)
         try:
@@ -488,13 +509,28 @@ def table(med, targets, args):
     return "\n".join(lines)
 
 
+def read_table(med, targets, args):
+    """Per target and epoch: how long one object's read took in a worker (GET to the body's last byte), ms."""
+    head, rule = "| target (object read in a worker, ms) |", "|---|"
+    for e in range(1, args.epochs + 1):
+        head += " epoch %d p50 | epoch %d p99 |" % (e, e)
+        rule += "---|---|"
+    lines = [head, rule]
+    for t in targets:
+        if t in med:
+            lines.append("| %s |" % t + "".join(" %.1f | %.1f |" % (e["fetch_ms_p50"], e["fetch_ms_p99"])
+                                                 for e in med[t]))
+    return "\n".join(lines)
+
+
 def medians(per_run):
     """[[epoch dict]] over runs -> [epoch dict of medians]."""
     out = []
     for e in range(len(per_run[0])):
         vals = [r[e] for r in per_run]
         m = {"epoch": e + 1}
-        for k in ("samples_per_s", "stall_frac", "wall_s", "stall_s", "gpu_util_pct", "server_cpu_s"):
+        for k in ("samples_per_s", "stall_frac", "wall_s", "stall_s", "gpu_util_pct", "server_cpu_s", "fetch_ms_p50",
+                  "fetch_ms_p99"):
             xs = [v[k] for v in vals if v.get(k) is not None]
             if xs:
                 m[k] = statistics.median(xs)
@@ -527,6 +563,9 @@ def main():
     # 8-16 workers on a 2-core machine is the point (they wait on the network), not a mistake.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
     torch.set_num_threads(1)  # the main process only waits and sleeps; the workers decode
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("loader: --device cuda but torch.cuda.is_available() is False (Debian's python3-torch is a "
+                         "CPU build: run this under a CUDA build of torch)")
 
     work = tempfile.mkdtemp(prefix="granary-loader-")
     origin = harness.Origin()
@@ -555,10 +594,14 @@ def main():
 
     med = {t: medians(r) for t, r in results.items()}
     ceiling = args.batch * 1000.0 / args.compute_ms
-    print("%d JPEGs of %d-%d KiB (%.0f MiB), %d workers, batch %d, compute %.0f ms/batch (at most %.0f samples/s), "
-          "%s, medians of %d run(s)\n" % (len(items), args.min_kib, args.max_kib, sum(sizes) / MIB, args.workers,
-                                          args.batch, args.compute_ms, ceiling, args.device, args.runs))
+    print("%d JPEGs of %d-%d KiB (%.0f MiB), %s, %d workers, batch %d, compute %.0f ms/batch (at most %.0f "
+          "samples/s), %s, medians of %d run(s)\n" % (
+              len(items), min(sizes) // KIB, max(sizes) // KIB, sum(sizes) / MIB,
+              "decoded (PIL + RandomResizedCrop)" if args.decode == "jpeg" else "not decoded", args.workers,
+              args.batch, args.compute_ms, ceiling, args.device, args.runs))
     print(table(med, targets, args))
+    print()
+    print(read_table(med, targets, args))
     for t, why in skipped.items():
         print("\n%s: skipped: %s" % (t, why))
     if args.json:
