@@ -160,9 +160,14 @@ def data_set(args, work):
     os.makedirs(args.data_dir, exist_ok=True)
     tag = "%d-%d-%d-%d" % (args.objects, args.min_kib, args.max_kib, args.seed)
     manifest = os.path.join(args.data_dir, "manifest-%s.json" % tag)
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            items = [tuple(x) for x in json.load(f)]
+    # The images are made one after another from one seed, so a kept set of more objects begins with this one.
+    import glob
+    for m in [manifest] + sorted(glob.glob(os.path.join(args.data_dir, "manifest-*-%d-%d-%d.json" % (
+            args.min_kib, args.max_kib, args.seed)))):
+        if not os.path.exists(m) or int(os.path.basename(m).split("-")[1]) < args.objects:
+            continue
+        with open(m) as f:
+            items = [tuple(x) for x in json.load(f)][:args.objects]
         if all(os.path.exists(p) and os.path.getsize(p) == s for _, p, s in items):
             return items
     d = os.path.join(args.data_dir, tag)
@@ -438,16 +443,17 @@ def run_target(target, items, shim_port, args, work, run):
     server, endpoint, key, hook, report = None, None, okey, None, None
     cache = os.path.join(work, "granary-cache-%s-%d" % (target, run))
     data_bytes = sum(s for _, _, s in items)
-    cache_gib = max(1, int(data_bytes * 1.5 / (1 << 30)) + 1)
+    # Room for the data set and a margin, no more: Granary reserves its cache directory's size on disk.
+    cache_mib = int(data_bytes * 1.25 / MIB) + 64
     try:
         if target == "direct":
             endpoint = "http://127.0.0.1:%d" % shim_port
         elif target == "nginx":
-            server = peers.Nginx(shim_port, cache_size="%dg" % cache_gib)
+            server = peers.Nginx(shim_port, cache_size="%dm" % cache_mib)
             endpoint = "http://127.0.0.1:%d" % server.port
         elif target.startswith("granary"):
             server = harness.Granary("http://127.0.0.1:%d" % shim_port, threads=2,
-                                     extra=["--cache-dir", "%s:%dGiB" % (cache, cache_gib),
+                                     extra=["--cache-dir", "%s:%dMiB" % (cache, cache_mib),
                                             "--ram-cache", "%dGiB" % args.ram_gib,
                                             "--access-log", "false", "--metadata-ttl", "forever"])
             endpoint, key = server.url, harness.CLIENT_KEY
