@@ -573,6 +573,12 @@ def main():
         raise SystemExit("loader: --device cuda but torch.cuda.is_available() is False (Debian's python3-torch is a "
                          "CPU build: run this under a CUDA build of torch)")
 
+    # Disk: the images (unless kept), the origin's copy, and one cache at a time (Granary reserves its size).
+    need = args.objects * (args.min_kib + args.max_kib) / 2 * KIB * (1 + 1 + 1.25)
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    if free < need + 512 * MIB:
+        raise SystemExit("loader: %d objects need about %d MiB in %s and 512 MiB to spare; %d MiB are free (fewer "
+                         "--objects)" % (args.objects, need / MIB, tempfile.gettempdir(), free / MIB))
     work = tempfile.mkdtemp(prefix="granary-loader-")
     origin = harness.Origin()
     shim = None
