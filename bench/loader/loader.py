@@ -579,6 +579,7 @@ def main():
     if free < need + 512 * MIB:
         raise SystemExit("loader: %d objects need about %d MiB in %s and 512 MiB to spare; %d MiB are free (fewer "
                          "--objects)" % (args.objects, need / MIB, tempfile.gettempdir(), free / MIB))
+    load_before = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="granary-loader-")
     origin = harness.Origin()
     shim = None
@@ -606,11 +607,12 @@ def main():
 
     med = {t: medians(r) for t, r in results.items()}
     ceiling = args.batch * 1000.0 / args.compute_ms
+    load = (load_before, os.getloadavg()[0])
     print("%d JPEGs of %d-%d KiB (%.0f MiB), %s, %d workers, batch %d, compute %.0f ms/batch (at most %.0f "
-          "samples/s), %s, medians of %d run(s)\n" % (
+          "samples/s), %s, medians of %d run(s); load average %.1f at the start, %.1f at the end (%d cores)\n" % (
               len(items), min(sizes) // KIB, max(sizes) // KIB, sum(sizes) / MIB,
               "decoded (PIL + RandomResizedCrop)" if args.decode == "jpeg" else "not decoded", args.workers,
-              args.batch, args.compute_ms, ceiling, args.device, args.runs))
+              args.batch, args.compute_ms, ceiling, args.device, args.runs, load[0], load[1], os.cpu_count()))
     print(table(med, targets, args))
     print()
     print(read_table(med, targets, args))
@@ -618,7 +620,7 @@ def main():
         print("\n%s: skipped: %s" % (t, why))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items()}, "objects_bytes": sum(sizes),
+            json.dump({"args": {k: v for k, v in vars(args).items()}, "objects_bytes": sum(sizes), "loadavg": load,
                        "raw": results, "median": med, "skipped": skipped}, f, indent=1)
 
 
