@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cerrno>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -65,6 +66,11 @@ std::size_t writeNow(Stream& stream, asio::const_buffer a, asio::const_buffer b)
   } else {
     return 0;
   }
+}
+
+/// asio::async_write's completion condition: all of it, each write as large as the socket takes.
+inline std::size_t untilDone(const error_code& ec, std::size_t) {
+  return ec ? 0 : std::numeric_limits<std::size_t>::max() / 2;
 }
 
 template <class Stream>
@@ -147,7 +153,8 @@ class SessionWriter final : public ResponseWriter {
     if (head.size() == 0 && data.size() == 0) co_return error_code{};
     const std::array<asio::const_buffer, 2> rest{head, data};
     stream_.expires_after(opts_.writeTimeout);
-    auto [ec, n] = co_await asio::async_write(stream_, rest, kTuple);
+    // Whatever the socket takes per write (asio::transfer_all would cut a chunk of MiBs into 64 KiB writes).
+    auto [ec, n] = co_await asio::async_write(stream_, rest, untilDone, kTuple);
     if (ec) failed_ = true;
     co_return ec;
   }
