@@ -391,9 +391,24 @@ http::Awaitable<void> AdminHandler::startPrefetch(CacheAdmin& admin, const Query
     r.fail(bhttp::status::bad_request, "concurrency= must be a number from 1 to 256");
   } else if (!idle || idle->count() <= 0 || *idle > std::chrono::hours(24)) {
     r.fail(bhttp::status::bad_request, "idle= must be a duration from 1ms to 24h, e.g. 30 (seconds) or 500ms");
-  } else if (!co_await readPrefetchBody(body, text, why)) {
-    r.fail(why.starts_with("reading") ? bhttp::status::bad_request : bhttp::status::payload_too_large, why);
+  } else if (!admin.prefetchSlotFree()) {  // before the body is read: a refused order costs no memory
+    r.fail(bhttp::status::too_many_requests,
+           "too many prefetch jobs running (at most " + std::to_string(kMaxPrefetchJobsRunning) + "); cancel one");
+  } else if (!admin.beginPrefetchOrder()) {  // one order (up to 64 MiB) in memory at a time
+    r.fail(bhttp::status::too_many_requests, "another prefetch order is being received; retry when it is in");
   } else {
+    bool read = false;
+    {
+      struct Received {
+        CacheAdmin& a;
+        ~Received() { a.endPrefetchOrder(); }
+      } received{admin};
+      read = co_await readPrefetchBody(body, text, why);
+    }
+    if (!read) {
+      std::string().swap(text);
+      co_return r.fail(why.starts_with("reading") ? bhttp::status::bad_request : bhttp::status::payload_too_large, why);
+    }
     // The signature covers the body's hash (unless the key said UNSIGNED-PAYLOAD): the body must match it.
     const std::string& signedHash = c.payloadHash;
     if (!signedHash.empty() && signedHash != "UNSIGNED-PAYLOAD" && sha256Hex(text) != signedHash)

@@ -53,6 +53,12 @@ class CacheAdmin {
   /// Starts a prefetch job (cache_admin_prefetch.cpp). @return its job id, or nullopt when
   /// kMaxPrefetchJobsRunning are running already (or prefetch is off).
   std::optional<std::string> startPrefetch(PrefetchRequest req);
+  /// Whether startPrefetch could start a job now (prefetch on, fewer than kMaxPrefetchJobsRunning running).
+  bool prefetchSlotFree() const;
+  /// Orders (bodies of up to 64 MiB) are received one at a time: true = the caller may read one now and
+  /// calls endPrefetchOrder() when done; false = another is being received.
+  bool beginPrefetchOrder() { return !receivingOrder_.exchange(true); }
+  void endPrefetchOrder() { receivingOrder_.store(false); }
   /// A job's progress (a load or a prefetch); nullopt for an unknown id.
   std::optional<boost::json::object> job(const std::string& id) const;
   boost::json::array jobs() const;
@@ -95,6 +101,7 @@ class CacheAdmin {
   std::shared_ptr<s3api::PrefetchTracker> tracker_;
   std::uint64_t prefetchCounter_ = 0;
   std::map<std::string, std::shared_ptr<PrefetchJob>> prefetchJobs_;
+  std::atomic<bool> receivingOrder_{false};
 };
 
 }  // namespace granary::admin

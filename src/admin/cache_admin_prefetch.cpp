@@ -95,10 +95,14 @@ json::object PrefetchJob::toJson() const {
   return o;
 }
 
-std::optional<std::string> CacheAdmin::startPrefetch(PrefetchRequest req) {
-  if (!tracker_) return std::nullopt;
+bool CacheAdmin::prefetchSlotFree() const {
+  if (!tracker_) return false;
   const auto running = std::count_if(prefetchJobs_.begin(), prefetchJobs_.end(), [](const auto& kv) { return !kv.second->finished(); });
-  if (static_cast<std::size_t>(running) >= kMaxPrefetchJobsRunning) return std::nullopt;
+  return static_cast<std::size_t>(running) < kMaxPrefetchJobsRunning;
+}
+
+std::optional<std::string> CacheAdmin::startPrefetch(PrefetchRequest req) {
+  if (!prefetchSlotFree()) return std::nullopt;
   auto job = std::make_shared<PrefetchJob>();
   job->id = "prefetch-" + std::to_string(++prefetchCounter_);
   req.concurrency = std::clamp(req.concurrency, 1u, 256u);

@@ -203,12 +203,19 @@ asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk, std::uint64_t exp
 asio::awaitable<std::shared_ptr<const ObjectMeta>> CacheThread::lookupMeta(const std::string& metaKey) {
   if (auto m = cache_.metaInRam(metaKey)) co_return m;
   if (!cache_.disk()) co_return nullptr;
+  // An invalidation (or a newer record published) while the disk read runs wins over what it reads: the
+  // record read is published only if the key's epoch is unchanged and RAM still holds nothing for it.
+  const std::uint64_t epoch = cache_.metaEpoch(metaKey);
   auto chunk = co_await lookup(metaKey, hashBytes(metaKey), kAnyLength);
   if (!chunk) co_return nullptr;
   auto parsed = parseMeta(std::string_view(chunk->value(), chunk->valueSize()));
   if (!parsed) co_return nullptr;
   parsed->fromDisk = true;
   auto m = std::make_shared<const ObjectMeta>(std::move(*parsed));
+  ChunkCache::EpochSlot& e = cache_.epochs_[hashBytes(metaKey) % ChunkCache::kEpochSlots];
+  std::lock_guard guard(e.m);
+  if (e.epoch != epoch) co_return nullptr;
+  if (auto newer = cache_.metaInRam(metaKey)) co_return newer;
   cache_.metaToRam(metaKey, m);
   co_return m;
 }
@@ -225,12 +232,18 @@ asio::awaitable<void> CacheThread::storeMeta(const std::string& metaKey, std::sh
     if (e.epoch != epoch) co_return;
     cache_.metaToRam(metaKey, meta);
   }
-  if (cache_.disk() && !cache_.disk()->index().dirFailedAll())
+  if (cache_.disk() && !cache_.disk()->index().dirFailedAll() && metaWrites_ < kMaxMetaWrites) {
+    ++metaWrites_;
     asio::co_spawn(ex_, metaToDisk(metaKey, std::move(meta), epoch), asio::detached);
+  }
 }
 
 asio::awaitable<void> CacheThread::metaToDisk(std::string metaKey, std::shared_ptr<const ObjectMeta> meta,
                                               std::uint64_t epoch) {
+  struct Done {  // storeMeta counted this write in
+    std::size_t& n;
+    ~Done() { --n; }
+  } done{metaWrites_};
   const std::uint64_t hash = hashBytes(metaKey);
   const std::string bytes = serializeMeta(*meta);
   auto chunk = std::make_shared<Chunk>(metaKey, bytes.size());

@@ -221,6 +221,11 @@ class CacheThread {
   ChunkCache& cache_;
   boost::asio::any_io_executor ex_;
   std::unique_ptr<DiskIo> disk_;
+  /// storeMeta's disk copies in flight on this thread (only this thread's executor touches it). Above
+  /// kMaxMetaWrites the copy is skipped: it is a hint for restarts, and a flood of revalidations on a slow
+  /// disk must not queue writes (memory, reserved slots) without bound.
+  std::size_t metaWrites_ = 0;
+  static constexpr std::size_t kMaxMetaWrites = 256;
 };
 
 }  // namespace granary::cache

@@ -323,6 +323,50 @@ class PrefetchTest(PrefetchCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("lists no key", p.stderr)
 
+    def test_one_order_is_received_at_a_time_and_a_full_house_is_refused_before_the_body(self):
+        """Orders are up to 64 MiB each: a second one sent while the first is still arriving is refused (429)
+        without being read, so N slow senders cannot hold N x 64 MiB; once the first is in, the next goes."""
+        import socket
+        self.start()
+        port = int(self.g.admin_url().rsplit(":", 1)[1])
+        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+        try:
+            slow.sendall(("POST /admin/prefetch?bucket=pfx&idle=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          "Content-Length: 4096\r\n\r\nds/k-000\n" % TOKEN).encode())
+            refused = None
+            for _ in range(50):  # until the first order's body is being read (its headers parsed)
+                status, j = self.api("POST", "/admin/prefetch?bucket=pfx&idle=2", data=b"ds/k-001\n")
+                if status == 429:
+                    refused = j
+                    break
+                self.assertEqual(status, 200, j)  # the slow one's headers were not in yet: this one went
+                time.sleep(0.05)
+            self.assertIsNotNone(refused, "a second order went in while the first was still arriving")
+            self.assertIn("another prefetch order is being received", refused["error"])
+            slow.sendall(b"\n" * (4096 - len(b"ds/k-000\n")))  # the rest of the first order
+            reply = slow.recv(65536)
+            self.assertIn(b" 200 ", reply.split(b"\r\n")[0], reply[:200])
+        finally:
+            slow.close()
+        status, j = self.api("POST", "/admin/prefetch?bucket=pfx&idle=2", data=b"ds/k-002\n")
+        self.assertEqual(status, 200, j)
+        # With every job slot taken, an order is refused before its body is read.
+        ids = []
+        while True:
+            # A window of one byte and nobody reading: each job fetches its first object and waits.
+            status, j = self.api("POST", "/admin/prefetch?bucket=pfx&idle=60&window=1",
+                                 data=b"ds/k-003\nds/k-004\nds/k-005\n")
+            if status == 429:
+                self.assertIn("too many prefetch jobs running", j["error"])
+                break
+            self.assertEqual(status, 200, j)
+            ids.append(j["id"])
+            self.assertLessEqual(len(ids), 8, "more than 8 prefetch jobs ran at once")
+        status, j = self.raw_post("/admin/prefetch?bucket=pfx", (64 << 20) + 1, True)
+        self.assertEqual(status, 429, j)  # not 413: refused before a byte of the body was read
+        for jid in ids:
+            self.api("DELETE", "/admin/jobs/" + jid)
+
     def test_an_admin_key_prefetches_only_what_its_policy_lets_it_read(self):
         config = '''
 admin_token = "%s"
