@@ -252,9 +252,11 @@ class Peers(unittest.TestCase):
             victim.restart()
         size = 24 << 20
         want = put_object("rejoin", size, "rejoin")
+        held = disk_bytes(victim)
         self.assertEqual(read_digest(nodes[0], "rejoin"), (want, size))  # every owner fills its chunks
-        # The victim owns about a third of the chunks: wait until they are on its disk and journaled.
-        wait_disk_settled(victim, size // 8)
+        # The victim owns about a third of the chunks (8 of 24 MiB): wait until they are on its disk (it
+        # held `held` bytes before) and journaled.
+        wait_disk_settled(victim, held + size // 8)
         victim.kill9()
         victim.restart()  # same cache directory, same peer port
         proxy.reset()
