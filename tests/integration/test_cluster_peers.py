@@ -254,9 +254,9 @@ class Peers(unittest.TestCase):
         want = put_object("rejoin", size, "rejoin")
         held = disk_bytes(victim)
         self.assertEqual(read_digest(nodes[0], "rejoin"), (want, size))  # every owner fills its chunks
-        # The victim owns about a third of the chunks (8 of 24 MiB): wait until they are on its disk (it
-        # held `held` bytes before) and journaled.
-        wait_disk_settled(victim, held + size // 8)
+        # The victim owns about a third of the 24 chunks: wait until its disk tier has grown past what it
+        # held before (by one chunk at least) and stopped growing, and the journal has followed.
+        wait_disk_settled(victim, held + (1 << 20))
         victim.kill9()
         victim.restart()  # same cache directory, same peer port
         proxy.reset()
