@@ -7,7 +7,9 @@ The origin is a real s3rver behind the latency shim (granary-bench shim: +20 ms 
   1. warm hits, 64 MiB objects, 32 connections: MiB/s
   2. warm hits, 4 KiB and 64 KiB objects, 64 connections: obj/s and p99 latency
   3. cold reads of 1 GiB objects, one stream: MiB/s and time to first byte
-  4. a training epoch: 2,000 objects of 1-4 MiB, 4 epochs, each in a new shuffled order: wall time per epoch
+  4. a training epoch: 2,000 objects of 1-4 MiB, 4 epochs, each in a new shuffled order: wall time per epoch,
+     and the CPU seconds (utime + stime from /proc, workers included) each server spent per GiB of epoch 1.
+     Every run starts a fresh Granary and nginx (empty caches) for it, so epoch 1 is cold in every run.
   5. iperf3 on loopback: the wire, so hit throughput is also a share of it
 
 Each figure is the median of --runs repetitions, and is printed with its ratio to nginx and to the origin.
@@ -88,6 +90,21 @@ class Nginx:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process and its descendants (nginx's workers), from /proc, in seconds."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                total += sum(cpu_seconds(int(c)) for c in f.read().split())
+    except OSError:
+        pass
+    return total
+
+
 def bench(mode, port, key, *args):
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
@@ -164,8 +181,9 @@ def main():
     # Room for everything the run reads (Granary preallocates its cache directory; nginx's is a bound).
     cold_size = (1 << 30) if args.scale >= 1 else (128 << 20)
     need = ((8 * 64 * MIB * args.scale if 1 in wl else 0) + (2000 * 68 * 1024 * args.scale if 2 in wl else 0) +
-            (args.runs * cold_size if 3 in wl else 0) + (2000 * 2.2 * MIB * args.scale if 4 in wl else 0))
+            (args.runs * cold_size if 3 in wl else 0))
     cache_gib = max(1, int(need * 1.25 / (1 << 30)) + 1)
+    epoch_gib = max(1, int(2000 * 2.6 * MIB * args.scale * 1.25 / (1 << 30)) + 1)  # workload 4's own servers
     nginx.stop()
     nginx = Nginx(shim.port, cache_size="%dg" % cache_gib)
     policy = {}
@@ -201,6 +219,52 @@ def main():
     def record(name, target, value):
         results.setdefault(name, {}).setdefault(target, []).append(value)
 
+    def epochs(r):
+        """Workload 4, run r: a fresh nginx and Granary (empty caches, so epoch 1 is cold in every run), the
+        targets in turned order; epoch 1 alone in one granary-bench call with each server's CPU seconds
+        read before and after it, then epochs 2-4."""
+        fresh = {"nginx": Nginx(shim.port, cache_size="%dg" % epoch_gib)}
+        servers = {"nginx": fresh["nginx"].proc.pid}
+        binaries = [("granary", harness.GRANARY)] + ([("baseline", os.path.abspath(args.baseline))] if args.baseline else [])
+        current = harness.GRANARY
+        try:
+            for name, binary in binaries:
+                harness.GRANARY = binary
+                fresh[name] = harness.Granary("http://127.0.0.1:%d" % shim.port, threads=2,
+                                              extra=["--cache-dir", "%s/epoch-%s-%d:%dGiB" % (work, name, r, epoch_gib),
+                                                     "--ram-cache", "%dGiB" % args.ram_gib, "--access-log", "false",
+                                                     "--metadata-ttl", "forever"])
+                servers[name] = fresh[name].proc.pid
+        finally:
+            harness.GRANARY = current
+        ports = {"origin": (shim.port, okey)}
+        ports.update({name: (srv.port, gkey if name != "nginx" else okey) for name, srv in fresh.items()})
+        order = [t for t in ["origin", "nginx", "granary", "baseline"] if t in ports]
+        order = order[r % len(order):] + order[:r % len(order)]
+        try:
+            for t in order:
+                port, key = ports[t]
+                common = ["--prefix", "epoch", "--list-existing", "--concurrent", 16, "--threads", 2, "--access", "epoch"]
+                before = cpu_seconds(servers[t]) if t in servers else 0.0
+                res = bench("get", port, key, *common, "--epochs", 1)
+                cpu = cpu_seconds(servers[t]) - before if t in servers else 0.0
+                record("4. epoch 1 (cold) wall s", t, res["phases"][0]["wall_seconds"])
+                if t in servers:
+                    gib = summary(res, "epoch-1")["bytes"] / (1 << 30)
+                    record("4. epoch 1: server CPU s per GiB", t, cpu / gib)
+                res = bench("get", port, key, *common, "--epochs", 3)
+                walls = {p["category"]: p["wall_seconds"] for p in res["phases"]}
+                for e in range(2, 5):
+                    record("4. epoch %d wall s" % e, t, walls["epoch-%d" % (e - 1)])
+        finally:
+            for srv in fresh.values():
+                if isinstance(srv, Nginx):
+                    srv.stop()
+                else:
+                    srv.stop(expect_clean=False)
+            for name in binaries:
+                shutil.rmtree("%s/epoch-%s-%d" % (work, name[0], r), ignore_errors=True)
+
     try:
         harness.boto3_client(origin.url, key=okey).create_bucket(Bucket=BUCKET)
         print("preparing objects at the origin...", file=sys.stderr)
@@ -224,7 +288,9 @@ def main():
             # (the page cache and the CPU's state then weigh on every target alike across runs).
             names = list(targets)
             names = names[r % len(names):] + names[:r % len(names)]
-            for t in names:
+            if 4 in wl:
+                epochs(r)
+            for t in names if wl & {1, 2, 3} else []:  # (workload 4 has servers of its own: epochs())
                 port, key = targets[t]
                 if 1 in wl:  # the origin through the shim is never warm: it is the S3 a user would read directly
                     res = bench("get", port, key, "--prefix", "large", "--list-existing", "--concurrent", 32,
@@ -244,12 +310,6 @@ def main():
                     s = summary(res, "epoch-1")
                     record("3. cold 1 GiB, one stream: MiB/s", t, s["mib_per_sec"])
                     record("3. cold 1 GiB, one stream: TTFB ms", t, s["ttfb_us"]["p50"] / 1000)
-                if 4 in wl and r == 0:  # epochs fill the caches: one run of four epochs per target
-                    res = bench("get", port, key, "--prefix", "epoch", "--list-existing", "--concurrent", 16,
-                                "--threads", 2, "--access", "epoch", "--epochs", 4)
-                    walls = {p["category"]: p["wall_seconds"] for p in res["phases"]}
-                    for e in range(1, 5):
-                        record("4. epoch %d wall s" % e, t, walls["epoch-%d" % e])
     finally:
         granary.stop(expect_clean=False)
         if baseline:
@@ -263,8 +323,8 @@ def main():
     ratio = lambda a, b: "%.2f" % (a / b) if a and b else "-"  # noqa: E731
     if baseline:
         print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary before (baseline) | Granary | "
-              "before / nginx | Granary / nginx | Granary / before |")
-        print("|---|---|---|---|---|---|---|---|")
+              "before / nginx | Granary / nginx | Granary / before | before / origin | Granary / origin |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
     else:
         print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary | Granary / nginx | Granary / origin |")
         print("|---|---|---|---|---|---|")
@@ -274,8 +334,8 @@ def main():
             continue
         g, ng, o, b = m.get("granary"), m.get("nginx"), m.get("origin"), m.get("baseline")
         if baseline:
-            print("| %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |" % (name, o or 0, ng or 0, b or 0, g or 0,
-                                                                      ratio(b, ng), ratio(g, ng), ratio(g, b)))
+            print("| %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |" % (
+                name, o or 0, ng or 0, b or 0, g or 0, ratio(b, ng), ratio(g, ng), ratio(g, b), ratio(b, o), ratio(g, o)))
         else:
             print("| %s | %.2f | %.2f | %.2f | %s | %s |" % (name, o or 0, ng or 0, g or 0, ratio(g, ng), ratio(g, o)))
     if args.json:

@@ -23,6 +23,7 @@
 #include "common/units.h"
 #include "s3api/peer_handler.h"
 #include "s3api/peer_stats.h"
+#include "s3api/prefetch_tracker.h"
 #include "s3api/request_stats.h"
 #include "upstream/endpoint.h"
 
@@ -243,7 +244,8 @@ std::unique_ptr<http::RequestHandler> App::makeAdminHandler(asio::io_context& ai
   std::vector<admin::AdminWorker> aw;
   for (const auto& w : workers_) aw.push_back({w.ioc->get_executor(), w.handler});
   adminCtx_->cacheAdmin =
-      std::make_shared<admin::CacheAdmin>(aioc.get_executor(), std::move(aw), cache_.get(), adminCtx_->requestStats);
+      std::make_shared<admin::CacheAdmin>(aioc.get_executor(), std::move(aw), cache_.get(), adminCtx_->requestStats,
+                                          proxyOpts_.prefetch);
   return std::make_unique<admin::AdminHandler>(adminCtx_);
 }
 
@@ -281,6 +283,7 @@ std::unique_ptr<http::RequestHandler> App::makePeerHandler(asio::io_context& ioc
 /// The ports first: a second Granary started on a port this one holds fails at once, with a message
 /// naming the address, before it opens (and waits on the lock of) any cache directory.
 void App::openServers() {
+  proxyOpts_.prefetch = std::make_shared<s3api::PrefetchTracker>();  // the prefetch jobs' readers (every thread)
   server_ = std::make_unique<http::Server>(
       serverOpts_, [this](asio::io_context& ioc, unsigned index) { return makeHandler(ioc, index); });
   server_->listen();

@@ -22,9 +22,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <thread>
 
+#include "common/crypto.h"
 #include "common/units.h"
 #include "common/log_escape.h"
 #include "common/sigv4.h"
@@ -52,7 +55,7 @@ struct Reply {
 };
 
 /// One request to the admin endpoint. Throws std::runtime_error when it cannot be reached.
-Reply call(const AdminTarget& t, bhttp::verb method, const std::string& target) {
+Reply call(const AdminTarget& t, bhttp::verb method, const std::string& target, std::string body = {}) {
   asio::io_context ioc;
   asio::ip::tcp::resolver resolver(ioc);
   asio::ip::tcp::socket socket(ioc);
@@ -68,13 +71,15 @@ Reply call(const AdminTarget& t, bhttp::verb method, const std::string& target) 
     const auto query = granary::parseQuery(rawQuery).value_or(granary::QueryParams{});
     granary::sigv4::HeaderList headers{{"host", t.host + ":" + t.port}};
     granary::sigv4::RequestSigner signer({t.accessKey, t.secretKey, ""}, "us-east-1");
-    signer.sign(bhttp::to_string(method), path, query, headers, granary::kEmptySha256Hex,
+    signer.sign(bhttp::to_string(method), path, query, headers,
+                body.empty() ? std::string(granary::kEmptySha256Hex) : granary::sha256Hex(body),
                 std::chrono::system_clock::now());
     for (const auto& [name, value] : headers)
       if (name != "host") req.set(name, value);
   } else if (!t.token.empty()) {
     req.set(bhttp::field::authorization, "Bearer " + t.token);
   }
+  req.body() = std::move(body);
   req.prepare_payload();
   bhttp::write(socket, req, ec);
   boost::beast::flat_buffer buf;
@@ -221,6 +226,47 @@ int load(const AdminTarget& t, const std::string& url, unsigned concurrency, con
   }
   const bool ok = str(job, "state") == "done" && u64(job, "objects_failed") == 0 && u64(job, "objects_verify_failed") == 0;
   return ok ? 0 : 1;
+}
+
+struct PrefetchArgs {
+  std::string orderFile, window = "256MiB", idle = "30";
+  unsigned concurrency = 8;
+};
+
+CLI::App* addPrefetch(CLI::App& app, PrefetchArgs& a, std::string& url) {
+  auto* cmd = app.add_subcommand(
+      "prefetch",
+      "Fetch s3://bucket[/prefix] into the cache ahead of the clients' reads, in the order they will read it; "
+      "prints the job's id and returns (follow it with GET /admin/jobs/ID)");
+  cmd->add_option("url", url, "s3://bucket[/prefix]")->required();
+  cmd->add_option("--order", a.orderFile,
+                  "File of the keys in the order the loader reads them, one a line (default: the prefix's listing order)");
+  cmd->add_option("--window", a.window, "Bytes fetched ahead of the reader (default 256MiB)");
+  cmd->add_option("--concurrency", a.concurrency, "Objects fetched at once (default 8)")->check(CLI::Range(1u, 256u));
+  cmd->add_option("--idle", a.idle, "Stop after this long without a client read, e.g. 30 (seconds) or 500ms (default 30)");
+  return cmd;
+}
+
+/// `granary admin prefetch`: starts the job (the order file is the request's body), prints its id.
+int prefetch(const AdminTarget& t, const std::string& url, const PrefetchArgs& a, bool asJson) {
+  const std::string& orderFile = a.orderFile;
+  const auto [bucket, prefix] = parseS3Url(url);
+  std::string keys;
+  if (!orderFile.empty()) {
+    std::ifstream in(orderFile, std::ios::binary);
+    if (!in) throw std::runtime_error("--order: cannot read " + orderFile);
+    keys.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (keys.find_first_not_of("\r\n") == std::string::npos)
+      throw std::runtime_error("--order: " + orderFile + " lists no key");
+  }
+  std::string target = "/admin/prefetch?bucket=" + enc(bucket) + "&prefix=" + enc(prefix) +
+                       "&concurrency=" + std::to_string(a.concurrency);
+  if (!a.window.empty()) target += "&window=" + enc(a.window);
+  if (!a.idle.empty()) target += "&idle=" + enc(a.idle);
+  auto job = parseObject(call(t, bhttp::verb::post, target, std::move(keys)));
+  if (asJson) std::cout << json::serialize(job) << "\n";
+  else std::cout << str(job, "id") << "\n";
+  return 0;
 }
 
 int invalidate(const AdminTarget& t, const std::string& url, bool asPrefix, bool asJson) {
@@ -398,6 +444,8 @@ int adminMain(int argc, char** argv) {
   loadCmd->add_flag("--verify", verify, "Re-read every object from the cache and check its bytes (MD5 against a single-part ETag)");
   loadCmd->add_flag("--no-progress", noProgress, "No progress bar (it is shown only on a terminal anyway)");
   loadCmd->add_flag("--detach", detach, "Start the job, print its id and return");
+  PrefetchArgs pf;
+  auto* prefetchCmd = addPrefetch(app, pf, url);
   auto* invCmd = app.add_subcommand("invalidate", "Drop s3://bucket/key from the cache; a name no object has is a prefix: every object under it");
   invCmd->add_option("url", url, "s3://bucket/key-or-prefix")->required();
   bool asPrefix = false;
@@ -416,6 +464,7 @@ int adminMain(int argc, char** argv) {
     const AdminTarget t = resolveTarget(configFile, adminUrl, token, accessKey, secretKey);
 
     if (*loadCmd) return load(t, url, concurrency, rate, verify, !noProgress && !asJson && isatty(2), detach, asJson);
+    if (*prefetchCmd) return prefetch(t, url, pf, asJson);
     if (*invCmd) return invalidate(t, url, asPrefix, asJson);
     if (*statsCmd) return stats(t, asJson);
     if (*lsCmd) return ls(t, url, max, asJson);

@@ -242,6 +242,7 @@ struct AdminHandler::Caller {
   std::shared_ptr<const s3api::KeyTable> keys;  // holds `policy` alive
   const s3api::AccessPolicy* policy = nullptr;
   std::string keyRefusal;
+  std::string payloadHash;  // x-amz-content-sha256 of a key-signed request: the body must have it
 
   /// What a key-signed ls, load or invalidate names must be readable by the key, every key of it.
   bool mayRead(const std::string& bucket, const std::string& prefix) const {
@@ -288,6 +289,7 @@ AdminHandler::Caller AdminHandler::identify(const http::RequestHeader& req, cons
     c.keys = ctx_->keys->get();
     c.keyRefusal = verifyKey(req, *c.keys, c.policy);
     c.tokenOk = c.keyRefusal.empty();
+    if (c.tokenOk) c.payloadHash = std::string(req["x-amz-content-sha256"]);
   }
   // Probes carry no token: /healthz and /readyz answer anyway (/readyz names its checks only with it).
   c.authorized = c.tokenOk || (q && (q->path == "/healthz" || q->path == "/readyz"));
@@ -298,6 +300,7 @@ bool AdminHandler::refuse(const Caller& c, const std::optional<Query>& q, Reply&
   // What a key may reach: ls, load, invalidate and jobs within its reads, health. Stats and metrics describe
   // every bucket, so they stay with the token.
   const bool keyPath = q && (q->path == "/admin/ls" || q->path == "/admin/load" || q->path == "/admin/invalidate" ||
+                             q->path == "/admin/prefetch" ||
                              q->path == "/admin/jobs" || q->path.starts_with("/admin/jobs/") ||
                              q->path == "/healthz" || q->path == "/readyz");
   if (!q) {
@@ -305,7 +308,7 @@ bool AdminHandler::refuse(const Caller& c, const std::optional<Query>& q, Reply&
   } else if (!c.keyRefusal.empty() && !c.authorized) {
     r.fail(bhttp::status::forbidden, c.keyRefusal);
   } else if (c.policy && !keyPath) {
-    r.fail(bhttp::status::forbidden, "a client key may use ls, load, invalidate and jobs; " + q->path +
+    r.fail(bhttp::status::forbidden, "a client key may use ls, load, prefetch, invalidate and jobs; " + q->path +
                                          " needs the admin token");
   } else if (c.authorized && c.outsidePolicy(*q)) {
     r.fail(bhttp::status::forbidden, "the key's policy does not allow reading all of s3://" + q->get("bucket") + "/" +
@@ -341,6 +344,95 @@ void AdminHandler::startLoad(CacheAdmin& admin, const Query& q, Reply& r) {
   }
 }
 
+namespace {
+
+/// The key list of a POST /admin/prefetch, at most kMaxPrefetchBody bytes. @return false (and `why`) when
+/// the body is too large or the client stopped sending.
+http::Awaitable<bool> readPrefetchBody(http::BodyReader& body, std::string& text, std::string& why) {
+  if (body.contentLength() && *body.contentLength() > kMaxPrefetchBody) {
+    why = "the key list is larger than " + std::to_string(kMaxPrefetchBody) + " bytes";
+    co_return false;
+  }
+  std::vector<char> buf(64 * 1024);
+  while (!body.done()) {
+    auto n = co_await body.read(asio::buffer(buf));
+    if (!n) {
+      why = "reading the key list: " + n.error().message();
+      co_return false;
+    }
+    if (*n == 0) break;
+    if (text.size() + *n > kMaxPrefetchBody) {
+      why = "the key list is larger than " + std::to_string(kMaxPrefetchBody) + " bytes";
+      co_return false;
+    }
+    text.append(buf.data(), *n);
+  }
+  co_return true;
+}
+
+}  // namespace
+
+http::Awaitable<void> AdminHandler::startPrefetch(CacheAdmin& admin, const Query& q, const Caller& c,
+                                                  http::BodyReader& body, Reply& r) {
+  PrefetchRequest pr;
+  pr.bucket = q.get("bucket");
+  pr.prefix = q.get("prefix");
+  const auto window = parseSize(q.get("window", "256MiB"));
+  const auto conc = parseCount(q.get("concurrency", "8"));
+  const auto idle = parseDuration(q.get("idle", "30"));
+  std::string text, why;
+  if (pr.bucket.empty() || pr.bucket.size() > 255) {
+    r.fail(bhttp::status::bad_request, "bucket= is required (at most 255 bytes)");
+  } else if (pr.prefix.size() > kMaxPrefetchKeyBytes) {
+    r.fail(bhttp::status::bad_request, "prefix= is longer than 1024 bytes");
+  } else if (!window || *window == 0 || *window > (1ull << 40)) {
+    r.fail(bhttp::status::bad_request, "window= must be a size from 1 byte to 1TiB, e.g. 256MiB");
+  } else if (!conc || *conc == 0 || *conc > 256) {
+    r.fail(bhttp::status::bad_request, "concurrency= must be a number from 1 to 256");
+  } else if (!idle || idle->count() <= 0 || *idle > std::chrono::hours(24)) {
+    r.fail(bhttp::status::bad_request, "idle= must be a duration from 1ms to 24h, e.g. 30 (seconds) or 500ms");
+  } else if (!admin.prefetchSlotFree()) {  // before the body is read: a refused order costs no memory
+    r.fail(bhttp::status::too_many_requests,
+           "too many prefetch jobs running (at most " + std::to_string(kMaxPrefetchJobsRunning) + "); cancel one");
+  } else if (!admin.beginPrefetchOrder()) {  // one order (up to 64 MiB) in memory at a time
+    r.fail(bhttp::status::too_many_requests, "another prefetch order is being received; retry when it is in");
+  } else {
+    bool read = false;
+    {
+      struct Received {
+        CacheAdmin& a;
+        ~Received() { a.endPrefetchOrder(); }
+      } received{admin};
+      read = co_await readPrefetchBody(body, text, why);
+    }
+    if (!read) {
+      std::string().swap(text);
+      co_return r.fail(why.starts_with("reading") ? bhttp::status::bad_request : bhttp::status::payload_too_large, why);
+    }
+    // The signature covers the body's hash (unless the key said UNSIGNED-PAYLOAD): the body must match it.
+    const std::string& signedHash = c.payloadHash;
+    if (!signedHash.empty() && signedHash != "UNSIGNED-PAYLOAD" && sha256Hex(text) != signedHash)
+      co_return r.fail(bhttp::status::bad_request, "XAmzContentSHA256Mismatch: the key list is not the body that was signed");
+    auto [keys, bad] = parsePrefetchKeys(text, pr.prefix);
+    text = {};
+    if (!bad.empty()) co_return r.fail(bhttp::status::bad_request, bad);
+    // A key signs within its policy: every key of the order, or all under the prefix it lists.
+    if (c.policy && keys.empty() && !c.mayRead(pr.bucket, pr.prefix))
+      co_return r.fail(bhttp::status::forbidden, "the key's policy does not allow reading all of s3://" + pr.bucket + "/" + pr.prefix);
+    for (const auto& k : keys)
+      if (c.policy && !c.policy->allowsObject("s3:GetObject", pr.bucket, k))
+        co_return r.fail(bhttp::status::forbidden, "the key's policy does not allow reading s3://" + pr.bucket + "/" + k);
+    pr.keys = std::move(keys);
+    pr.windowBytes = *window;
+    pr.concurrency = static_cast<unsigned>(*conc);
+    pr.idle = *idle;
+    const auto id = admin.startPrefetch(std::move(pr));
+    if (!id) co_return r.fail(bhttp::status::too_many_requests, "too many prefetch jobs running (at most " +
+                                                                     std::to_string(kMaxPrefetchJobsRunning) + "); cancel one");
+    r.setJson(*admin.job(*id));
+  }
+}
+
 /// /admin/jobs (those the caller may see) and /admin/jobs/ID (GET; DELETE cancels).
 void AdminHandler::serveJobs(CacheAdmin& admin, const Query& q, bhttp::verb m, const Caller& c, Reply& r) {
   if (q.path == "/admin/jobs") {
@@ -362,7 +454,8 @@ void AdminHandler::serveJobs(CacheAdmin& admin, const Query& q, bhttp::verb m, c
 }
 
 /// The cache admin API (/admin/*), for an authorized caller.
-http::Awaitable<void> AdminHandler::serveApi(const Query& q, bhttp::verb m, const Caller& c, Reply& r) {
+http::Awaitable<void> AdminHandler::serveApi(const Query& q, bhttp::verb m, const Caller& c, http::BodyReader& body,
+                                             Reply& r) {
   CacheAdmin* admin = ctx_->cacheAdmin.get();
   if (!admin) {
     r.fail(bhttp::status::service_unavailable, "the cache admin API is not available (no cache, or shutting down)");
@@ -378,6 +471,8 @@ http::Awaitable<void> AdminHandler::serveApi(const Query& q, bhttp::verb m, cons
     else r.setJson(co_await admin->invalidate(q.get("bucket"), q.get("key"), q.has("prefix") && truthy(q.get("prefix"))));
   } else if (q.path == "/admin/load" && m == bhttp::verb::post) {
     startLoad(*admin, q, r);
+  } else if (q.path == "/admin/prefetch" && m == bhttp::verb::post) {
+    co_await startPrefetch(*admin, q, c, body, r);
   } else if ((q.path == "/admin/jobs" && m == bhttp::verb::get) ||
              (q.path.starts_with("/admin/jobs/") && (m == bhttp::verb::get || m == bhttp::verb::delete_))) {
     serveJobs(*admin, q, m, c, r);
@@ -411,11 +506,12 @@ void AdminHandler::serveCluster(const Query& q, bhttp::verb m, Reply& r) {
 void AdminHandler::notFound(Reply& r) {
   r.fail(bhttp::status::not_found,
          "not found: GET /metrics, /healthz, /readyz, /admin/stats, /admin/ls, /admin/jobs[/ID]; "
-         "GET /admin/cluster; POST /admin/load, /admin/invalidate, /admin/cluster/drain; DELETE /admin/jobs/ID");
+         "GET /admin/cluster; POST /admin/load, /admin/prefetch, /admin/invalidate, /admin/cluster/drain; "
+         "DELETE /admin/jobs/ID");
 }
 
 http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const http::RequestContext&,
-                                           http::BodyReader&, http::ResponseWriter& out) {
+                                           http::BodyReader& body, http::ResponseWriter& out) {
   Reply r;
   const auto q = parseTarget(req.target());
   const Caller c = identify(req, q);
@@ -434,7 +530,7 @@ http::Awaitable<void> AdminHandler::handle(const http::RequestHeader& req, const
   } else if (q->path == "/admin/cluster" || q->path.starts_with("/admin/cluster/")) {
     serveCluster(*q, m, r);
   } else if (q->path.starts_with("/admin/")) {
-    co_await serveApi(*q, m, c, r);
+    co_await serveApi(*q, m, c, body, r);
   } else {
     notFound(r);
   }

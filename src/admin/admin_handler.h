@@ -7,6 +7,8 @@
 //   GET  /admin/ls?bucket=B&prefix=P[&max=N]       what is cached under a prefix (JSON)
 //   POST /admin/invalidate?bucket=B&key=K          drops K and everything listed under it as a prefix
 //   POST /admin/load?bucket=B&prefix=P[&concurrency=N][&rate=BYTES/s][&verify=true]  starts a preload job
+//   POST /admin/prefetch?bucket=B[&prefix=P][&window=BYTES][&concurrency=N][&idle=S]  body: keys, one a line
+//                                (empty: the prefix's listing order); fetches ahead of the clients' reads
 //   GET  /admin/jobs, /admin/jobs/ID; DELETE /admin/jobs/ID (cancel)
 //   GET  /admin/cluster          the cluster's members as this node sees them (JSON; cluster_admin.h)
 //   POST /admin/cluster/drain    this node becomes draining (it keeps serving, owns nothing)
@@ -77,8 +79,12 @@ class AdminHandler final : public http::RequestHandler {
   Caller identify(const http::RequestHeader& req, const std::optional<Query>& q) const;
   /// Refuses a caller that may not make this request; @return true when `r` holds the refusal.
   bool refuse(const Caller& c, const std::optional<Query>& q, Reply& r) const;
-  http::Awaitable<void> serveApi(const Query& q, boost::beast::http::verb m, const Caller& c, Reply& r);
+  http::Awaitable<void> serveApi(const Query& q, boost::beast::http::verb m, const Caller& c, http::BodyReader& body,
+                                 Reply& r);
   static void startLoad(CacheAdmin& admin, const Query& q, Reply& r);
+  /// POST /admin/prefetch: the parameters, the key list of the body, the caller's policy.
+  static http::Awaitable<void> startPrefetch(CacheAdmin& admin, const Query& q, const Caller& c, http::BodyReader& body,
+                                             Reply& r);
   static void serveJobs(CacheAdmin& admin, const Query& q, boost::beast::http::verb m, const Caller& c, Reply& r);
   static void notFound(Reply& r);
   void serveCluster(const Query& q, boost::beast::http::verb m, Reply& r);

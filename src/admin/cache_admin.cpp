@@ -64,6 +64,7 @@ struct CacheAdmin::Job {
     const double rate = elapsed > 0 ? static_cast<double>(bytesLoaded) / elapsed : 0;
     json::object o;
     o["id"] = id;
+    o["kind"] = "load";
     o["bucket"] = req.bucket;
     o["prefix"] = req.prefix;
     o["state"] = state;
@@ -94,8 +95,8 @@ struct CacheAdmin::Job {
 };
 
 CacheAdmin::CacheAdmin(asio::any_io_executor ex, std::vector<AdminWorker> workers, cache::ChunkCache* cache,
-                       std::vector<std::shared_ptr<RequestStats>> stats)
-    : ex_(std::move(ex)), workers_(std::move(workers)), cache_(cache), stats_(std::move(stats)) {
+                       std::vector<std::shared_ptr<RequestStats>> stats, std::shared_ptr<s3api::PrefetchTracker> tracker)
+    : ex_(std::move(ex)), workers_(std::move(workers)), cache_(cache), stats_(std::move(stats)), tracker_(std::move(tracker)) {
   for (const auto& w : workers_) guards_.push_back(asio::prefer(w.ex, asio::execution::outstanding_work.tracked));
 }
 
@@ -214,6 +215,7 @@ asio::awaitable<void> CacheAdmin::loadWorker(std::shared_ptr<Job> job, std::shar
 }
 
 std::optional<json::object> CacheAdmin::job(const std::string& id) const {
+  if (auto p = prefetchJobs_.find(id); p != prefetchJobs_.end()) return p->second->toJson();
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return std::nullopt;
   return it->second->toJson();
@@ -222,10 +224,16 @@ std::optional<json::object> CacheAdmin::job(const std::string& id) const {
 json::array CacheAdmin::jobs() const {
   json::array a;
   for (const auto& [id, j] : jobs_) a.push_back(j->toJson());
+  for (const auto& [id, j] : prefetchJobs_) a.push_back(j->toJson());
   return a;
 }
 
 bool CacheAdmin::cancel(const std::string& id) {
+  if (auto p = prefetchJobs_.find(id); p != prefetchJobs_.end()) {
+    p->second->cancelled = true;
+    if (p->second->wake) p->second->wake->cancel();  // stops starting fetches now
+    return true;
+  }
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return false;
   it->second->cancelled = true;

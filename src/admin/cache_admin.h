@@ -17,8 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "admin/prefetch_job.h"
 #include "cache/chunk_cache.h"
 #include "s3api/admin_ops.h"
+#include "s3api/prefetch_tracker.h"
 #include "s3api/request_stats.h"
 
 namespace granary::admin {
@@ -42,12 +44,22 @@ struct LoadRequest {
 class CacheAdmin {
  public:
   /// @param ex the admin endpoint's executor (every method but shutdown() is called there).
+  /// @param tracker where the I/O threads report client reads (prefetch jobs); null: no prefetch.
   CacheAdmin(boost::asio::any_io_executor ex, std::vector<AdminWorker> workers, cache::ChunkCache* cache,
-             std::vector<std::shared_ptr<RequestStats>> stats);
+             std::vector<std::shared_ptr<RequestStats>> stats, std::shared_ptr<s3api::PrefetchTracker> tracker = nullptr);
 
   /// Starts a preload of bucket/prefix, or returns the one already running for it. @return its job id.
   std::string startLoad(LoadRequest req);
-  /// A job's progress; nullopt for an unknown id.
+  /// Starts a prefetch job (cache_admin_prefetch.cpp). @return its job id, or nullopt when
+  /// kMaxPrefetchJobsRunning are running already (or prefetch is off).
+  std::optional<std::string> startPrefetch(PrefetchRequest req);
+  /// Whether startPrefetch could start a job now (prefetch on, fewer than kMaxPrefetchJobsRunning running).
+  bool prefetchSlotFree() const;
+  /// Orders (bodies of up to 64 MiB) are received one at a time: true = the caller may read one now and
+  /// calls endPrefetchOrder() when done; false = another is being received.
+  bool beginPrefetchOrder() { return !receivingOrder_.exchange(true); }
+  void endPrefetchOrder() { receivingOrder_.store(false); }
+  /// A job's progress (a load or a prefetch); nullopt for an unknown id.
   std::optional<boost::json::object> job(const std::string& id) const;
   boost::json::array jobs() const;
   /// Asks a running job to stop after the objects in flight. @return false for an unknown id.
@@ -71,6 +83,10 @@ class CacheAdmin {
   /// Every object under bucket/prefix (at most `max`), or an error.
   boost::asio::awaitable<std::pair<std::vector<AdminOps::ListedObject>, std::string>> listAll(
       const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress = nullptr);
+  boost::asio::awaitable<void> runPrefetch(std::shared_ptr<PrefetchJob> job);
+  /// Builds the job's order (listing the prefix when it has no keys). @return false when it failed.
+  boost::asio::awaitable<bool> preparePrefetch(std::shared_ptr<PrefetchJob> job);
+  boost::asio::awaitable<void> prefetchOne(std::shared_ptr<PrefetchJob> job, std::size_t position);
   const AdminWorker& nextWorker() { return workers_[next_++ % workers_.size()]; }
 
   boost::asio::any_io_executor ex_;
@@ -82,6 +98,10 @@ class CacheAdmin {
   std::size_t next_ = 0;
   std::uint64_t jobCounter_ = 0;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
+  std::shared_ptr<s3api::PrefetchTracker> tracker_;
+  std::uint64_t prefetchCounter_ = 0;
+  std::map<std::string, std::shared_ptr<PrefetchJob>> prefetchJobs_;
+  std::atomic<bool> receivingOrder_{false};
 };
 
 }  // namespace granary::admin

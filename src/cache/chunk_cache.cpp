@@ -1,5 +1,7 @@
 #include "cache/chunk_cache.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -201,43 +203,70 @@ asio::awaitable<void> CacheThread::insert(ConstChunkPtr chunk, std::uint64_t exp
 asio::awaitable<std::shared_ptr<const ObjectMeta>> CacheThread::lookupMeta(const std::string& metaKey) {
   if (auto m = cache_.metaInRam(metaKey)) co_return m;
   if (!cache_.disk()) co_return nullptr;
+  // An invalidation (or a newer record published) while the disk read runs wins over what it reads: the
+  // record read is published only if the key's epoch is unchanged and RAM still holds nothing for it.
+  const std::uint64_t epoch = cache_.metaEpoch(metaKey);
   auto chunk = co_await lookup(metaKey, hashBytes(metaKey), kAnyLength);
   if (!chunk) co_return nullptr;
   auto parsed = parseMeta(std::string_view(chunk->value(), chunk->valueSize()));
   if (!parsed) co_return nullptr;
   parsed->fromDisk = true;
   auto m = std::make_shared<const ObjectMeta>(std::move(*parsed));
+  ChunkCache::EpochSlot& e = cache_.epochs_[hashBytes(metaKey) % ChunkCache::kEpochSlots];
+  std::lock_guard guard(e.m);
+  if (e.epoch != epoch) co_return nullptr;
+  if (auto newer = cache_.metaInRam(metaKey)) co_return newer;
   cache_.metaToRam(metaKey, m);
   co_return m;
 }
 
 asio::awaitable<void> CacheThread::storeMeta(const std::string& metaKey, std::shared_ptr<const ObjectMeta> meta,
                                              std::uint64_t epoch) {
-  // Metadata goes to disk as an entry of its own (the RAM map is its RAM tier); admission applies as
-  // for chunks. It is published only if no invalidation of the key happened since `epoch` was read.
-  std::optional<Slot> slot;
-  const std::uint64_t hash = hashBytes(metaKey);
-  if (cache_.disk() && !cache_.disk()->index().dirFailedAll()) {
-    const std::string bytes = serializeMeta(*meta);
-    auto chunk = std::make_shared<Chunk>(metaKey, bytes.size());
-    std::memcpy(chunk->value(), bytes.data(), bytes.size());
-    chunk->seal();
-    DiskIndex& index = cache_.disk()->index();
-    index.recordAccess(hash);
-    slot = index.reserve(hash, chunk->entrySize());
-    if (slot && !co_await disk_->write(*slot, *chunk)) {
-      index.abort(*slot);
-      slot.reset();
-    }
+  // Published in RAM at once, only if no invalidation of the key happened since `epoch` was read: the
+  // request that fetched it (and every one waiting on its metadata fill) goes on without waiting for the
+  // disk. The disk copy, an entry of its own (admission applies as for chunks), is written in the
+  // background and committed only if the key is still what was published (metaToDisk).
+  {
+    ChunkCache::EpochSlot& e = cache_.epochs_[hashBytes(metaKey) % ChunkCache::kEpochSlots];
+    std::lock_guard guard(e.m);
+    if (e.epoch != epoch) co_return;
+    cache_.metaToRam(metaKey, meta);
   }
-  ChunkCache::EpochSlot& e = cache_.epochs_[hash % ChunkCache::kEpochSlots];
-  std::lock_guard guard(e.m);
-  if (e.epoch != epoch) {
-    if (slot) cache_.disk()->index().abort(*slot);
+  if (cache_.disk() && !cache_.disk()->index().dirFailedAll() && metaWrites_ < kMaxMetaWrites) {
+    ++metaWrites_;
+    asio::co_spawn(ex_, metaToDisk(metaKey, std::move(meta), epoch), asio::detached);
+  }
+}
+
+asio::awaitable<void> CacheThread::metaToDisk(std::string metaKey, std::shared_ptr<const ObjectMeta> meta,
+                                              std::uint64_t epoch) {
+  struct Done {  // storeMeta counted this write in
+    std::size_t& n;
+    ~Done() { --n; }
+  } done{metaWrites_};
+  const std::uint64_t hash = hashBytes(metaKey);
+  const std::string bytes = serializeMeta(*meta);
+  auto chunk = std::make_shared<Chunk>(metaKey, bytes.size());
+  std::memcpy(chunk->value(), bytes.data(), bytes.size());
+  chunk->seal();
+  DiskIndex& index = cache_.disk()->index();
+  index.recordAccess(hash);
+  const std::optional<Slot> slot = index.reserve(hash, chunk->entrySize());
+  if (!slot) co_return;
+  if (!co_await disk_->write(*slot, *chunk)) {
+    index.abort(*slot);
     co_return;
   }
-  cache_.metaToRam(metaKey, std::move(meta));
-  if (slot) cache_.disk()->index().commit(*slot, hash);
+  ChunkCache::EpochSlot& e = cache_.epochs_[hash % ChunkCache::kEpochSlots];
+  std::lock_guard guard(e.m);  // (invalidateMeta takes it first too)
+  // Invalidated since, or a newer answer published over this one (RAM holds another record): the disk
+  // must not bring this one back. (RAM holding none: the bounded map dropped it; the disk keeps it.)
+  const auto inRam = cache_.metaInRam(metaKey);
+  if (e.epoch != epoch || (inRam && inRam != meta)) {
+    index.abort(*slot);
+    co_return;
+  }
+  index.commit(*slot, hash);
 }
 
 }  // namespace granary::cache

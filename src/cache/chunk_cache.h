@@ -200,7 +200,8 @@ class CacheThread {
 
   /// Metadata from RAM, else from disk (then marked fromDisk). Null if absent.
   boost::asio::awaitable<std::shared_ptr<const ObjectMeta>> lookupMeta(const std::string& metaKey);
-  /// Stores metadata in RAM and on disk, unless the key was invalidated since `epoch` was read.
+  /// Stores metadata in RAM (at once) and on disk (in the background), unless the key was invalidated
+  /// since `epoch` was read.
   boost::asio::awaitable<void> storeMeta(const std::string& metaKey, std::shared_ptr<const ObjectMeta> meta,
                                          std::uint64_t epoch);
 
@@ -210,12 +211,21 @@ class CacheThread {
   boost::asio::awaitable<void> runFill(ObjectId obj, std::uint32_t index, FillPtr fill, std::string key,
                                        ChunkSourcePtr source);
   void spawnFill(const ObjectId& obj, std::uint32_t index, FillPtr fill, std::string key, ChunkSourcePtr source);
+  /// storeMeta's disk copy: committed only if the key was not invalidated since `epoch` and RAM holds no
+  /// newer record.
+  boost::asio::awaitable<void> metaToDisk(std::string metaKey, std::shared_ptr<const ObjectMeta> meta,
+                                          std::uint64_t epoch);
   /// Copies a chunk that is in the cache now into `fill`. @return whether it was there.
   boost::asio::awaitable<bool> fillFromCache(Fill& fill, const std::string& key);
 
   ChunkCache& cache_;
   boost::asio::any_io_executor ex_;
   std::unique_ptr<DiskIo> disk_;
+  /// storeMeta's disk copies in flight on this thread (only this thread's executor touches it). Above
+  /// kMaxMetaWrites the copy is skipped: it is a hint for restarts, and a flood of revalidations on a slow
+  /// disk must not queue writes (memory, reserved slots) without bound.
+  std::size_t metaWrites_ = 0;
+  static constexpr std::size_t kMaxMetaWrites = 256;
 };
 
 }  // namespace granary::cache

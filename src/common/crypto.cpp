@@ -1,9 +1,14 @@
 #include "common/crypto.h"
 
+// SHA-256's low-level interface (deprecated in OpenSSL 3, still shipped): no provider fetch, no heap, a
+// plain struct that can be copied. The EVP one-shots fetch the algorithm and allocate contexts on every
+// call, which cost more than hashing the few hundred bytes of a SigV4 canonical request.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -31,19 +36,58 @@ std::string base64Encode(const void* data, std::size_t size) {
 
 Sha256Digest sha256(std::string_view data) {
   Sha256Digest d{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, data.data(), data.size());
+  SHA256_Final(d.data(), &c);
   return d;
 }
 
 std::string sha256Hex(std::string_view data) { return toHex(sha256(data)); }
 
-Sha256Digest hmacSha256(const void* key, std::size_t keySize, std::string_view data) {
+static_assert(sizeof(SHA256_CTX) <= sizeof(HmacSha256Key::State), "HmacSha256Key::State holds a SHA256_CTX");
+
+HmacSha256Key::HmacSha256Key(const void* key, std::size_t keySize) {
+  unsigned char block[SHA256_CBLOCK] = {};
+  if (keySize > SHA256_CBLOCK) {
+    SHA256(static_cast<const unsigned char*>(key), keySize, block);
+  } else if (keySize > 0) {
+    std::memcpy(block, key, keySize);
+  }
+  unsigned char pad[SHA256_CBLOCK];
+  for (std::size_t i = 0; i < SHA256_CBLOCK; ++i) pad[i] = block[i] ^ 0x36;
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, pad, sizeof pad);
+  std::memcpy(inner_.data(), &c, sizeof c);
+  for (std::size_t i = 0; i < SHA256_CBLOCK; ++i) pad[i] = block[i] ^ 0x5c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, pad, sizeof pad);
+  std::memcpy(outer_.data(), &c, sizeof c);
+  OPENSSL_cleanse(&c, sizeof c);
+  OPENSSL_cleanse(block, sizeof block);
+  OPENSSL_cleanse(pad, sizeof pad);
+}
+
+HmacSha256Key::~HmacSha256Key() {
+  OPENSSL_cleanse(inner_.data(), sizeof inner_);
+  OPENSSL_cleanse(outer_.data(), sizeof outer_);
+}
+
+Sha256Digest HmacSha256Key::sign(std::string_view data) const {
+  SHA256_CTX c;
+  std::memcpy(&c, inner_.data(), sizeof c);
   Sha256Digest d{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key, static_cast<int>(keySize),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data(), &len);
+  SHA256_Update(&c, data.data(), data.size());
+  SHA256_Final(d.data(), &c);
+  std::memcpy(&c, outer_.data(), sizeof c);
+  SHA256_Update(&c, d.data(), d.size());
+  SHA256_Final(d.data(), &c);
   return d;
+}
+
+Sha256Digest hmacSha256(const void* key, std::size_t keySize, std::string_view data) {
+  return HmacSha256Key(key, keySize).sign(data);
 }
 
 std::string hmacSha1Base64(std::string_view key, std::string_view data) {

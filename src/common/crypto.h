@@ -21,6 +21,23 @@ std::string base64Encode(const void* data, std::size_t size);
 
 Sha256Digest sha256(std::string_view data);
 std::string sha256Hex(std::string_view data);
+/// An HMAC-SHA256 key with its inner and outer pads hashed once, for a key that signs many messages (a
+/// SigV4 signing key): each signature then hashes only the message and one outer block.
+class HmacSha256Key {
+ public:
+  HmacSha256Key(const void* key, std::size_t keySize);
+  explicit HmacSha256Key(const Sha256Digest& key) : HmacSha256Key(key.data(), key.size()) {}
+  ~HmacSha256Key();
+  HmacSha256Key(const HmacSha256Key&) = default;
+  HmacSha256Key& operator=(const HmacSha256Key&) = default;
+  Sha256Digest sign(std::string_view data) const;
+
+  using State = std::array<std::uint64_t, 16>;  // a SHA256_CTX (112 bytes), kept opaque here
+
+ private:
+  State inner_{}, outer_{};
+};
+
 Sha256Digest hmacSha256(const void* key, std::size_t keySize, std::string_view data);
 inline Sha256Digest hmacSha256(std::string_view key, std::string_view data) {
   return hmacSha256(key.data(), key.size(), data);

@@ -6,37 +6,54 @@
 
 namespace granary::sigv4 {
 
-std::string canonicalHeaderValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
+namespace {
+/// Appends the value trimmed, with runs of spaces and tabs collapsed to one space.
+void appendCanonicalValue(std::string& out, std::string_view v) {
+  const std::size_t start = out.size();
   bool space = false;
   for (char c : v) {
     if (c == ' ' || c == '\t') {
       space = true;
       continue;
     }
-    if (space && !out.empty()) out.push_back(' ');
+    if (space && out.size() > start) out.push_back(' ');
     space = false;
     out.push_back(c);
   }
-  return out;
 }
 
-std::string canonicalHeaders(const HeaderList& headers, const std::vector<std::string>& signedNames) {
-  std::string out;
+template <class Names>
+void appendHeaders(std::string& out, const HeaderList& headers, const Names& signedNames) {
   for (const auto& name : signedNames) {
-    out += name;
+    out.append(name);
     out.push_back(':');
     bool first = true;
     for (const auto& [k, v] : headers) {
       if (k != name) continue;
       if (!first) out.push_back(',');
-      out += canonicalHeaderValue(v);
+      appendCanonicalValue(out, v);
       first = false;
     }
     out.push_back('\n');
   }
+}
+}  // namespace
+
+std::string canonicalHeaderValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  appendCanonicalValue(out, v);
   return out;
+}
+
+std::string canonicalHeaders(const HeaderList& headers, const std::vector<std::string>& signedNames) {
+  std::string out;
+  appendHeaders(out, headers, signedNames);
+  return out;
+}
+
+void appendCanonicalHeaders(std::string& out, const HeaderList& headers, const std::vector<std::string_view>& signedNames) {
+  appendHeaders(out, headers, signedNames);
 }
 
 std::string joinSignedHeaders(const std::vector<std::string>& names) {
@@ -81,6 +98,8 @@ Sha256Digest signingKey(std::string_view secret, std::string_view date, std::str
 }
 
 std::string signatureHex(const Sha256Digest& key, std::string_view sts) { return toHex(hmacSha256(key, sts)); }
+
+std::string signatureHex(const HmacSha256Key& key, std::string_view sts) { return toHex(key.sign(sts)); }
 
 std::string chunkStringToSign(std::string_view amzDate, std::string_view scope, std::string_view prev,
                               std::string_view chunkHash) {

@@ -29,6 +29,8 @@ std::string canonicalHeaderValue(std::string_view value);
 /// headers with ','. Names missing from `headers` produce "name:\n".
 std::string canonicalHeaders(const HeaderList& headers, const std::vector<std::string>& signedNames);
 
+/// canonicalHeaders, appended to `out` (the verifier builds its canonical request in one reused buffer).
+void appendCanonicalHeaders(std::string& out, const HeaderList& headers, const std::vector<std::string_view>& signedNames);
 /// "a;b;c" from sorted names.
 std::string joinSignedHeaders(const std::vector<std::string>& names);
 
@@ -49,6 +51,8 @@ Sha256Digest signingKey(std::string_view secret, std::string_view date, std::str
                         std::string_view service);
 
 std::string signatureHex(const Sha256Digest& key, std::string_view stringToSign);
+/// The same with the signing key's HMAC pads already hashed (a verifier's cached key).
+std::string signatureHex(const HmacSha256Key& key, std::string_view stringToSign);
 
 /// String to sign of one aws-chunked chunk, chained to the previous signature.
 std::string chunkStringToSign(std::string_view amzDate, std::string_view scope, std::string_view previousSignature,

@@ -16,10 +16,9 @@ int hexValue(char c) {
 }
 }  // namespace
 
-std::string uriEncode(std::string_view in, bool encodeSlash) {
+void appendUriEncoded(std::string& out, std::string_view in, bool encodeSlash) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size() + in.size() / 4);
+  out.reserve(out.size() + in.size() + in.size() / 4);
   for (unsigned char c : in) {
     if (isUnreserved(c) || (c == '/' && !encodeSlash)) {
       out.push_back(static_cast<char>(c));
@@ -29,6 +28,11 @@ std::string uriEncode(std::string_view in, bool encodeSlash) {
       out.push_back(kDigits[c & 0xf]);
     }
   }
+}
+
+std::string uriEncode(std::string_view in, bool encodeSlash) {
+  std::string out;
+  appendUriEncoded(out, in, encodeSlash);
   return out;
 }
 

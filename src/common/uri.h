@@ -14,6 +14,8 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 /// Percent-encodes every byte outside A-Z a-z 0-9 '-' '_' '.' '~' as %XX (upper-case hex).
 /// '/' is kept as is when encodeSlash is false (paths), encoded otherwise (query parts).
 std::string uriEncode(std::string_view in, bool encodeSlash);
+/// uriEncode, appended to `out`.
+void appendUriEncoded(std::string& out, std::string_view in, bool encodeSlash);
 
 /// Decodes %XX escapes. '+' stays '+' (S3 paths and SigV4 queries use %20 for space).
 /// @return std::nullopt when an escape is malformed ("%G1", a trailing "%").

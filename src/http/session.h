@@ -29,6 +29,7 @@
 #include "http/handler.h"
 #include "http/refusal.h"
 #include "http/server.h"
+#include "http/session_writer.h"
 
 namespace granary::http::detail {
 
@@ -112,78 +113,6 @@ class SessionBodyReader final : public BodyReader {
   std::uint64_t remaining_ = 0;
 };
 
-template <class Stream>
-class SessionWriter final : public ResponseWriter {
- public:
-  SessionWriter(Stream& stream, const ServerOptions& opts, bool head, bool keepAlive,
-                const bool& stopping)
-      : stream_(stream), opts_(opts), head_(head), keepAlive_(keepAlive), stopping_(stopping) {}
-
-  Awaitable<error_code> writeHeader(ResponseHeader header) override {
-    res_.base() = std::move(header);
-    res_.version(11);
-    if (stopping_) keepAlive_ = false;  // shutdown began: this is the connection's last response
-    res_.keep_alive(keepAlive_);
-    auto s = static_cast<unsigned>(res_.result_int());
-    bodyless_ = head_ || s == 204 || s == 304 || (s >= 100 && s < 200);
-    sr_.emplace(res_);
-    headerSent_ = true;
-    stream_.expires_after(opts_.writeTimeout);
-    auto [ec, n] = co_await bhttp::async_write_header(stream_, *sr_, kTuple);
-    if (ec) failed_ = true;
-    co_return ec;
-  }
-
-  Awaitable<error_code> writeBody(asio::const_buffer data) override {
-    if (!sr_ || failed_) co_return make_error_code(boost::system::errc::not_connected);
-    if (bodyless_ || data.size() == 0) co_return error_code{};
-    res_.body().data = const_cast<void*>(data.data());
-    res_.body().size = data.size();
-    res_.body().more = true;
-    stream_.expires_after(opts_.writeTimeout);
-    auto [ec, n] = co_await bhttp::async_write(stream_, *sr_, kTuple);
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) failed_ = true;
-    co_return ec;
-  }
-
-  Awaitable<error_code> finish() override {
-    if (!sr_ || failed_) co_return make_error_code(boost::system::errc::not_connected);
-    error_code ec;
-    if (!bodyless_) {
-      res_.body().data = nullptr;
-      res_.body().size = 0;
-      res_.body().more = false;
-      stream_.expires_after(opts_.writeTimeout);
-      auto [e, n] = co_await bhttp::async_write(stream_, *sr_, kTuple);
-      ec = e;
-    }
-    if (ec) failed_ = true;
-    else finished_ = true;
-    co_return ec;
-  }
-
-  bool headerSent() const override { return headerSent_; }
-  bool finished() const override { return finished_; }
-  void closeAfterResponse() override {
-    if (!headerSent_) keepAlive_ = false;
-  }
-  bool keepAlive() const { return keepAlive_ && res_.keep_alive(); }
-
- private:
-  Stream& stream_;
-  const ServerOptions& opts_;
-  bool head_;
-  bool keepAlive_;
-  const bool& stopping_;
-  bool bodyless_ = false;
-  bool headerSent_ = false;
-  bool finished_ = false;
-  bool failed_ = false;
-  bhttp::response<bhttp::buffer_body> res_;
-  std::optional<bhttp::response_serializer<bhttp::buffer_body>> sr_;
-};
-
 /// Reads and discards a small unread request body so the connection can serve the next request.
 /// @return false when the connection must close instead: the body is too large, the client waits for a
 ///         100 Continue it never got (it will not send the body), or reading failed.
@@ -243,6 +172,7 @@ template <class Stream>
 Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const ServerOptions& opts,
                                 RequestContext& ctx, std::uint64_t id, bool& idle, const bool& stopping) {
   beast::flat_buffer buffer(opts.headerLimit + opts.readAheadLimit);
+  std::string headerBuf;  // each response's header, rendered (SessionWriter)
   for (;;) {
     idle = true;
     if (stopping) break;
@@ -259,7 +189,13 @@ Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const S
     Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.headerLimit));
     parser.body_limit(boost::none);  // bodies stream; the handler enforces object-size limits
-    auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+    // The whole header section is in `buffer` (readHeaderSection): parsed in place, no read operation.
+    error_code ec;
+    buffer.consume(parser.put(buffer.data(), ec));
+    if (ec == bhttp::error::need_more) {
+      auto [rec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      ec = rec;
+    }
     if (ec) {
       co_await answerReadError(stream, handler, opts, ec);
       break;
@@ -285,7 +221,7 @@ Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const S
     // that status line again on its next request: it reads the next response's status as a header.)
     if (body.done() && !body.continueSent() && co_await body.sendContinue()) break;
     SessionWriter<Stream> writer(stream, opts, req.method() == bhttp::verb::head, parser.keep_alive() && !stopping,
-                                 stopping);
+                                 stopping, headerBuf);
     try {
       co_await handler.handle(req, ctx, body, writer);
     } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 
 #include "common/timeutil.h"
 #include "s3api/auth_v2.h"
+#include "s3api/signing_key_cache.h"
 
 namespace granary::s3api {
 namespace {
@@ -45,11 +46,13 @@ std::optional<Credential> parseCredential(std::string_view s) {
   return Credential{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]), std::string(parts[3])};
 }
 
-std::vector<std::string> splitSignedHeaders(std::string_view s) {
-  std::vector<std::string> out;
+/// The names of SignedHeaders, as views into it.
+std::vector<std::string_view> splitSignedHeaders(std::string_view s) {
+  std::vector<std::string_view> out;
+  out.reserve(static_cast<std::size_t>(std::count(s.begin(), s.end(), ';')) + 1);
   while (!s.empty()) {
     auto semi = s.find(';');
-    out.emplace_back(s.substr(0, semi));
+    out.push_back(s.substr(0, semi));
     if (semi == std::string_view::npos) break;
     s.remove_prefix(semi + 1);
   }
@@ -59,11 +62,11 @@ std::vector<std::string> splitSignedHeaders(std::string_view s) {
 /// The x-amz-* headers present but not signed, comma-separated ("" when all are signed). An unsigned
 /// x-amz-* header would change what the request does (x-amz-copy-source turns a PUT into a copy)
 /// without the key holder having asked for it.
-std::string unsignedAmzHeaders(const sigv4::HeaderList& headers, const std::vector<std::string>& signedNames) {
+std::string unsignedAmzHeaders(const sigv4::HeaderList& headers, const std::vector<std::string_view>& signedNames) {
   std::vector<std::string_view> missing;
   for (const auto& [name, value] : headers) {
     if (!name.starts_with("x-amz-")) continue;
-    if (std::binary_search(signedNames.begin(), signedNames.end(), name)) continue;
+    if (std::binary_search(signedNames.begin(), signedNames.end(), std::string_view(name))) continue;
     if (std::find(missing.begin(), missing.end(), name) == missing.end()) missing.push_back(name);
   }
   std::string out;
@@ -72,6 +75,14 @@ std::string unsignedAmzHeaders(const sigv4::HeaderList& headers, const std::vect
     out += n;
   }
   return out;
+}
+
+void appendHex(std::string& out, const Sha256Digest& d) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (const std::uint8_t b : d) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xf]);
+  }
 }
 
 /// The scope must name a region Granary serves and the service s3.
@@ -88,26 +99,17 @@ std::optional<S3Failure> checkScope(const Credential& cred, const AuthOptions& o
 
 struct Claim {
   Credential cred;
-  std::vector<std::string> signedHeaders;
-  std::string signature;
+  std::vector<std::string_view> signedHeaders;  // views into the request's SignedHeaders
+  std::string_view signature;
   std::string amzDate;
   std::chrono::system_clock::time_point time;
 };
 
 /// The derived signing key of a credential changes once a day: each I/O thread keeps the last few it
-/// derived, which spares four HMACs on nearly every request.
-Sha256Digest cachedSigningKey(const std::string& secret, const Credential& cred) {
-  struct Slot {
-    std::string secret, date, region, service;
-    Sha256Digest key{};
-  };
-  thread_local Slot slots[8];
-  thread_local unsigned next = 0;
-  for (const auto& s : slots)
-    if (s.date == cred.date && s.secret == secret && s.region == cred.region && s.service == cred.service) return s.key;
-  Slot& s = slots[next++ % 8];
-  s = {secret, cred.date, cred.region, cred.service, sigv4::signingKey(secret, cred.date, cred.region, cred.service)};
-  return s.key;
+/// derived (signing_key_cache.h).
+const SigningKeyCache::Entry& cachedSigningKey(const std::string& secret, const Credential& cred) {
+  thread_local SigningKeyCache cache;
+  return cache.get(secret, cred.date, cred.region, cred.service);
 }
 
 /// The common tail of both forms: look the key up, build the canonical request, compare.
@@ -124,38 +126,61 @@ std::optional<S3Failure> checkSignature(const AuthInput& in, const KeyTable& key
     return fail(S3Error::AccessDenied, "There were headers present in the request which were not signed",
                 {{"HeadersNotSigned", unsigned_}});
 
-  const std::string scope = sigv4::credentialScope(c.cred.date, c.cred.region, c.cred.service);
-  const Sha256Digest key = cachedSigningKey(*secret, c.cred);
-  const std::string query = canonicalQueryString(canonicalParams);
-  const std::string headers = sigv4::canonicalHeaders(*in.headers, c.signedHeaders);
-  const std::string signedList = sigv4::joinSignedHeaders(c.signedHeaders);
+  const SigningKeyCache::Entry& key = cachedSigningKey(*secret, c.cred);
+  // Built in buffers each I/O thread reuses: a request's canonical request, string to sign and scope
+  // cost no allocation once the buffers have grown.
+  thread_local std::string scope, uri, tail, creq, sts;
+  scope.clear();
+  scope.append(c.cred.date).append("/").append(c.cred.region).append("/").append(c.cred.service).append("/aws4_request");
+  // The canonical request after its URI: the same for both URI candidates below.
+  tail.clear();
+  tail.push_back('\n');
+  tail.append(canonicalQueryString(canonicalParams));
+  tail.push_back('\n');
+  sigv4::appendCanonicalHeaders(tail, *in.headers, c.signedHeaders);
+  tail.push_back('\n');
+  for (std::size_t i = 0; i < c.signedHeaders.size(); ++i) {
+    if (i > 0) tail.push_back(';');
+    tail.append(c.signedHeaders[i]);
+  }
+  tail.push_back('\n');
+  tail.append(payloadHash);
 
   // The canonical URI is the path re-encoded by SigV4's rules; clients that encode differently (a raw
   // '~' vs "%7E", say) signed the path as they sent it, so that form is tried too.
-  std::string uris[2] = {sigv4::canonicalUri(in.decodedPath), std::string(in.rawPath)};
-  const int candidates = uris[0] == uris[1] ? 1 : 2;
+  uri.clear();
+  appendUriEncoded(uri, in.decodedPath, false);
+  const int candidates = uri == in.rawPath ? 1 : 2;
   std::string firstCreq, firstSts;
   for (int i = 0; i < candidates; ++i) {
-    std::string creq = sigv4::canonicalRequest(in.method, uris[i], query, headers, signedList, payloadHash);
-    std::string sts = sigv4::stringToSign(c.amzDate, scope, creq);
-    std::string sig = sigv4::signatureHex(key, sts);
+    creq.clear();
+    creq.append(in.method).append("\n");
+    if (i == 0) creq.append(uri);
+    else creq.append(in.rawPath);
+    creq.append(tail);
+    sts.clear();
+    sts.append(sigv4::kAlgorithm).append("\n").append(c.amzDate).append("\n").append(scope).append("\n");
+    appendHex(sts, sha256(creq));
+    std::string sig;  // (64 hex digits)
+    sig.reserve(64);
+    appendHex(sig, key.hmac.sign(sts));
     if (constantTimeEquals(sig, c.signature)) {
       out.accessKey = c.cred.accessKey;
-      out.signingKey = key;
+      out.signingKey = key.key;
       out.scope = scope;
       out.amzDate = c.amzDate;
       out.seedSignature = c.signature;
       return std::nullopt;
     }
     if (i == 0) {
-      firstCreq = std::move(creq);
-      firstSts = std::move(sts);
+      firstCreq = creq;
+      firstSts = sts;
     }
   }
   return fail(S3Error::SignatureDoesNotMatch, {},
               {{"AWSAccessKeyId", c.cred.accessKey},
                {"StringToSign", firstSts},
-               {"SignatureProvided", c.signature},
+               {"SignatureProvided", std::string(c.signature)},
                {"CanonicalRequest", firstCreq}});
 }
 
@@ -185,7 +210,7 @@ AuthResult verifyHeader(const AuthInput& in, std::string_view header, const KeyT
     return {fail(S3Error::AuthorizationHeaderMalformed, "Unsupported authorization algorithm."), {}};
 
   Claim c;
-  std::string credential, signedHeaders;
+  std::string_view credential, signedHeaders;  // (views into `header`)
   std::string_view rest = header.substr(sigv4::kAlgorithm.size());
   while (!rest.empty()) {
     auto comma = rest.find(',');
@@ -194,9 +219,9 @@ AuthResult verifyHeader(const AuthInput& in, std::string_view header, const KeyT
     auto eq = part.find('=');
     if (eq == std::string_view::npos) continue;
     auto name = part.substr(0, eq), value = part.substr(eq + 1);
-    if (name == "Credential") credential = std::string(value);
-    else if (name == "SignedHeaders") signedHeaders = std::string(value);
-    else if (name == "Signature") c.signature = std::string(value);
+    if (name == "Credential") credential = value;
+    else if (name == "SignedHeaders") signedHeaders = value;
+    else if (name == "Signature") c.signature = value;
   }
   auto cred = parseCredential(credential);
   if (!cred || signedHeaders.empty() || c.signature.empty())

@@ -2,10 +2,13 @@
 // the backend.
 
 #include "s3api/exchange.h"
+#include "s3api/prefetch_tracker.h"
 
 namespace granary::s3api {
 
 http::Awaitable<void> ProxyHandler::opObjectRead(Exchange& x, Call& c) {
+  // A client's read moves the reader of the prefetch jobs ordering this key (one relaxed load without one).
+  if (opts_.prefetch && x.op == S3Op::GetObject && !x.ctx.internal) opts_.prefetch->noteRead(x.routed.bucket, x.routed.key);
   const bool versioned = findParam(x.routed.query, "versionId") != nullptr;
   if (writesBack(x) && !versioned && co_await serveWriteBack(x)) co_return;
   bool useCache = cache_ && cacheEligible(x);

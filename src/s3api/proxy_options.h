@@ -25,6 +25,7 @@ namespace granary::s3api {
 
 class RequestStats;
 class PeerStats;
+class PrefetchTracker;
 
 /// The cluster's peer read path (ProxyOptions::cluster). Off (members null) without a [cluster] section.
 struct ClusterOptions {
@@ -53,6 +54,8 @@ struct ProxyOptions {
   std::shared_ptr<spdlog::logger> accessLogger;
   /// This handler's request counters (one instance per thread); null = not counted.
   std::shared_ptr<RequestStats> requestStats;
+  /// Where client GETs are reported for the prefetch jobs (shared by every thread); null = none.
+  std::shared_ptr<PrefetchTracker> prefetch;
   /// Bodies up to this size are read and verified whole before anything goes upstream (and can then
   /// be retried); larger ones stream, their last byte held back until every check has passed.
   std::size_t verifyBeforeSend = 1 << 20;

@@ -159,6 +159,36 @@ class HitsTest(CacheCase):
         self.assertEqual(len(set(ranges)), size // CHUNK)
         self.assertEqual(proxy.count("HEAD", self.key_path("big.bin")), 0, "metadata came with the first chunk")
 
+    def test_a_cold_epoch_asks_the_origin_once_per_chunk_and_never_for_metadata(self):
+        # A training epoch's shape (bench/peers.py workload 4): many objects of 1-4 chunks, 16 readers at once,
+        # each object read whole once. Cold, each object costs the origin one GET per chunk (the first one
+        # also brings the metadata: no HEAD round trip before the first byte); warm, nothing.
+        objs = {"epoch/%03d" % i: payload(CHUNK * (1 + i % 4) - (i * 4099) % CHUNK + 1, 100 + i) for i in range(48)}
+        for k, v in objs.items():
+            direct.put_object(Bucket=self.bucket, Key=k, Body=v)
+        g = self.granary(size="512MiB")
+        s3 = harness.boto3_client(g.url, max_pool_connections=16)
+
+        def epoch():
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                got = dict(zip(objs, ex.map(lambda k: md5(s3.get_object(Bucket=self.bucket, Key=k)["Body"].read()),
+                                            objs)))
+            self.assertEqual(got, {k: md5(v) for k, v in objs.items()})
+
+        proxy.reset()
+        epoch()
+        for k, v in objs.items():
+            chunks = (len(v) + CHUNK - 1) // CHUNK
+            ranges = proxy.ranges(self.key_path(k))
+            self.assertEqual(sorted(ranges), sorted("bytes=%d-%d" % (i * CHUNK, (i + 1) * CHUNK - 1 if i + 1 < chunks
+                                                                       else len(v) - 1 if i else CHUNK - 1)
+                                                    for i in range(chunks)), k)
+        self.assertEqual(proxy.count("HEAD"), 0, "metadata comes with the first chunk's GET")
+        time.sleep(0.5)  # the last fills' inserts land
+        proxy.reset()
+        epoch()
+        self.assertEqual(proxy.count(), 0, "a warm epoch asks the origin nothing")
+
 
 class ConsistencyTest(CacheCase):
     def test_overwrite_behind_granarys_back_is_served_after_the_ttl_never_mixed(self):

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -283,4 +284,55 @@ TEST_CASE("fills: one downloader, readers on other threads see bytes as they arr
   CHECK(seen.size() >= 2);  // progress arrived in steps, not only at the end
   table.release(key, fill.get());
   CHECK(table.size() == 0);
+}
+
+TEST_CASE("metadata: in RAM at once, on disk in the background, never brought back after an invalidation",
+          "[unit][cache]") {
+  TempDir dir;
+  auto meta = [](const std::string& etag) {
+    auto m = std::make_shared<ObjectMeta>();
+    m->size = 5;
+    m->etag = etag;
+    return std::shared_ptr<const ObjectMeta>(std::move(m));
+  };
+  auto keyFor = [](const std::string& k) { return encodeKey({"http://origin", "bucket", k, "", kMetaIndex}); };
+  const std::string a = keyFor("a"), b = keyFor("b"), c = keyFor("c");
+  {
+    ChunkCache cache(diskOptions(dir));
+    asio::io_context ioc(1);
+    CacheThread t(cache, ioc.get_executor());  // (outlives the background writes: ioc.run() ends after them)
+    bool checked = false;
+    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+      // (named records: no class temporaries in a co_await, GCC 12)
+      const auto a1 = meta("\"a1\""), b1 = meta("\"b1\""), c1 = meta("\"c1\""), c2 = meta("\"c2\"");
+      co_await t.storeMeta(a, a1, cache.metaEpoch(a));
+      // The request that fetched it goes on at once: published in RAM, its disk copy not written yet.
+      CHECK(cache.metaInRam(a) == a1);
+      CHECK(!cache.disk()->index().find(hashBytes(a)).has_value());
+      // b is invalidated while its disk copy is on its way; c gets a newer record meanwhile.
+      co_await t.storeMeta(b, b1, cache.metaEpoch(b));
+      cache.invalidateMeta(b);
+      co_await t.storeMeta(c, c1, cache.metaEpoch(c));
+      co_await t.storeMeta(c, c2, cache.metaEpoch(c));
+      checked = true;
+    }, asio::detached);
+    ioc.run();
+    CHECK(checked);
+    CHECK(cache.disk()->index().find(hashBytes(a)).has_value());
+    CHECK(!cache.disk()->index().find(hashBytes(b)).has_value());
+    cache.close();
+  }
+  ChunkCache cache(diskOptions(dir));  // after a restart: only what the disk holds
+  run([&](asio::io_context& ioc) -> asio::awaitable<void> {
+    CacheThread t(cache, ioc.get_executor());
+    const auto ma = co_await t.lookupMeta(a);
+    REQUIRE(ma);
+    CHECK(ma->etag == "\"a1\"");
+    CHECK(ma->fromDisk);
+    const auto mb = co_await t.lookupMeta(b);
+    CHECK(!mb);
+    const auto mc = co_await t.lookupMeta(c);
+    REQUIRE(mc);
+    CHECK(mc->etag == "\"c2\"");
+  });
 }
