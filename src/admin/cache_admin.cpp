@@ -231,7 +231,7 @@ json::array CacheAdmin::jobs() const {
 bool CacheAdmin::cancel(const std::string& id) {
   if (auto p = prefetchJobs_.find(id); p != prefetchJobs_.end()) {
     p->second->cancelled = true;
-    if (p->second->wake) p->second->wake->cancel();  // stops starting fetches now
+    if (auto t = p->second->wake.lock()) t->cancel();  // stops starting fetches now
     return true;
   }
   auto it = jobs_.find(id);

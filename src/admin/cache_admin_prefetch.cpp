@@ -145,13 +145,16 @@ asio::awaitable<bool> CacheAdmin::preparePrefetch(std::shared_ptr<PrefetchJob> j
 }
 
 asio::awaitable<void> CacheAdmin::runPrefetch(std::shared_ptr<PrefetchJob> job) {
-  job->wake = std::make_shared<asio::steady_timer>(ex_);
   if (!co_await preparePrefetch(job)) {
     job->state = job->cancelled ? "cancelled" : "failed";
     job->ended = Clock::now();
     spdlog::warn("admin: prefetch {} failed: {}", job->id, logSafe(job->error));
     co_return;
   }
+  // Created after the listing (which awaits the I/O threads): from here on this frame waits only on the
+  // admin thread, so the timer dies with it when the admin io_context goes.
+  auto wake = std::make_shared<asio::steady_timer>(ex_);
+  job->wake = wake;
   tracker_->add(job->order);
   job->state = "prefetching";
   std::string outcome;
@@ -164,14 +167,14 @@ asio::awaitable<void> CacheAdmin::runPrefetch(std::shared_ptr<PrefetchJob> job) 
     else if (Clock::now() - job->order->lastRead() > job->req.idle) outcome = "idle-stopped";
     if (!outcome.empty()) break;
     while (auto position = w.next()) asio::co_spawn(ex_, prefetchOne(job, *position), asio::detached);
-    job->wake->expires_after(kTick);
-    co_await job->wake->async_wait(asio::as_tuple(asio::use_awaitable));
+    wake->expires_after(kTick);
+    co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
   }
   // What is in flight completes (a fill a client may be waiting on is not cut short); nothing new starts.
   // Not at shutdown: the loop would keep the admin thread alive; the fetches end with the I/O threads.
   while (w.inFlight() > 0 && !stopping_) {
-    job->wake->expires_after(kTick);
-    co_await job->wake->async_wait(asio::as_tuple(asio::use_awaitable));
+    wake->expires_after(kTick);
+    co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
   }
   tracker_->remove(job->order.get());
   if (outcome == "failed") job->error = "Granary is shutting down";
@@ -191,7 +194,7 @@ asio::awaitable<void> CacheAdmin::prefetchOne(std::shared_ptr<PrefetchJob> job, 
   std::uint64_t bytes = 0;
   if (stopping_) {  // the I/O threads take no new work
     job->window->finished(position, 0);
-    job->wake->cancel();
+    if (auto t = job->wake.lock()) t->cancel();
     co_return;
   }
   const AdminWorker& w = nextWorker();
@@ -211,7 +214,7 @@ asio::awaitable<void> CacheAdmin::prefetchOne(std::shared_ptr<PrefetchJob> job, 
     }
   }
   job->window->finished(position, bytes);
-  job->wake->cancel();
+  if (auto t = job->wake.lock()) t->cancel();
 }
 
 }  // namespace granary::admin

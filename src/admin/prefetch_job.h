@@ -48,7 +48,9 @@ struct PrefetchJob {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now(), ended{};
   std::shared_ptr<s3api::PrefetchOrder> order;
   std::optional<s3api::PrefetchWindow> window;
-  std::shared_ptr<boost::asio::steady_timer> wake;  // cancelled when a fetch completes
+  // The job loop's timer, cancelled when a fetch completes. Owned by runPrefetch's frame, never by the job:
+  // a job outlives the admin io_context (CacheAdmin's map), and a timer must not.
+  std::weak_ptr<boost::asio::steady_timer> wake;
   std::uint64_t fetched = 0, cached = 0, failed = 0, bytesFetched = 0, bytesCached = 0, bytesTotal = 0;
   std::vector<std::pair<std::string, std::string>> errors;  // the first few: key, why
   /// A finished job's last progress: its order (up to 64 MiB of keys) is then released.

@@ -244,6 +244,8 @@ class PrefetchTest(PrefetchCase):
         self.start()
         status, j = self.api("POST", "/admin/prefetch?bucket=pfx&prefix=ds/&window=512KiB&concurrency=2&idle=1", data=b"")
         self.assertEqual(status, 200, j)
+        # Reads count once the job tracks its order, i.e. after its listing (slow under a loaded ASan run).
+        self.wait_job(j["id"], lambda j: j["state"] != "listing" and j["state"] != "starting", what="the listing")
         self.read(0)
         self.read(1)
         t0 = time.time()
@@ -350,6 +352,10 @@ class PrefetchTest(PrefetchCase):
             slow.close()
         status, j = self.api("POST", "/admin/prefetch?bucket=pfx&idle=2", data=b"ds/k-002\n")
         self.assertEqual(status, 200, j)
+        # The jobs so far end on their own (one key each): wait, so that none frees a slot below.
+        _, alljobs = self.api("GET", "/admin/jobs")
+        for old_job in alljobs["jobs"]:
+            self.wait_job(old_job["id"], lambda j: j["state"] in FINAL)
         # With every job slot taken, an order is refused before its body is read.
         ids = []
         while True:
