@@ -214,12 +214,13 @@ Awaitable<void> serveConnection(Stream& stream, RequestHandler& handler, const S
       break;
     }
 
-    ++ctx.requestOnConnection;
     SessionBodyReader<Stream> body(stream, buffer, parser, opts);
     // "Expect: 100-continue" on a request without a body: nothing to wait for, so the 100 goes out at
     // once. (Answering such a request with only a final status leaves botocore's connection expecting
     // that status line again on its next request: it reads the next response's status as a header.)
+    // If that write fails the client is gone and the request never reaches the handler (nor its count).
     if (body.done() && !body.continueSent() && co_await body.sendContinue()) break;
+    ++ctx.requestOnConnection;
     SessionWriter<Stream> writer(stream, opts, req.method() == bhttp::verb::head, parser.keep_alive() && !stopping,
                                  stopping, headerBuf);
     try {
