@@ -160,6 +160,9 @@ def main():
     ap.add_argument("--baseline", metavar="GRANARY_BINARY",
                     help="also run this Granary binary (an earlier build) as target 'baseline', in the same run and "
                          "with the same options: before/after figures")
+    ap.add_argument("--baseline-extra", default="", metavar="ARGS",
+                    help="more Granary flags for the baseline target only, e.g. \"--direct-io false\" with --baseline "
+                         "set to the same binary: the disk tier through the page cache against O_DIRECT")
     ap.add_argument("--policy", action="store_true",
                     help="the 'granary' target's client key has an access policy (ten Allow statements, the last "
                          "one matching); with --baseline set to the same binary, the policy check's cost")
@@ -210,7 +213,8 @@ def main():
             baseline = harness.Granary("http://127.0.0.1:%d" % shim.port, threads=2,
                                        extra=["--cache-dir", "%s/baseline-cache:%dGiB" % (work, cache_gib),
                                               "--ram-cache", "%dGiB" % args.ram_gib,
-                                              "--access-log", "false", "--metadata-ttl", "forever"])
+                                              "--access-log", "false", "--metadata-ttl", "forever"] +
+                                       args.baseline_extra.split())
         finally:
             harness.GRANARY = current
         targets["baseline"] = (baseline.port, gkey)
@@ -230,10 +234,11 @@ def main():
         try:
             for name, binary in binaries:
                 harness.GRANARY = binary
+                more = args.baseline_extra.split() if name == "baseline" else []
                 fresh[name] = harness.Granary("http://127.0.0.1:%d" % shim.port, threads=2,
                                               extra=["--cache-dir", "%s/epoch-%s-%d:%dGiB" % (work, name, r, epoch_gib),
                                                      "--ram-cache", "%dGiB" % args.ram_gib, "--access-log", "false",
-                                                     "--metadata-ttl", "forever"])
+                                                     "--metadata-ttl", "forever"] + more)
                 servers[name] = fresh[name].proc.pid
         finally:
             harness.GRANARY = current

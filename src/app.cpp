@@ -186,6 +186,7 @@ void warnUnreloadable(const Config& was, const Config& now) {
   if (was.backend.endpoint != now.backend.endpoint || was.otherBackends.size() != now.otherBackends.size()) warn("backend endpoints");
   if (was.buckets.size() != now.buckets.size()) warn("[[bucket]] blocks");
   if (was.cache.ramBytes != now.cache.ramBytes || was.cache.chunkSize != now.cache.chunkSize ||
+      was.cache.directIo != now.cache.directIo ||
       was.cache.dirs.size() != now.cache.dirs.size())
     warn("cache sizes or directories");
 }
@@ -305,6 +306,7 @@ void App::openCache() {
   cache::CacheOptions co;
   for (const auto& d : cfg_.cache.dirs) co.dirs.push_back({d.path, d.size});
   co.ramBytes = cfg_.cache.ramBytes;
+  co.directIo = cfg_.cache.directIo;
   co.chunkSize = cfg_.cache.chunkSize;
   cache_ = std::make_unique<cache::ChunkCache>(std::move(co));
   spdlog::info("cache: {}", cache_->enabled() ? cache_->describe() : "off (no --cache-dir, no --ram-cache)");

@@ -145,7 +145,7 @@ BucketConfig loadBucket(const toml::table& t, const std::string& where) {
 
 void loadCache(const toml::table& t, CacheConfig& c) {
   const std::string where = "cache.";
-  checkKeys(t, {"cache_dir", "ram_cache", "chunk_size", "metadata_ttl", "stale_if_error", "status_header",
+  checkKeys(t, {"cache_dir", "ram_cache", "direct_io", "chunk_size", "metadata_ttl", "stale_if_error", "status_header",
                 "parallel_fills", "max_fills", "read_ahead", "writeback_dir", "writeback_retry_max",
                 "writeback_upload_concurrency"},
             where);
@@ -159,6 +159,7 @@ void loadCache(const toml::table& t, CacheConfig& c) {
     }
   }
   c.ramBytes = getSize(t, "ram_cache", where, c.ramBytes);
+  c.directIo = getBool(t, "direct_io", where, c.directIo);
   c.chunkSize = getSize(t, "chunk_size", where, c.chunkSize);
   c.metadataTtl = getDuration(t, "metadata_ttl", where, c.metadataTtl);
   c.staleIfError = getDuration(t, "stale_if_error", where, c.staleIfError);
@@ -583,6 +584,7 @@ std::string describe(const Config& cfg) {
     os << (i ? ", " : "") << quoted(c.dirs[i].path + ":" + formatSize(c.dirs[i].size));
   os << "]\n"
      << "ram_cache = \"" << formatSize(c.ramBytes) << "\"\n"
+     << "direct_io = " << (c.directIo ? "true" : "false") << "\n"
      << "chunk_size = \"" << formatSize(c.chunkSize) << "\"\n"
      << "metadata_ttl = \"" << formatDuration(c.metadataTtl) << "\"\n"
      << "stale_if_error = \"" << formatDuration(c.staleIfError) << "\"\n"

@@ -67,6 +67,9 @@ struct CacheConfig {
   /// timeout or a refused connection (RFC 5861's stale-if-error); 0 = never.
   std::chrono::milliseconds staleIfError{3'600'000};
   bool statusHeader = true;
+  /// Disk tier files opened O_DIRECT (true: the RAM tier is the only memory cache) or through the kernel's
+  /// page cache (false: free memory caches disk-tier chunks too, as nginx's files are).
+  bool directIo = true;
   std::uint32_t parallelFills = 4;
   std::uint32_t maxFills = 64;
   std::uint32_t readAhead = 2;

@@ -28,7 +28,7 @@ struct Flags {
   std::string idleTimeout, readTimeout, writeTimeout, shutdownTimeout, maxSkew;
   std::vector<std::string> cacheDirs;
   std::string ramCache, chunkSize, metadataTtl, staleIfError, writeBackDir;
-  bool cacheStatusHeader = true;
+  bool cacheStatusHeader = true, directIo = true;
   std::vector<std::string> clusterEtcd, clusterMembers;
   std::string clusterName, nodeId, peerListen, peerAdvertise, clusterSecret, clusterSecretFile;
   double nodeWeight = 1.0;
@@ -84,6 +84,7 @@ void applyFlags(const CLI::App& app, const Flags& f, Config& cfg) {
     for (const auto& d : f.cacheDirs) c.dirs.push_back(parseCacheDir(d));
   }
   if (given("--ram-cache")) c.ramBytes = sizeFlag("ram-cache", f.ramCache);
+  if (given("--direct-io")) c.directIo = f.directIo;
   if (given("--chunk-size")) c.chunkSize = sizeFlag("chunk-size", f.chunkSize);
   if (given("--metadata-ttl")) c.metadataTtl = durationFlag("metadata-ttl", f.metadataTtl);
   if (given("--stale-if-error")) c.staleIfError = durationFlag("stale-if-error", f.staleIfError);
@@ -137,6 +138,8 @@ void defineFlags(CLI::App& app, Flags& f) {
   app.add_option("--max-clock-skew", f.maxSkew, "Largest accepted request-time skew (default 15m)");
   app.add_option("--cache-dir", f.cacheDirs, "Disk cache PATH:SIZE, e.g. /nvme0/granary:500GiB (repeatable)");
   app.add_option("--ram-cache", f.ramCache, "RAM tier size, e.g. 1GiB (default 0: none)");
+  app.add_option("--direct-io", f.directIo,
+                 "Disk tier files O_DIRECT (true, default) or through the page cache (false)");
   app.add_option("--chunk-size", f.chunkSize, "Cache chunk size (default 4MiB)");
   app.add_option("--metadata-ttl", f.metadataTtl, "Trust cached metadata this long: 60s (default), 0, forever");
   app.add_option("--stale-if-error", f.staleIfError,

@@ -100,7 +100,8 @@ std::string ChunkCache::describe() const {
   std::string out = fmt::format("chunk {} KiB, RAM tier {} MiB", opts_.chunkSize >> 10, opts_.ramBytes >> 20);
   if (disk_)
     for (const auto& d : disk_->status())
-      out += fmt::format(", {} ({} MiB{})", d.path, d.capacity >> 20, d.failed ? ", out of service" : "");
+      out += fmt::format(", {} ({} MiB, {}{})", d.path, d.capacity >> 20, d.directIo ? "O_DIRECT" : "page cache",
+                         d.failed ? ", out of service" : "");
   else
     out += ", no disk tier";
   return out;

@@ -154,7 +154,7 @@ bool DiskTier::openDir(std::uint8_t i, DirState& d, std::string& why) {
       [this, i](const std::string& err) { failDir(i, err); });
   spdlog::info("cache directory {}: {} MiB in {} regions of {} MiB, {}, {} entries restored in {:.3f}s",
                d.spec.path, dataBytes >> 20, d.geo.regions, d.geo.regionSize >> 20,
-               d.direct ? "O_DIRECT" : "buffered", d.loadedEntries, d.loadSeconds);
+               d.direct ? "O_DIRECT" : "buffered (page cache)", d.loadedEntries, d.loadSeconds);
   return true;
 }
 

@@ -501,24 +501,49 @@ class DurabilityTest(CacheCase):
         self.assertNotIn("s3cr3t-admin", g.log_text())
 
     def test_flipped_bytes_in_the_cache_file_are_caught(self):
-        data = payload(4 * CHUNK, 50)
-        direct.put_object(Bucket=self.bucket, Key="f.bin", Body=data)
         g = self.granary("--ram-cache", "0", "--admin-listen", "127.0.0.1:0")
-        self.get(g, "f.bin")
+        self.assertGreaterEqual(g.wait_for_log("O_DIRECT"), 1)
+        self.flip_bytes_and_read(g, "f.bin", 50)
+
+    def test_page_cache_mode_serves_disk_hits_and_still_checks_them(self):
+        # --direct-io false: the disk tier's file goes through the kernel's page cache, so the flipped bytes
+        # below are what Granary reads back at once (no device round trip hides them).
+        g = self.granary("--ram-cache", "0", "--admin-listen", "127.0.0.1:0", "--direct-io", "false")
+        self.assertGreaterEqual(g.wait_for_log("buffered (page cache)"), 1)
+        self.assertEqual(g.log_text().count("O_DIRECT"), 0)
+        data = payload(3 * CHUNK + 77, 51)
+        direct.put_object(Bucket=self.bucket, Key="pc.bin", Body=data)
+        body, h = self.get(g, "pc.bin")
+        self.assertEqual((md5(body), h["x-granary-cache"]), (md5(data), "miss"))
+        proxy.reset()
+        for _ in range(2):  # no RAM tier: both are disk-tier hits
+            body, h = self.get(g, "pc.bin")
+            self.assertEqual((md5(body), h["x-granary-cache"]), (md5(data), "hit"))
+            part, _ = self.get(g, "pc.bin", Range="bytes=%d-%d" % (CHUNK - 5, 2 * CHUNK + 5))
+            self.assertEqual(part, data[CHUNK - 5:2 * CHUNK + 6])
+        self.assertEqual(proxy.count(), 0)
+        self.assertGreater(g.metrics()["granary_cache_hits_total{tier=\"disk\"}"], 0)
+        self.flip_bytes_and_read(g, "pcf.bin", 52)
+
+    def flip_bytes_and_read(self, g, key, seed):
+        data = payload(4 * CHUNK, seed)
+        direct.put_object(Bucket=self.bucket, Key=key, Body=data)
+        self.get(g, key)
         time.sleep(0.3)
-        self.assertEqual(g.metrics()["granary_cache_checksum_errors_total"], 0)
+        errors = g.metrics()["granary_cache_checksum_errors_total"]
+        self.assertEqual(errors, 0)
         path = os.path.join(self.cache_dir, "granary-cache.data")
         with open(path, "r+b") as f:  # one byte in every 256 KiB of what was written
-            for off in range(4096 * 20, 6 * CHUNK, 256 << 10):
+            for off in range(4096 * 20, f.seek(0, os.SEEK_END), 256 << 10):
                 f.seek(off)
                 b = f.read(1)
                 f.seek(off)
                 f.write(bytes([b[0] ^ 0x5A]))
-        body, _ = self.get(g, "f.bin")
+        body, _ = self.get(g, key)
         self.assertEqual(md5(body), md5(data))
         self.assertGreaterEqual(g.wait_for_log("checksum mismatch"), 1)
         self.assertGreaterEqual(g.metrics()["granary_cache_checksum_errors_total"], 1)
-        body, _ = self.get(g, "f.bin")
+        body, _ = self.get(g, key)
         self.assertEqual(md5(body), md5(data))
 
     def test_filling_past_capacity_keeps_the_directory_within_its_size(self):
