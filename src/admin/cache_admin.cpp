@@ -108,12 +108,13 @@ void CacheAdmin::shutdown() {
 }
 
 asio::awaitable<std::pair<std::vector<AdminOps::ListedObject>, std::string>> CacheAdmin::listAll(
-    const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress) {
+    const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress,
+    std::function<bool()> cancelled) {
   std::vector<AdminOps::ListedObject> all;
   std::string token;
   for (;;) {
     if (stopping_) co_return std::pair{std::move(all), std::string("shutting down")};
-    if (progress && progress->cancelled) co_return std::pair{std::move(all), std::string("cancelled")};
+    if ((progress && progress->cancelled) || (cancelled && cancelled())) co_return std::pair{std::move(all), std::string("cancelled")};
     const AdminWorker& w = nextWorker();
     auto page = co_await asio::co_spawn(w.ex, w.handler->adminList(bucket, prefix, token), asio::use_awaitable);
     if (!page.error.empty()) co_return std::pair{std::move(all), std::move(page.error)};

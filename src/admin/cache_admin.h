@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,9 +81,11 @@ class CacheAdmin {
   struct Job;
   boost::asio::awaitable<void> runLoad(std::shared_ptr<Job> job);
   boost::asio::awaitable<void> loadWorker(std::shared_ptr<Job> job, std::shared_ptr<RateLimiter> limit);
-  /// Every object under bucket/prefix (at most `max`), or an error.
+  /// Every object under bucket/prefix (at most `max`), or an error ("cancelled" once `cancelled()` says so,
+  /// checked before each page).
   boost::asio::awaitable<std::pair<std::vector<AdminOps::ListedObject>, std::string>> listAll(
-      const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress = nullptr);
+      const std::string& bucket, const std::string& prefix, std::size_t max, std::shared_ptr<Job> progress = nullptr,
+      std::function<bool()> cancelled = {});
   boost::asio::awaitable<void> runPrefetch(std::shared_ptr<PrefetchJob> job);
   /// Builds the job's order (listing the prefix when it has no keys). @return false when it failed.
   boost::asio::awaitable<bool> preparePrefetch(std::shared_ptr<PrefetchJob> job);

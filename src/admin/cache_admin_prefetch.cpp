@@ -128,7 +128,11 @@ asio::awaitable<bool> CacheAdmin::preparePrefetch(std::shared_ptr<PrefetchJob> j
   job->req.keys.clear();
   if (keys.empty()) {
     job->state = "listing";
-    auto [objects, error] = co_await listAll(job->req.bucket, job->req.prefix, kMaxPrefetchKeys);
+    // A DELETE during the listing ends it at the next page (a large prefix is up to 1,000 pages).
+    // (Named, not temporaries in the co_await: GCC 12 coroutines.)
+    std::shared_ptr<Job> noLoadJob;
+    std::function<bool()> cancelled = [job] { return job->cancelled; };
+    auto [objects, error] = co_await listAll(job->req.bucket, job->req.prefix, kMaxPrefetchKeys, noLoadJob, cancelled);
     if (!error.empty()) {
       job->error = "listing s3://" + job->req.bucket + "/" + job->req.prefix + ": " + error;
       co_return false;

@@ -374,6 +374,8 @@ class CountingProxy:
         self.requests = []
         self.bytes = 0
         self.lock = threading.Lock()
+        self.held = None  # (method, path) whose requests wait for `released` before they are relayed
+        self.released = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -384,6 +386,15 @@ class CountingProxy:
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
+
+    def hold(self, method, path):
+        """Requests `method path` (query ignored) wait, counted, until release()."""
+        self.released.clear()
+        self.held = (method, path)
+
+    def release(self):
+        self.held = None
+        self.released.set()
 
     def reset(self):
         with self.lock:
@@ -454,6 +465,8 @@ class CountingProxy:
                     headers[k.strip().lower()] = v.strip()
                 with self.lock:
                     self.requests.append((method, target.split("?")[0], headers.get("range")))
+                if self.held == (method, target.split("?")[0]):
+                    self.released.wait(60)
                 o.sendall(head + b"\r\n\r\n")
                 left = int(headers.get("content-length", "0"))
                 while left > 0:

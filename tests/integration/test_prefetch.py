@@ -284,6 +284,36 @@ class PrefetchTest(PrefetchCase):
         self.assertEqual(j["objects_fetched"], fetched)
         self.assertLess(j["reader_position"], N - 1)  # no longer tracked
 
+    def test_a_job_cancelled_while_it_lists_stops_listing(self):
+        # 1,001 keys are two pages of listing: the first is held at the origin while the job is cancelled;
+        # the second is never asked for, and nothing is fetched.
+        try:
+            direct.head_bucket(Bucket="pfmany")
+        except Exception:
+            direct.create_bucket(Bucket="pfmany")
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                list(ex.map(lambda i: direct.put_object(Bucket="pfmany", Key="m/%04d" % i, Body=b"x"), range(1001)))
+        self.start()
+        proxy.hold("GET", "/pfmany")
+        try:
+            status, j = self.api("POST", "/admin/prefetch?bucket=pfmany&prefix=m/", data=b"")
+            self.assertEqual(status, 200, j)
+            jid = j["id"]
+            deadline = time.time() + 30
+            while proxy.count("GET", "/pfmany") == 0 and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(proxy.count("GET", "/pfmany"), 1)
+            self.assertEqual(self.job(jid)["state"], "listing")
+            self.assertEqual(self.api("DELETE", "/admin/jobs/" + jid)[0], 200)
+        finally:
+            proxy.release()
+        j = self.wait_job(jid, lambda j: j["state"] in FINAL)
+        self.assertEqual(j["state"], "cancelled", j)
+        time.sleep(0.3)
+        self.assertEqual(proxy.count("GET", "/pfmany"), 1, "the listing went on after the cancel")
+        self.assertEqual(j["objects_fetched"], 0, j)
+        self.assertEqual(proxy.count("GET"), 1)
+
     def test_bad_requests_are_refused_with_a_clear_error(self):
         self.start()
         for query, body_, code, words in (
