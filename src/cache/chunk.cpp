@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <new>
+#include <utility>
+#include <vector>
 
 namespace granary::cache {
 namespace {
@@ -33,7 +35,70 @@ std::uint64_t headerSum(const char* entry, std::string_view key) {
   return XXH3_64bits_withSeed(entry, kHeaderSumOffset, XXH3_64bits(key.data(), key.size()));
 }
 
+// Freed entry-sized buffers, kept by the thread that freed them for its next allocation of the same size.
+// A fresh multi-MiB allocation is an mmap whose every page faults (and is zeroed) at its first write, and
+// its free an munmap: a 4 MiB disk-tier hit paid ~1,000 page faults, 40% of its CPU in `perf`
+// (bench/RESULTS.md). Bounded per thread; off under AddressSanitizer, which must see each free.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRecycle = false;
+#else
+constexpr bool kRecycle = true;
+#endif
+constexpr std::size_t kRecycleMin = 128 * 1024;  // below glibc's mmap threshold: its arenas reuse these
+constexpr std::size_t kRecycleMaxBytes = 48u << 20;
+constexpr std::size_t kRecycleMaxBuffers = 16;
+
+thread_local bool recyclerGone = false;  // (trivial: still readable while the thread's destructors run)
+
+struct Recycler {
+  std::vector<std::pair<std::size_t, char*>> free;
+  std::size_t bytes = 0;
+  ~Recycler() {
+    recyclerGone = true;
+    for (auto& f : free) std::free(f.second);
+  }
+  char* take(std::size_t size) {
+    for (auto it = free.rbegin(); it != free.rend(); ++it) {
+      if (it->first != size) continue;
+      char* p = it->second;
+      free.erase(std::next(it).base());
+      bytes -= size;
+      return p;
+    }
+    return nullptr;
+  }
+  bool keep(char* p, std::size_t size) {
+    if (bytes + size > kRecycleMaxBytes || free.size() >= kRecycleMaxBuffers) return false;
+    free.emplace_back(size, p);
+    bytes += size;
+    return true;
+  }
+};
+
+Recycler* recycler(std::size_t size) {
+  if (!kRecycle || size < kRecycleMin || recyclerGone) return nullptr;
+  thread_local Recycler r;
+  return &r;
+}
+
+char* allocBlocks(std::size_t size) {
+  if (Recycler* r = recycler(size))
+    if (char* p = r->take(size)) return p;
+  return static_cast<char*>(std::aligned_alloc(kBlockSize, size ? size : kBlockSize));
+}
+
+void freeBlocks(char* p, std::size_t size) {
+  if (!p) return;
+  if (Recycler* r = recycler(size); r && r->keep(p, size)) return;
+  std::free(p);
+}
+
 }  // namespace
+
+std::size_t recycledBufferBytesForTest() {
+  Recycler* r = recycler(kRecycleMin);
+  return r ? r->bytes : 0;
+}
 
 std::uint64_t hashBytes(const void* data, std::size_t size) { return XXH3_64bits(data, size); }
 
@@ -50,13 +115,13 @@ std::string encodeKey(const ChunkKey& k) {
 }
 
 AlignedBuffer::AlignedBuffer(std::size_t size) : size_(alignUp(size)) {
-  data_ = static_cast<char*>(std::aligned_alloc(kBlockSize, size_ ? size_ : kBlockSize));
+  data_ = allocBlocks(size_);
   if (!data_) throw std::bad_alloc();
 }
 
 AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
   if (this != &o) {
-    std::free(data_);
+    freeBlocks(data_, size_);
     data_ = o.data_;
     size_ = o.size_;
     o.data_ = nullptr;
@@ -65,7 +130,7 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
   return *this;
 }
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+AlignedBuffer::~AlignedBuffer() { freeBlocks(data_, size_); }
 
 Chunk::Chunk(std::string_view encodedKey, std::uint64_t valueLen)
     : buf_(cache::entrySize(encodedKey.size(), valueLen)), keyLen_(encodedKey.size()), valueLen_(valueLen) {
