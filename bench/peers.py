@@ -11,6 +11,9 @@ The origin is a real s3rver behind the latency shim (granary-bench shim: +20 ms 
      and the CPU seconds (utime + stime from /proc, workers included) each server spent per GiB of epoch 1.
      Every run starts a fresh Granary and nginx (empty caches) for it, so epoch 1 is cold in every run.
   5. iperf3 on loopback: the wire, so hit throughput is also a share of it
+  6. wrk (Debian's wrk 4.1) with presigned URLs, one per object, replayed in turn: warm hits of the 64 MiB
+     objects over 32 connections (MiB/s) and of the 4 KiB ones over 64 (obj/s, p99): a second load tool,
+     and SigV4 query-string verification on every hit
 
 Each figure is the median of --runs repetitions, and is printed with its ratio to nginx and to the origin.
 Scale with --scale (0.1 for a quick look); results as Markdown on stdout and JSON with --json.
@@ -18,7 +21,7 @@ Scale with --scale (0.1 for a quick look); results as Markdown on stdout and JSO
   python3 bench/peers.py [--runs 3] [--scale 1] [--json out.json] [--workloads 1,2,3,4,5] [--baseline OLD_BINARY]
                          [--policy]
 Needs a release build (scripts/build release or cmake -DCMAKE_BUILD_TYPE=Release), and nginx-core,
-iperf3 from Debian (scripts/deps --bench installs them).
+iperf3 and wrk from Debian (scripts/deps --bench installs them).
 """
 import argparse
 import json
@@ -134,6 +137,43 @@ def prepare(port, key, prefix, size, objects, randsize_min=None):
     bench("get", port, key, *args)
 
 
+def wrk(port, key, prefix, connections, secs):
+    """Workload 6: wrk over presigned GET URLs of every object under `prefix` (signed with `key` for this
+    port's host), each thread walking them in turn from its own random start. @return (requests/s, p99 ms)."""
+    import boto3
+    from botocore.config import Config
+    s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:%d" % port, aws_access_key_id=key[0],
+                      aws_secret_access_key=key[1], region_name="us-east-1",
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/", MaxKeys=1000).get("Contents", [])]
+    if not keys:
+        raise SystemExit("wrk: no objects under %s/" % prefix)
+    paths = []
+    for k in keys:
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": k}, ExpiresIn=3600)
+        paths.append(url[url.index("/", len("http://")):])
+    fd, script = tempfile.mkstemp(suffix=".lua")
+    with os.fdopen(fd, "w") as f:
+        f.write("local paths = {\n%s\n}\n" % ",\n".join('"%s"' % p for p in paths))
+        # setup() runs once per thread in the main state; each thread starts at its own place in the list.
+        f.write("local threads = 0\nfunction setup(thread)\n  thread:set(\"start\", threads * 997)\n"
+                "  threads = threads + 1\nend\n"
+                "local i = 0\nfunction init(args)\n  i = (start or 0) % #paths\nend\n"
+                "function request()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n")
+    try:
+        p = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", secs, "--timeout", "30s", "--latency", "-s", script,
+                            "http://127.0.0.1:%d" % port], capture_output=True, text=True, timeout=600)
+    finally:
+        os.unlink(script)
+    out = p.stdout
+    if p.returncode != 0 or "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit("wrk against port %d failed or saw errors:\n%s\n%s" % (port, out, p.stderr))
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    m = re.search(r"99%\s+([0-9.]+)(us|ms|s)\b", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rps, p99
+
+
 def iperf3():
     port = free_port()
     server = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port), "-1"], stdout=subprocess.DEVNULL,
@@ -169,7 +209,7 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     wl = set(int(w) for w in args.workloads.split(","))
-    for tool in ("nginx", "iperf3"):
+    for tool in ("nginx", "iperf3") + (("wrk",) if "6" in args.workloads.split(",") else ()):
         if not shutil.which(tool):
             raise SystemExit("%s is missing: scripts/deps --bench installs it" % tool)
     if not os.path.exists(BENCH):
@@ -273,10 +313,11 @@ def main():
     try:
         harness.boto3_client(origin.url, key=okey).create_bucket(Bucket=BUCKET)
         print("preparing objects at the origin...", file=sys.stderr)
-        if 1 in wl:
+        if wl & {1, 6}:
             prepare(origin.port, okey, "large", "64MiB", n(8))
-        if 2 in wl:
+        if wl & {2, 6}:
             prepare(origin.port, okey, "small4k", "4KiB", n(2000))
+        if 2 in wl:
             prepare(origin.port, okey, "small64k", "64KiB", n(2000))
         if 3 in wl:
             for r in range(args.runs):
@@ -295,7 +336,7 @@ def main():
             names = names[r % len(names):] + names[:r % len(names)]
             if 4 in wl:
                 epochs(r)
-            for t in names if wl & {1, 2, 3} else []:  # (workload 4 has servers of its own: epochs())
+            for t in names if wl & {1, 2, 3, 6} else []:  # (workload 4 has servers of its own: epochs())
                 port, key = targets[t]
                 if 1 in wl:  # the origin through the shim is never warm: it is the S3 a user would read directly
                     res = bench("get", port, key, "--prefix", "large", "--list-existing", "--concurrent", 32,
@@ -309,6 +350,15 @@ def main():
                         s = summary(res, "warm" if warm else "run")
                         record("2. %s hits, 64 conns: obj/s" % label, t, s["obj_per_sec"])
                         record("2. %s hits, 64 conns: p99 ms" % label, t, s["latency_us"]["p99"] / 1000)
+                if 6 in wl:
+                    if r == 0 and t != "origin":  # warm, with the same URLs (nginx's key holds the query)
+                        wrk(port, key, "large", 32, "5s")
+                        wrk(port, key, "small4k", 64, "3s")
+                    rps, _ = wrk(port, key, "large", 32, secs)
+                    record("6. wrk, presigned, 64 MiB hits, 32 conns: MiB/s", t, rps * 64)
+                    rps, p99 = wrk(port, key, "small4k", 64, secs)
+                    record("6. wrk, presigned, 4 KiB hits, 64 conns: obj/s", t, rps)
+                    record("6. wrk, presigned, 4 KiB hits, 64 conns: p99 ms", t, p99)
                 if 3 in wl:
                     res = bench("get", port, key, "--prefix", "cold-%s-%d" % (t, r), "--list-existing", "--concurrent", 1,
                                 "--access", "epoch", "--epochs", 1)
