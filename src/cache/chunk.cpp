@@ -44,6 +44,13 @@ std::uint64_t headerSum(const char* entry, std::string_view key) {
 // its free an munmap: a 4 MiB disk-tier hit paid ~1,000 page faults, 40% of its CPU in `perf`
 // (bench/RESULTS.md). Bounded per thread; off under AddressSanitizer, which must see each free.
 #if defined(__SANITIZE_ADDRESS__)
+#define GRANARY_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GRANARY_ASAN 1
+#endif
+#endif
+#if defined(GRANARY_ASAN)
 constexpr bool kRecycle = false;
 #else
 constexpr bool kRecycle = true;
@@ -98,6 +105,8 @@ void freeBlocks(char* p, std::size_t size) {
 }
 
 }  // namespace
+
+bool buffersRecycled() { return kRecycle; }
 
 std::size_t recycledBufferBytesForTest() {
   Recycler* r = recycler(kRecycleMin);

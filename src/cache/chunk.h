@@ -70,7 +70,9 @@ class AlignedBuffer {
   std::size_t size_ = 0;
 };
 
-/// Bytes the calling thread keeps for reuse (0 under AddressSanitizer, which recycles nothing).
+/// Whether freed buffers are recycled (not under AddressSanitizer, which must see every free).
+bool buffersRecycled();
+/// Bytes the calling thread keeps for reuse.
 std::size_t recycledBufferBytesForTest();
 
 enum class EntryStatus {
