@@ -137,21 +137,34 @@ def prepare(port, key, prefix, size, objects, randsize_min=None):
     bench("get", port, key, *args)
 
 
-def wrk(port, key, prefix, connections, secs):
-    """Workload 6: wrk over presigned GET URLs of every object under `prefix` (signed with `key` for this
-    port's host), each thread walking them in turn from its own random start. @return (requests/s, p99 ms)."""
+WRK_PATHS = {}  # (port, prefix) -> presigned paths, signed once: nginx's cache key holds the query string
+
+
+def presigned_paths(port, key, prefix):
+    if (port, prefix) in WRK_PATHS:
+        return WRK_PATHS[(port, prefix)]
     import boto3
     from botocore.config import Config
     s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:%d" % port, aws_access_key_id=key[0],
                       aws_secret_access_key=key[1], region_name="us-east-1",
                       config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/", MaxKeys=1000).get("Contents", [])]
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/")
+            for o in page.get("Contents", [])]
     if not keys:
         raise SystemExit("wrk: no objects under %s/" % prefix)
     paths = []
-    for k in keys:
-        url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": k}, ExpiresIn=3600)
+    for k in keys:  # valid for the whole run (a week at most, as SigV4 allows)
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": k}, ExpiresIn=6 * 3600)
         paths.append(url[url.index("/", len("http://")):])
+    WRK_PATHS[(port, prefix)] = paths
+    return paths
+
+
+def wrk(port, key, prefix, connections, secs):
+    """Workload 6: wrk over presigned GET URLs of every object under `prefix` (signed with `key` for this
+    port's host, once per run of peers.py, so the warm-up and every run send the same URLs), each thread
+    walking them in turn from its own place. @return (MiB/s received, requests/s, p99 ms)."""
+    paths = presigned_paths(port, key, prefix)
     fd, script = tempfile.mkstemp(suffix=".lua")
     with os.fdopen(fd, "w") as f:
         f.write("local paths = {\n%s\n}\n" % ",\n".join('"%s"' % p for p in paths))
@@ -171,7 +184,10 @@ def wrk(port, key, prefix, connections, secs):
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
     m = re.search(r"99%\s+([0-9.]+)(us|ms|s)\b", out)
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-    return rps, p99
+    # Bytes received, partial responses included (wrk's units are powers of 1024).
+    m = re.search(r"Transfer/sec:\s+([0-9.]+)([KMGT]?B)", out)
+    mib = float(m.group(1)) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[m.group(2)] / MIB
+    return mib, rps, p99
 
 
 def iperf3():
@@ -209,7 +225,7 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     wl = set(int(w) for w in args.workloads.split(","))
-    for tool in ("nginx", "iperf3") + (("wrk",) if "6" in args.workloads.split(",") else ()):
+    for tool in ("nginx", "iperf3") + (("wrk",) if 6 in wl else ()):
         if not shutil.which(tool):
             raise SystemExit("%s is missing: scripts/deps --bench installs it" % tool)
     if not os.path.exists(BENCH):
@@ -354,9 +370,9 @@ def main():
                     if r == 0 and t != "origin":  # warm, with the same URLs (nginx's key holds the query)
                         wrk(port, key, "large", 32, "5s")
                         wrk(port, key, "small4k", 64, "3s")
-                    rps, _ = wrk(port, key, "large", 32, secs)
-                    record("6. wrk, presigned, 64 MiB hits, 32 conns: MiB/s", t, rps * 64)
-                    rps, p99 = wrk(port, key, "small4k", 64, secs)
+                    mib, _, _ = wrk(port, key, "large", 32, secs)
+                    record("6. wrk, presigned, 64 MiB hits, 32 conns: MiB/s", t, mib)
+                    _, rps, p99 = wrk(port, key, "small4k", 64, secs)
                     record("6. wrk, presigned, 4 KiB hits, 64 conns: obj/s", t, rps)
                     record("6. wrk, presigned, 4 KiB hits, 64 conns: p99 ms", t, p99)
                 if 3 in wl:

@@ -104,6 +104,9 @@ void cacheMetrics(TextWriter& w, const AdminContext& c) {
     w.family("granary_cache_io_errors_total", "counter", "Cache device reads and writes that failed.");
     w.sample("granary_cache_io_errors_total", {{"op", "read"}}, s.readErrors.load());
     w.sample("granary_cache_io_errors_total", {{"op", "write"}}, s.writeErrors.load());
+    w.family("granary_cache_recycled_buffer_bytes", "gauge",
+             "Freed chunk buffers the threads keep for reuse (outside the RAM tier's budget; at most 256 MiB).");
+    w.sample("granary_cache_recycled_buffer_bytes", cache::recycledBufferBytesTotal());
     w.family("granary_cache_evictions_total", "counter", "Chunks dropped to make room, by tier.");
     w.family("granary_cache_capacity_bytes", "gauge", "Bytes the cache may hold, by tier and directory.");
     w.family("granary_cache_used_bytes", "gauge", "Bytes the cache holds, by tier and directory.");

@@ -1,11 +1,13 @@
 #include "cache/chunk.h"
 
 #include <xxhash.h>
-#if defined(__x86_64__)
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#define GRANARY_XXH_DISPATCH 1
 #define XXH_DISPATCH_DISABLE_REPLACE 1
 #include <xxh_x86dispatch.h>
 #endif
 
+#include <atomic>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -42,7 +44,9 @@ std::uint64_t headerSum(const char* entry, std::string_view key) {
 // Freed entry-sized buffers, kept by the thread that freed them for its next allocation of the same size.
 // A fresh multi-MiB allocation is an mmap whose every page faults (and is zeroed) at its first write, and
 // its free an munmap: a 4 MiB disk-tier hit paid ~1,000 page faults, 40% of its CPU in `perf`
-// (bench/RESULTS.md). Bounded per thread; off under AddressSanitizer, which must see each free.
+// (bench/RESULTS.md). Bounded per thread (the oldest kept buffer goes first, so sizes that do not come
+// back, such as objects' last chunks, cannot crowd out the ones that do) and across the process; off
+// under AddressSanitizer, which must see each free.
 #if defined(__SANITIZE_ADDRESS__)
 #define GRANARY_ASAN 1
 #elif defined(__has_feature)
@@ -56,17 +60,20 @@ constexpr bool kRecycle = false;
 constexpr bool kRecycle = true;
 #endif
 constexpr std::size_t kRecycleMin = 128 * 1024;  // below glibc's mmap threshold: its arenas reuse these
-constexpr std::size_t kRecycleMaxBytes = 48u << 20;
-constexpr std::size_t kRecycleMaxBuffers = 16;
+constexpr std::size_t kRecycleMaxBytes = 48u << 20;      // per thread
+constexpr std::size_t kRecycleMaxBuffers = 16;            // per thread
+constexpr std::size_t kRecycleMaxTotal = 256u << 20;      // all threads together
+std::atomic<std::size_t> recycledTotal{0};
 
 thread_local bool recyclerGone = false;  // (trivial: still readable while the thread's destructors run)
 
 struct Recycler {
-  std::vector<std::pair<std::size_t, char*>> free;
+  std::vector<std::pair<std::size_t, char*>> free;  // oldest first
   std::size_t bytes = 0;
+  Recycler() { free.reserve(kRecycleMaxBuffers); }  // (keep() never allocates: it runs in destructors)
   ~Recycler() {
     recyclerGone = true;
-    for (auto& f : free) std::free(f.second);
+    while (!free.empty()) dropOldest();
   }
   char* take(std::size_t size) {
     for (auto it = free.rbegin(); it != free.rend(); ++it) {
@@ -74,15 +81,27 @@ struct Recycler {
       char* p = it->second;
       free.erase(std::next(it).base());
       bytes -= size;
+      recycledTotal.fetch_sub(size, std::memory_order_relaxed);
       return p;
     }
     return nullptr;
   }
   bool keep(char* p, std::size_t size) {
-    if (bytes + size > kRecycleMaxBytes || free.size() >= kRecycleMaxBuffers) return false;
+    if (size > kRecycleMaxBytes) return false;
+    while (!free.empty() && (bytes + size > kRecycleMaxBytes || free.size() >= kRecycleMaxBuffers)) dropOldest();
+    if (recycledTotal.fetch_add(size, std::memory_order_relaxed) + size > kRecycleMaxTotal) {
+      recycledTotal.fetch_sub(size, std::memory_order_relaxed);
+      return false;
+    }
     free.emplace_back(size, p);
     bytes += size;
     return true;
+  }
+  void dropOldest() {
+    std::free(free.front().second);
+    bytes -= free.front().first;
+    recycledTotal.fetch_sub(free.front().first, std::memory_order_relaxed);
+    free.erase(free.begin());
   }
 };
 
@@ -113,10 +132,12 @@ std::size_t recycledBufferBytesForTest() {
   return r ? r->bytes : 0;
 }
 
+std::size_t recycledBufferBytesTotal() { return recycledTotal.load(std::memory_order_relaxed); }
+
 std::uint64_t hashBytes(const void* data, std::size_t size) { return XXH3_64bits(data, size); }
 
 std::uint64_t valueSum(const void* data, std::size_t size) {
-#if defined(__x86_64__)
+#if defined(GRANARY_XXH_DISPATCH)
   // The same XXH3-64 (the entry format does not change), by libxxhash's widest vector unit of this CPU
   // (AVX2 or AVX-512; the plain entry point is built for SSE2): a disk-tier hit checks every byte it serves.
   return XXH3_64bits_dispatch(data, size);

@@ -50,8 +50,9 @@ inline std::uint64_t entrySize(std::size_t keyLen, std::uint64_t valueLen) {
 }
 
 /// A 4 KiB-aligned heap buffer (O_DIRECT needs aligned memory). Move-only. Buffers of 128 KiB and more are
-/// recycled: a freed one is kept by the freeing thread (up to 16 and 48 MiB) for its next allocation of the
-/// same size, so that chunk-sized buffers do not fault their pages in on every hit and fill.
+/// recycled: a freed one is kept by the freeing thread (its newest 16, at most 48 MiB; 256 MiB across the
+/// process) for its next allocation of the same size, so that chunk-sized buffers do not fault their pages
+/// in on every hit and fill.
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
@@ -74,6 +75,8 @@ class AlignedBuffer {
 bool buffersRecycled();
 /// Bytes the calling thread keeps for reuse.
 std::size_t recycledBufferBytesForTest();
+/// Bytes all threads keep for reuse (outside the RAM tier's budget; granary_cache_recycled_buffer_bytes).
+std::size_t recycledBufferBytesTotal();
 
 enum class EntryStatus {
   Ok,

@@ -513,7 +513,7 @@ class DurabilityTest(CacheCase):
 
     def test_flipped_bytes_in_the_cache_file_are_caught(self):
         g = self.granary("--ram-cache", "0", "--admin-listen", "127.0.0.1:0")
-        # (O_DIRECT where the file system takes it: tmpfs does not, and Granary then falls back to buffered.)
+        # (O_DIRECT where the file system takes it; where it does not, Granary falls back to buffered.)
         self.assertGreaterEqual(g.wait_for_log("O_DIRECT" if o_direct_works(self.cache_dir) else "buffered"), 1)
         self.flip_bytes_and_read(g, "f.bin", 50)
 
@@ -537,13 +537,21 @@ class DurabilityTest(CacheCase):
         self.assertGreater(g.metrics()["granary_cache_hits_total{tier=\"disk\"}"], 0)
         self.flip_bytes_and_read(g, "pcf.bin", 52)
 
+    def disk_bytes(self, g):
+        return g.metrics()['granary_cache_used_bytes{tier="disk",dir="%s"}' % self.cache_dir]
+
     def flip_bytes_and_read(self, g, key, seed):
         data = payload(4 * CHUNK, seed)
         direct.put_object(Bucket=self.bucket, Key=key, Body=data)
+        before = self.disk_bytes(g)
         self.get(g, key)
-        time.sleep(0.3)
-        errors = g.metrics()["granary_cache_checksum_errors_total"]
-        self.assertEqual(errors, 0)
+        # The chunks reach the disk after the client has its answer: wait for them, not a fixed time.
+        deadline = time.time() + 30
+        while self.disk_bytes(g) < before + len(data) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertGreaterEqual(self.disk_bytes(g), before + len(data))
+        time.sleep(0.2)  # (the fill's own entry goes once its write completed)
+        self.assertEqual(g.metrics()["granary_cache_checksum_errors_total"], 0)
         path = os.path.join(self.cache_dir, "granary-cache.data")
         with open(path, "r+b") as f:  # one byte in every 256 KiB of what was written
             for off in range(4096 * 20, f.seek(0, os.SEEK_END), 256 << 10):

@@ -293,6 +293,8 @@ class PrefetchTest(PrefetchCase):
             direct.create_bucket(Bucket="pfmany")
             with concurrent.futures.ThreadPoolExecutor(16) as ex:
                 list(ex.map(lambda i: direct.put_object(Bucket="pfmany", Key="m/%04d" % i, Body=b"x"), range(1001)))
+        self.assertEqual(sum(1 for page in direct.get_paginator("list_objects_v2").paginate(Bucket="pfmany", Prefix="m/")
+                             for _ in page.get("Contents", [])), 1001)
         self.start()
         proxy.hold("GET", "/pfmany")
         try:

@@ -15,6 +15,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -60,10 +61,12 @@ auto run(F&& f) {
 
 }  // namespace
 
-TEST_CASE("chunk-sized buffers are reused by the thread that freed them, within its bound", "[unit][cache]") {
-  std::thread([] {  // (a thread of its own: it starts with nothing kept)
+TEST_CASE("chunk-sized buffers are reused by the thread that freed them, within its bounds", "[unit][cache]") {
+  // A thread of its own: it starts with nothing kept. (CHECK only: a REQUIRE throwing there would end the
+  // process without a report.)
+  std::thread([] {
     const std::size_t big = (4u << 20) + kBlockSize;
-    REQUIRE(recycledBufferBytesForTest() == 0);
+    CHECK(recycledBufferBytesForTest() == 0);
     if (!buffersRecycled()) {  // AddressSanitizer builds: it must see every free
       { AlignedBuffer a(big); }
       CHECK(recycledBufferBytesForTest() == 0);
@@ -73,31 +76,58 @@ TEST_CASE("chunk-sized buffers are reused by the thread that freed them, within 
     {
       AlignedBuffer a(big);
       first = a.data();
-      std::memset(a.data(), 0x5a, a.size());
+      std::memset(a.data(), 0x5a, a.size());  // what a recycled buffer holds: another entry's bytes
     }
     CHECK(recycledBufferBytesForTest() == big);
+    CHECK(recycledBufferBytesTotal() >= big);
     {
-      AlignedBuffer other(big + kBlockSize);  // another size: a buffer of its own
-      CHECK(other.data() != first);
-      AlignedBuffer again(big);  // the same size: the kept one
-      CHECK(again.data() == first);
-      CHECK(reinterpret_cast<std::uintptr_t>(again.data()) % kBlockSize == 0);
+      AlignedBuffer other(big + kBlockSize);  // another size: a buffer of its own, the kept one stays
+      CHECK(recycledBufferBytesForTest() == big);
+      // The same size: the kept buffer, with its stale bytes. A chunk built in it has a zeroed header and
+      // zeroed padding, and seals and verifies like one built in fresh memory.
+      const std::string key = keyOf(7);
+      auto c = std::make_shared<Chunk>(key, std::size_t{4} << 20);
+      CHECK(c->entryData() == first);
+      CHECK(c->entrySize() == big);
       CHECK(recycledBufferBytesForTest() == 0);
-      // Entries built in it are sealed and verified as in a fresh one (stale bytes are overwritten).
-      Chunk c(keyOf(7), 100);
-      c.seal();
-      AlignedBuffer copy(c.entrySize());
-      std::memcpy(copy.data(), c.entryData(), c.entrySize());
-      CHECK(Chunk(std::move(copy)).verify(keyOf(7)) == EntryStatus::Ok);
+      bool zeroed = std::all_of(c->entryData(), c->entryData() + kEntryHeaderSize, [](char b) { return b == 0; });
+      const std::size_t used = kEntryHeaderSize + key.size() + c->valueSize();
+      zeroed = zeroed && std::all_of(c->entryData() + used, c->entryData() + c->entrySize(), [](char b) { return b == 0; });
+      CHECK(zeroed);
+      std::memset(c->value(), 0x11, c->valueSize());
+      c->seal();
+      AlignedBuffer copy(c->entrySize());
+      CHECK(copy.data() != first);
+      std::memcpy(copy.data(), c->entryData(), c->entrySize());
+      CHECK(Chunk(std::move(copy)).verify(key) == EntryStatus::Ok);
     }
-    CHECK(recycledBufferBytesForTest() == 2 * big + kBlockSize);
-    {  // freeing many at once keeps at most 48 MiB; small buffers are left to malloc
-      std::vector<AlignedBuffer> many;
-      for (int i = 0; i < 20; ++i) many.emplace_back(big);
-      many.emplace_back(64 * 1024);
+    // Kept now: the chunk's buffer, `copy` (same size) and `other`.
+    CHECK(recycledBufferBytesForTest() == 3 * big + kBlockSize);
+    {  // sizes that never come back (objects' last chunks) push out the oldest, never the newest
+      std::vector<AlignedBuffer> odd;
+      for (std::size_t i = 0; i < 20; ++i) odd.emplace_back((1u << 20) + i * kBlockSize);
     }
     CHECK(recycledBufferBytesForTest() <= (48u << 20));
-    CHECK(recycledBufferBytesForTest() >= (40u << 20));
+    // Kept: the newest 16 of the odd sizes (the 4 oldest and the three from before went first).
+    const std::size_t oddKept = 16 * (1u << 20) + (4 + 19) * 16 / 2 * kBlockSize;
+    CHECK(recycledBufferBytesForTest() == oddKept);
+    char* last = nullptr;
+    {
+      AlignedBuffer a(big + 2 * kBlockSize);  // a size not kept before: fresh
+      last = a.data();
+    }
+    // Full (16 buffers): the oldest odd one (1 MiB + 4 blocks) made room for it.
+    CHECK(recycledBufferBytesForTest() == oddKept - ((1u << 20) + 4 * kBlockSize) + big + 2 * kBlockSize);
+    {
+      AlignedBuffer again(big + 2 * kBlockSize);  // the buffer freed last is still there
+      CHECK(again.data() == last);
+    }
+    {
+      const std::size_t before = recycledBufferBytesForTest();
+      { AlignedBuffer small(64 * 1024); }  // below 128 KiB: left to malloc
+      CHECK(recycledBufferBytesForTest() == before);
+    }
+    CHECK(recycledBufferBytesTotal() <= (256u << 20));
   }).join();
 }
 
