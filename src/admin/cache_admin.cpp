@@ -1,4 +1,5 @@
 #include "admin/cache_admin.h"
+#include "admin/job_json.h"
 #include "common/log_escape.h"
 
 #include <boost/asio/co_spawn.hpp>
@@ -62,13 +63,7 @@ struct CacheAdmin::Job {
     const std::uint64_t done = loaded + skipped + failed;
     const std::uint64_t bytesDone = bytesLoaded + bytesSkipped;
     const double rate = elapsed > 0 ? static_cast<double>(bytesLoaded) / elapsed : 0;
-    json::object o;
-    o["id"] = id;
-    o["kind"] = "load";
-    o["bucket"] = req.bucket;
-    o["prefix"] = req.prefix;
-    o["state"] = state;
-    if (!error.empty()) o["error"] = error;
+    json::object o = jobJsonHead(id, "load", req.bucket, req.prefix, state, error);
     o["objects_total"] = objectsTotal;
     o["objects_done"] = done;
     o["objects_loaded"] = loaded;

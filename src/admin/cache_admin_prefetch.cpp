@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "admin/cache_admin.h"
+#include "admin/job_json.h"
 #include "common/log_escape.h"
 
 namespace granary::admin {
@@ -60,13 +61,7 @@ json::object PrefetchJob::toJson() const {
   if (final) return *final;
   const auto end = finished() ? ended : Clock::now();
   const double elapsed = std::chrono::duration<double>(end - started).count();
-  json::object o;
-  o["id"] = id;
-  o["kind"] = "prefetch";
-  o["bucket"] = req.bucket;
-  o["prefix"] = req.prefix;
-  o["state"] = state;
-  if (!error.empty()) o["error"] = error;
+  json::object o = jobJsonHead(id, "prefetch", req.bucket, req.prefix, state, error);
   const std::uint64_t total = order ? order->size() : 0;
   const std::uint64_t skipped = window ? window->skipped() : 0;
   o["objects_total"] = total;
