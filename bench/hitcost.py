@@ -23,10 +23,29 @@ BENCH = os.path.join(HERE, "..", "build", "bench", "granary-bench")
 BUCKET = "hitcost"
 
 
-def bench(port, key, *args):
+def bench(port, key, *args, bucket=BUCKET):
     cmd = [BENCH, "get", "--host", "127.0.0.1:%d" % port, "--access-key", key[0], "--secret-key", key[1],
-           "--bucket", BUCKET, "-q"] + [str(a) for a in args]
+           "--bucket", bucket, "-q"] + [str(a) for a in args]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600)
+
+
+def callgrind_window(pid, run):
+    """Counts instructions in the callgrind-run process `pid` only while run() runs, then dumps them."""
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
+    run()
+    subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+
+
+def callgrind_total(out):
+    """The instructions counted in the callgrind.out.* files under `out` (the largest summary)."""
+    total = 0
+    for f in glob.glob(os.path.join(out, "callgrind.out.*")):
+        with open(f) as fh:
+            for line in fh:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    total = max(total, int(line.split()[1]))
+    return total
 
 
 def main():
@@ -57,21 +76,12 @@ def main():
               "--concurrent", 8, "--duration", "0s", "--noclear")
         common = ["--prefix", "p", "--list-existing", "--concurrent", args.concurrent, "--access", "epoch"]
         bench(granary.port, gkey, *common, "--epochs", 2)  # cold, then one warm epoch (untimed)
-        pid = granary.proc.pid
-        subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
-        bench(granary.port, gkey, *common, "--epochs", args.epochs)
-        subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
-        subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+        callgrind_window(granary.proc.pid, lambda: bench(granary.port, gkey, *common, "--epochs", args.epochs))
     finally:
         granary.stop(expect_clean=False)
         origin.stop()
     requests = args.objects * args.epochs
-    total = 0
-    for f in glob.glob(os.path.join(args.out, "callgrind.out.*")):
-        with open(f) as fh:
-            for line in fh:
-                if line.startswith("summary:") or line.startswith("totals:"):
-                    total = max(total, int(line.split()[1]))
+    total = callgrind_total(args.out)
     print("requests %d, Ir %d, instructions per request %.0f, profile in %s" % (requests, total, total / requests, args.out))
 
 

@@ -14,10 +14,8 @@ read by build/bench/granary-bench (SigV4 on, 16 connections): the server's instr
 the admin thread's job loop included) divided by the GETs. The method is bench/hitcost.py's (helper HP).
 """
 import argparse
-import glob
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -26,15 +24,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 
-BENCH = os.path.join(HERE, "..", "build", "bench", "granary-bench")
+sys.path.insert(0, HERE)
+import hitcost  # noqa: E402  (its granary-bench and callgrind helpers)
+
 BUCKET = "hookcost"
 TOKEN = "hookcost-token"
 
 
 def bench(port, key, *args):
-    cmd = [BENCH, "get", "--host", "127.0.0.1:%d" % port, "--access-key", key[0], "--secret-key", key[1],
-           "--bucket", BUCKET, "-q"] + [str(a) for a in args]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600)
+    hitcost.bench(port, key, *args, bucket=BUCKET)
 
 
 def measure(binary, origin, args, with_job):
@@ -66,19 +64,10 @@ def measure(binary, origin, args, with_job):
                                          % BUCKET, data=body, method="POST")
             req.add_header("Authorization", "Bearer " + TOKEN)
             urllib.request.urlopen(req, timeout=60).read()
-        pid = g.proc.pid
-        subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
-        bench(g.port, gkey, *common, "--epochs", args.epochs)
-        subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
-        subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+        hitcost.callgrind_window(g.proc.pid, lambda: bench(g.port, gkey, *common, "--epochs", args.epochs))
     finally:
         g.stop(expect_clean=False)
-    total = 0
-    for f in glob.glob(os.path.join(out, "callgrind.out.*")):
-        with open(f) as fh:
-            for line in fh:
-                if line.startswith("summary:") or line.startswith("totals:"):
-                    total = max(total, int(line.split()[1]))
+    total = hitcost.callgrind_total(out)
     shutil.rmtree(out, ignore_errors=True)  # the profile and a preallocated 1 GiB cache directory
     return total / (args.objects * args.epochs)
 
