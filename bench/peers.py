@@ -15,6 +15,12 @@ The origin is a real s3rver behind the latency shim (granary-bench shim: +20 ms 
      objects over 32 connections (MiB/s) and of the 4 KiB ones over 64 (obj/s, p99): a second load tool,
      and SigV4 query-string verification on every hit
 
+Workloads 1, 2 and 6 also run against target "limit": bench/wire_limit.cpp, an HTTP server that answers each
+GET with bytes already in memory and does nothing else (no signature check, no cache). No server can answer
+these clients faster on this machine, so each server's figure is also a share of it. Workload 2 also
+records each server's CPU microseconds per object (utime + stime from /proc) and the client's
+(granary-bench's, from getrusage of the waited child), since on 2 cores both share the CPUs.
+
 Each figure is the median of --runs repetitions, and is printed with its ratio to nginx and to the origin.
 Scale with --scale (0.1 for a quick look); results as Markdown on stdout and JSON with --json.
 
@@ -40,6 +46,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
 
 BENCH = os.environ.get("GRANARY_BENCH_BIN", os.path.join(ROOT, "build", "bench", "granary-bench"))
+WIRE_LIMIT = os.path.join(os.path.dirname(BENCH), "wire-limit")
 BUCKET = "peers"
 MIB = 1 << 20
 
@@ -93,6 +100,19 @@ class Nginx:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+class WireLimit:
+    """bench/wire_limit.cpp on a free loopback port: listings relayed to `origin_port`, GETs answered from RAM."""
+
+    def __init__(self, origin_port):
+        self.proc = subprocess.Popen([WIRE_LIMIT, "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:%d" % origin_port,
+                                      "--threads", "2"], stdout=subprocess.PIPE, text=True)
+        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
 def cpu_seconds(pid):
     """utime + stime of a process and its descendants (nginx's workers), from /proc, in seconds."""
     total, tick = 0.0, os.sysconf("SC_CLK_TCK")
@@ -108,12 +128,19 @@ def cpu_seconds(pid):
     return total
 
 
+CLIENT_CPU = [0.0]  # granary-bench's CPU seconds in the last bench() call
+
+
 def bench(mode, port, key, *args):
+    import resource
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [BENCH, mode, "--host", "127.0.0.1:%d" % port, "--access-key", key[0], "--secret-key", key[1],
            "--bucket", BUCKET, "--json", out, "-q"] + [str(a) for a in args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CLIENT_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if p.returncode != 0:
         raise SystemExit("%s failed:\n%s\n%s" % (" ".join(cmd), p.stdout, p.stderr))
     with open(out) as f:
@@ -262,6 +289,11 @@ def main():
                                      "--access-log", "false", "--metadata-ttl", "forever"], **policy)
     okey, gkey = harness.ORIGIN_KEY, harness.CLIENT_KEY
     targets = {"origin": (shim.port, okey), "nginx": (nginx.port, okey), "granary": (granary.port, gkey)}
+    limit = WireLimit(origin.port) if wl & {1, 2, 6} else None
+    if limit:
+        targets["limit"] = (limit.port, okey)
+    pids = {"nginx": nginx.proc.pid, "granary": granary.proc.pid}
+    pids.update({"limit": limit.proc.pid} if limit else {})
     baseline = None
     if args.baseline:
         current, harness.GRANARY = harness.GRANARY, os.path.abspath(args.baseline)
@@ -274,6 +306,7 @@ def main():
         finally:
             harness.GRANARY = current
         targets["baseline"] = (baseline.port, gkey)
+        pids["baseline"] = baseline.proc.pid
     results = {}  # name -> {target: [values per run]}
 
     def record(name, target, value):
@@ -338,7 +371,8 @@ def main():
         if 3 in wl:
             for r in range(args.runs):
                 for t in targets:
-                    prepare(origin.port, okey, "cold-%s-%d" % (t, r), cold_size, 1)
+                    if t != "limit":
+                        prepare(origin.port, okey, "cold-%s-%d" % (t, r), cold_size, 1)
         if 4 in wl:
             prepare(origin.port, okey, "epoch", "4MiB", n(2000), randsize_min="1MiB")
 
@@ -360,12 +394,18 @@ def main():
                     record("1. 64 MiB hits, 32 conns: MiB/s", t, summary(res, "warm" if r == 0 and t != "origin" else "run")["mib_per_sec"])
                 if 2 in wl:
                     for prefix, label in (("small4k", "4 KiB"), ("small64k", "64 KiB")):
-                        warm = r == 0 and t != "origin"
-                        res = bench("get", port, key, "--prefix", prefix, "--list-existing", "--concurrent", 64,
-                                    "--threads", 2, "--duration", secs, *(["--cold-pass"] if warm else []))
-                        s = summary(res, "warm" if warm else "run")
+                        common = ["--prefix", prefix, "--list-existing", "--concurrent", 64, "--threads", 2]
+                        if r == 0 and t != "origin":  # the cold pass and a second of hits, not measured
+                            bench("get", port, key, *common, "--duration", "1s", "--cold-pass")
+                        before = cpu_seconds(pids[t]) if t in pids else 0.0
+                        res = bench("get", port, key, *common, "--duration", secs)
+                        cpu = cpu_seconds(pids[t]) - before if t in pids else 0.0
+                        s = summary(res, "run")
                         record("2. %s hits, 64 conns: obj/s" % label, t, s["obj_per_sec"])
                         record("2. %s hits, 64 conns: p99 ms" % label, t, s["latency_us"]["p99"] / 1000)
+                        if t in pids and s["requests"]:
+                            record("2. %s hits: server CPU us per obj" % label, t, 1e6 * cpu / s["requests"])
+                            record("2. %s hits: client CPU us per obj" % label, t, 1e6 * CLIENT_CPU[0] / s["requests"])
                 if 6 in wl:
                     if r == 0 and t != "origin":  # warm, with the same URLs (nginx's key holds the query)
                         wrk(port, key, "large", 32, "5s")
@@ -375,7 +415,7 @@ def main():
                     _, rps, p99 = wrk(port, key, "small4k", 64, secs)
                     record("6. wrk, presigned, 4 KiB hits, 64 conns: obj/s", t, rps)
                     record("6. wrk, presigned, 4 KiB hits, 64 conns: p99 ms", t, p99)
-                if 3 in wl:
+                if 3 in wl and t != "limit":
                     res = bench("get", port, key, "--prefix", "cold-%s-%d" % (t, r), "--list-existing", "--concurrent", 1,
                                 "--access", "epoch", "--epochs", 1)
                     s = summary(res, "epoch-1")
@@ -386,29 +426,28 @@ def main():
         if baseline:
             baseline.stop(expect_clean=False)
         nginx.stop()
+        if limit:
+            limit.stop()
         shim.stop()
         origin.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     med = {name: {t: statistics.median(v) for t, v in per.items()} for name, per in results.items()}
     ratio = lambda a, b: "%.2f" % (a / b) if a and b else "-"  # noqa: E731
-    if baseline:
-        print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary before (baseline) | Granary | "
-              "before / nginx | Granary / nginx | Granary / before | before / origin | Granary / origin |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-    else:
-        print("| workload | origin (S3-like) | nginx proxy_cache+slice | Granary | Granary / nginx | Granary / origin |")
-        print("|---|---|---|---|---|---|")
+    cols = [("origin", "origin (S3-like)"), ("nginx", "nginx proxy_cache+slice")] + (
+        [("baseline", "Granary before (baseline)")] if baseline else []) + [("granary", "Granary")] + (
+        [("limit", "wire limit")] if limit else [])
+    pairs = ([("baseline", "nginx", "before / nginx")] if baseline else []) + [("granary", "nginx", "Granary / nginx")] + (
+        [("granary", "baseline", "Granary / before")] if baseline else []) + [("granary", "origin", "Granary / origin")] + (
+        [("nginx", "limit", "nginx / limit"), ("granary", "limit", "Granary / limit")] if limit else [])
+    print("| workload | %s | %s |" % (" | ".join(c[1] for c in cols), " | ".join(p[2] for p in pairs)))
+    print("|---" * (1 + len(cols) + len(pairs)) + "|")
     for name, m in med.items():
         if "wire" in m:
-            print("| %s | %.0f | | | | |" % (name, m["wire"]))
+            print("| %s | %.0f |%s" % (name, m["wire"], " |" * (len(cols) + len(pairs) - 1)))
             continue
-        g, ng, o, b = m.get("granary"), m.get("nginx"), m.get("origin"), m.get("baseline")
-        if baseline:
-            print("| %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |" % (
-                name, o or 0, ng or 0, b or 0, g or 0, ratio(b, ng), ratio(g, ng), ratio(g, b), ratio(b, o), ratio(g, o)))
-        else:
-            print("| %s | %.2f | %.2f | %.2f | %s | %s |" % (name, o or 0, ng or 0, g or 0, ratio(g, ng), ratio(g, o)))
+        print("| %s | %s | %s |" % (name, " | ".join("%.2f" % m[c] if c in m else "" for c, _ in cols),
+                                    " | ".join(ratio(m.get(a), m.get(b)) for a, b, _ in pairs)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"runs": args.runs, "scale": args.scale, "raw": results, "median": med}, f, indent=1)
