@@ -128,6 +128,7 @@ asio::awaitable<bool> CacheAdmin::preparePrefetch(std::shared_ptr<PrefetchJob> j
     std::shared_ptr<Job> noLoadJob;
     std::function<bool()> cancelled = [job] { return job->cancelled; };
     auto [objects, error] = co_await listAll(job->req.bucket, job->req.prefix, kMaxPrefetchKeys, noLoadJob, cancelled);
+    if (job->cancelled) co_return false;  // (cancelled, not failed: no error)
     if (!error.empty()) {
       job->error = "listing s3://" + job->req.bucket + "/" + job->req.prefix + ": " + error;
       co_return false;
@@ -147,7 +148,8 @@ asio::awaitable<void> CacheAdmin::runPrefetch(std::shared_ptr<PrefetchJob> job) 
   if (!co_await preparePrefetch(job)) {
     job->state = job->cancelled ? "cancelled" : "failed";
     job->ended = Clock::now();
-    spdlog::warn("admin: prefetch {} failed: {}", job->id, logSafe(job->error));
+    if (job->cancelled) spdlog::info("admin: prefetch {} cancelled while listing", job->id);
+    else spdlog::warn("admin: prefetch {} failed: {}", job->id, logSafe(job->error));
     co_return;
   }
   // Created after the listing (which awaits the I/O threads): from here on this frame waits only on the
