@@ -186,9 +186,9 @@ void warnUnreloadable(const Config& was, const Config& now) {
   if (was.backend.endpoint != now.backend.endpoint || was.otherBackends.size() != now.otherBackends.size()) warn("backend endpoints");
   if (was.buckets.size() != now.buckets.size()) warn("[[bucket]] blocks");
   if (was.cache.ramBytes != now.cache.ramBytes || was.cache.chunkSize != now.cache.chunkSize ||
-      was.cache.directIo != now.cache.directIo ||
       was.cache.dirs.size() != now.cache.dirs.size())
     warn("cache sizes or directories");
+  if (was.cache.directIo != now.cache.directIo) warn("cache.direct_io");
 }
 
 /// A config file that holds secrets should be readable by its owner alone (as ssh insists of its keys).

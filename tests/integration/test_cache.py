@@ -537,6 +537,24 @@ class DurabilityTest(CacheCase):
         self.assertGreater(g.metrics()["granary_cache_hits_total{tier=\"disk\"}"], 0)
         self.flip_bytes_and_read(g, "pcf.bin", 52)
 
+    def test_direct_io_from_the_config_file_and_its_change_on_sighup(self):
+        # cache.direct_io = false in the TOML file (no flag): the page cache; SIGHUP with it changed says
+        # it waits for a restart, by name, and the disk tier goes on serving hits as before.
+        g = harness.Granary(proxy.url, config="[cache]\ndirect_io = false\n",
+                            extra=["--cache-dir", "%s:256MiB" % self.cache_dir, "--chunk-size", "1MiB", "--ram-cache", "0"])
+        self.started.append(g)
+        self.assertGreaterEqual(g.wait_for_log("buffered (page cache)"), 1)
+        data = payload(CHUNK + 5, 53)
+        direct.put_object(Bucket=self.bucket, Key="toml-pc.bin", Body=data)
+        self.assertEqual(self.get(g, "toml-pc.bin")[1]["x-granary-cache"], "miss")
+        with open(g.config, "w") as f:
+            f.write("[cache]\ndirect_io = true\n")
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertEqual(g.wait_for_log("SIGHUP: 'cache.direct_io' changed; it takes effect at the next start"), 1)
+        self.assertNotIn("cache sizes or directories", g.log_text())
+        body, h = self.get(g, "toml-pc.bin")
+        self.assertEqual((md5(body), h["x-granary-cache"]), (md5(data), "hit"))
+
     def disk_bytes(self, g):
         return g.metrics()['granary_cache_used_bytes{tier="disk",dir="%s"}' % self.cache_dir]
 
