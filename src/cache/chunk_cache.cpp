@@ -1,5 +1,7 @@
 #include "cache/chunk_cache.h"
 
+#include "common/log_escape.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <spdlog/spdlog.h>
@@ -27,6 +29,12 @@ ChunkCache::ChunkCache(CacheOptions opts) : opts_(std::move(opts)) {
     d.directIo = opts_.directIo;
     d.openFile = opts_.openFile;
     disk_ = std::make_unique<DiskTier>(std::move(d));
+    if (opts_.directIo)
+      for (const auto& st : disk_->status())
+        if (!st.directIo && !st.failed)
+          spdlog::warn("cache: {} refused O_DIRECT (tmpfs and some other file systems do): its disk tier goes "
+                       "through the page cache",
+                       logSafe(st.path));
   }
 }
 

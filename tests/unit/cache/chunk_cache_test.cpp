@@ -13,12 +13,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "cache/chunk_cache.h"
@@ -222,6 +225,31 @@ TEST_CASE("disk tier: a failing device takes its directory out of service, calle
   CHECK(cache.disk()->dirFailures() == 1);
   CHECK(cache.disk()->status()[0].failed);
   CHECK_THAT(cache.disk()->status()[0].why, Catch::Contains("write failed"));
+}
+
+TEST_CASE("disk tier: a file system that refuses O_DIRECT gets the page cache and a warning", "[unit][cache]") {
+  for (const bool askDirect : {true, false}) {
+    TempDir dir;
+    CacheOptions o = diskOptions(dir);
+    o.directIo = askDirect;
+    o.openFile = [](const std::string& path, int flags) {  // as tmpfs did before Linux 6.6
+      if (flags & O_DIRECT) return errno = EINVAL, -1;
+      return ::open(path.c_str(), flags, 0600);
+    };
+    std::ostringstream log;
+    auto previous = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+    {
+      ChunkCache cache(std::move(o));
+      REQUIRE(cache.disk());
+      CHECK_FALSE(cache.disk()->status()[0].directIo);
+      CHECK_FALSE(cache.disk()->status()[0].failed);
+      CHECK_THAT(cache.describe(), Catch::Contains("page cache"));
+    }
+    spdlog::set_default_logger(previous);
+    // Only where O_DIRECT was asked for is its refusal news.
+    CHECK((log.str().find("refused O_DIRECT") != std::string::npos) == askDirect);
+  }
 }
 
 TEST_CASE("disk tier: entries survive a restart, clean or after a crash", "[unit][cache]") {
