@@ -75,7 +75,9 @@ class BodyReader {
   virtual bool done() const = 0;
 };
 
-/// Sends one response. Call writeHeader once, writeBody any number of times, then finish.
+/// Sends one response. Call writeHeader once, writeBody any number of times, then finish. While
+/// headerSent() is false after writeHeader (the header is held back, nothing written yet), writeHeader may be
+/// called again to replace it, as an error response does.
 /// The header must carry Content-Length, or chunked Transfer-Encoding, unless the status or the
 /// request method (HEAD) has no body. Errors mean the client is gone: stop and return.
 class ResponseWriter {

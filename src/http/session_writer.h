@@ -7,6 +7,11 @@
 // Each write is tried at once without blocking (sendmsg with MSG_DONTWAIT on a socket): only what the
 // socket cannot take goes through the asynchronous write with its timeout. Chunked responses keep
 // Beast's serializer, which frames the chunks.
+//
+// The writer keeps the framing its header promised, whatever the handler does: body bytes past the
+// Content-Length never reach the wire (the write fails, and the connection closes after the declared
+// bytes), and a response finished short of it fails too, so the connection closes rather than letting
+// the client read the next response as the rest of this body.
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -23,6 +28,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "http/handler.h"
 #include "http/refusal.h"
@@ -89,6 +95,11 @@ class SessionWriter final : public ResponseWriter {
     bodyless_ = head_ || s == 204 || s == 304 || (s >= 100 && s < 200);
     headerSent_ = true;
     if (!res_.chunked()) {  // held back until the first body bytes (or finish)
+      declared_.reset();
+      bodyBytes_ = 0;
+      if (const auto cl = res_.base().find(bhttp::field::content_length); cl != res_.base().end())
+        declared_ = parseLength(cl->value());
+      if (bodyless_) declared_ = 0;  // (HEAD, 204, 304 and 1xx carry no body bytes whatever they declare)
       renderHeader(res_.base(), headerBuf_);
       headerPending_ = true;
       co_return error_code{};
@@ -103,7 +114,17 @@ class SessionWriter final : public ResponseWriter {
   Awaitable<error_code> writeBody(asio::const_buffer data) override {
     if (!headerSent_ || failed_) co_return make_error_code(boost::system::errc::not_connected);
     if (bodyless_ || data.size() == 0) co_return error_code{};
-    if (!sr_) co_return co_await writeRaw(data);
+    if (!sr_) {
+      if (declared_ && data.size() > *declared_ - bodyBytes_) {  // past the Content-Length: the declared part only
+        data = asio::buffer(data, *declared_ - bodyBytes_);
+        bodyBytes_ = *declared_;
+        auto ec = co_await writeRaw(data);
+        failed_ = true;
+        co_return ec ? ec : make_error_code(boost::system::errc::message_size);
+      }
+      bodyBytes_ += data.size();
+      co_return co_await writeRaw(data);
+    }
     res_.body().data = const_cast<void*>(data.data());
     res_.body().size = data.size();
     res_.body().more = true;
@@ -119,6 +140,7 @@ class SessionWriter final : public ResponseWriter {
     error_code ec;
     if (!sr_) {
       ec = co_await writeRaw(asio::const_buffer());  // the header, if no body bytes took it along
+      if (!ec && declared_ && bodyBytes_ != *declared_) ec = make_error_code(boost::system::errc::message_size);
     } else if (!bodyless_) {
       res_.body().data = nullptr;
       res_.body().size = 0;
@@ -132,7 +154,9 @@ class SessionWriter final : public ResponseWriter {
     co_return ec;
   }
 
-  bool headerSent() const override { return headerSent_; }
+  /// False while the header is only held back (no byte of it written): the handler may still replace it,
+  /// with an error for a failure before the first body byte (a disk-tier read that fails its checksum).
+  bool headerSent() const override { return headerSent_ && !headerPending_; }
   bool finished() const override { return finished_; }
   void closeAfterResponse() override {
     if (!headerSent_) keepAlive_ = false;
@@ -159,6 +183,17 @@ class SessionWriter final : public ResponseWriter {
     co_return ec;
   }
 
+  /// A Content-Length value the handler set: digits only (anything else leaves the body's length unchecked).
+  static std::optional<std::uint64_t> parseLength(std::string_view v) {
+    std::uint64_t n = 0;
+    if (v.empty() || v.size() > 19) return std::nullopt;
+    for (char c : v) {
+      if (c < '0' || c > '9') return std::nullopt;
+      n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return n;
+  }
+
   Stream& stream_;
   const ServerOptions& opts_;
   bool head_;
@@ -170,6 +205,8 @@ class SessionWriter final : public ResponseWriter {
   bool headerPending_ = false;
   bool finished_ = false;
   bool failed_ = false;
+  std::optional<std::uint64_t> declared_;  // the Content-Length of a response written without the serializer
+  std::uint64_t bodyBytes_ = 0;            // body bytes handed to writeRaw so far
   bhttp::response<bhttp::buffer_body> res_;
   std::optional<bhttp::response_serializer<bhttp::buffer_body>> sr_;
 };

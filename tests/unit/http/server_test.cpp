@@ -1,5 +1,6 @@
 // The HTTP server over real loopback sockets with a small echo handler: limits, keep-alive, pipelining,
-// 100-continue, streaming bodies, timeouts and graceful shutdown.
+// 100-continue, streaming bodies, timeouts, graceful shutdown, and a handler's body that breaks its own
+// Content-Length.
 
 #include <catch2/catch.hpp>
 
@@ -15,6 +16,7 @@
 using namespace granary;
 using namespace granary::http;
 using granary::testing::RawClient;
+using namespace std::string_literals;
 
 namespace {
 
@@ -42,9 +44,18 @@ class EchoHandler final : public RequestHandler {
     }
     std::string text = std::string(req.method_string()) + " " + target + " " + std::to_string(n) + " " +
                        std::to_string(ctx.requestOnConnection);
+    if (target == "/rethink") {  // a header replaced before any byte of it went: the client sees the second
+      ResponseHeader first;
+      first.result(Status::ok);
+      first.set(beast::http::field::content_length, "1000");
+      if (co_await out.writeHeader(std::move(first)) || out.headerSent()) co_return;
+      text = "second thoughts";
+    }
+    // /lie/over and /lie/under declare 3 bytes fewer or more than they send.
+    const std::size_t declared = text.size() + (target == "/lie/under" ? 3 : 0) - (target == "/lie/over" ? 3 : 0);
     ResponseHeader h;
     h.result(Status::ok);
-    h.set(beast::http::field::content_length, std::to_string(text.size()));
+    h.set(beast::http::field::content_length, std::to_string(declared));
     if (co_await out.writeHeader(std::move(h))) co_return;
     if (co_await out.writeBody(asio::buffer(text))) co_return;
     co_await out.finish();
@@ -104,6 +115,39 @@ TEST_CASE("pipelined requests are answered in order", "[net][http]") {
   CHECK(a->body() == "GET /sleep/50 0 1");
   CHECK(b->body() == "GET /second 0 2");
   CHECK(d->body() == "GET /third 0 3");
+}
+
+TEST_CASE("a body longer or shorter than its Content-Length never frames the next response", "[net][http]") {
+  RunningServer s;
+  {  // longer: the declared bytes go, the rest never does, and the connection closes (no /second answer)
+    RawClient c(s.port());
+    c.send(get("/lie/over") + get("/second"));
+    auto r = c.read();
+    REQUIRE(r);
+    CHECK(r->body() == "GET /lie/over 0 1"s.substr(0, 14));
+    CHECK(c.closedByPeer());
+  }
+  {  // shorter: the client sees the connection close before the promised bytes, never a next response
+    RawClient c(s.port());
+    c.send(get("/lie/under") + get("/second"));
+    CHECK_FALSE(c.read());
+    CHECK(c.closedByPeer());
+  }
+  {  // a header held back can still be replaced (an error found before the first body byte)
+    RawClient c(s.port());
+    c.send(get("/rethink") + get("/b"));
+    auto r = c.read(), b = c.read();
+    REQUIRE((r && b));
+    CHECK(r->body() == "second thoughts");
+    CHECK(b->body() == "GET /b 0 2");
+  }
+  {  // and an honest response on a new connection is kept alive as before
+    RawClient c(s.port());
+    c.send(get("/a") + get("/b"));
+    auto a = c.read(), b = c.read();
+    REQUIRE((a && b));
+    CHECK(b->body() == "GET /b 0 2");
+  }
 }
 
 TEST_CASE("header limits: 8 KiB per line, 64 KiB in all", "[net][http]") {
