@@ -29,12 +29,17 @@ result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
 failed = len(result.failures) + len(result.errors)
 # A test with failing subtests reports each of them: count the tests.
 failed_tests = len({getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors})
+import harness  # noqa: E402
 if failed:
-    import harness
     for g in harness.STARTED:
         tail = g.log_text().splitlines()[-40:]
         print("---- granary on port %d: last %d log lines (%s)" % (g.port, len(tail), g.log))
         print("\n".join(tail))
+else:  # the logs and config files of a suite that passed are of no more use
+    for g in harness.STARTED:
+        for path in (g.log, getattr(g, "config", None)):
+            if path and os.path.exists(path):
+                os.unlink(path)
 print("%d passed, %d failed, %d skipped" % (result.testsRun - failed_tests - len(result.skipped), failed_tests,
                                             len(result.skipped)))
 sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
