@@ -22,6 +22,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <cerrno>
@@ -87,23 +88,28 @@ class SessionWriter final : public ResponseWriter {
       : stream_(stream), opts_(opts), head_(head), keepAlive_(keepAlive), stopping_(stopping), headerBuf_(headerBuf) {}
 
   Awaitable<error_code> writeHeader(ResponseHeader header) override {
+    // A header is replaced only while nothing of it went out (see headerSent()).
+    if (headerSent()) co_return make_error_code(boost::system::errc::already_connected);
     res_.base() = std::move(header);
     res_.version(11);
     if (stopping_) keepAlive_ = false;  // shutdown began: this is the connection's last response
-    res_.keep_alive(keepAlive_);
     auto s = static_cast<unsigned>(res_.result_int());
     bodyless_ = head_ || s == 204 || s == 304 || (s >= 100 && s < 200);
     headerSent_ = true;
+    headerPending_ = false;
+    declared_.reset();
+    bodyBytes_ = 0;
     if (!res_.chunked()) {  // held back until the first body bytes (or finish)
-      declared_.reset();
-      bodyBytes_ = 0;
       if (const auto cl = res_.base().find(bhttp::field::content_length); cl != res_.base().end())
         declared_ = parseLength(cl->value());
       if (bodyless_) declared_ = 0;  // (HEAD, 204, 304 and 1xx carry no body bytes whatever they declare)
+      if (!declared_) keepAlive_ = false;  // a body of no stated length ends where the connection does
+      res_.keep_alive(keepAlive_);
       renderHeader(res_.base(), headerBuf_);
       headerPending_ = true;
       co_return error_code{};
     }
+    res_.keep_alive(keepAlive_);
     sr_.emplace(res_);
     stream_.expires_after(opts_.writeTimeout);
     auto [ec, n] = co_await bhttp::async_write_header(stream_, *sr_, kTuple);
@@ -116,6 +122,7 @@ class SessionWriter final : public ResponseWriter {
     if (bodyless_ || data.size() == 0) co_return error_code{};
     if (!sr_) {
       if (declared_ && data.size() > *declared_ - bodyBytes_) {  // past the Content-Length: the declared part only
+        framingBroken(bodyBytes_ + data.size());
         data = asio::buffer(data, *declared_ - bodyBytes_);
         bodyBytes_ = *declared_;
         auto ec = co_await writeRaw(data);
@@ -140,7 +147,10 @@ class SessionWriter final : public ResponseWriter {
     error_code ec;
     if (!sr_) {
       ec = co_await writeRaw(asio::const_buffer());  // the header, if no body bytes took it along
-      if (!ec && declared_ && bodyBytes_ != *declared_) ec = make_error_code(boost::system::errc::message_size);
+      if (!ec && declared_ && bodyBytes_ != *declared_) {
+        framingBroken(bodyBytes_);
+        ec = make_error_code(boost::system::errc::message_size);
+      }
     } else if (!bodyless_) {
       res_.body().data = nullptr;
       res_.body().size = 0;
@@ -159,7 +169,12 @@ class SessionWriter final : public ResponseWriter {
   bool headerSent() const override { return headerSent_ && !headerPending_; }
   bool finished() const override { return finished_; }
   void closeAfterResponse() override {
-    if (!headerSent_) keepAlive_ = false;
+    if (headerSent()) return;  // too late: the header went out
+    keepAlive_ = false;
+    if (headerPending_) {  // held back: rendered again with "Connection: close"
+      res_.keep_alive(false);
+      renderHeader(res_.base(), headerBuf_);
+    }
   }
   bool keepAlive() const { return keepAlive_ && res_.keep_alive(); }
 
@@ -181,6 +196,14 @@ class SessionWriter final : public ResponseWriter {
     auto [ec, n] = co_await asio::async_write(stream_, rest, untilDone, kTuple);
     if (ec) failed_ = true;
     co_return ec;
+  }
+
+  /// A handler's body broke its own Content-Length: a bug, which the connection's close contains; told
+  /// once per response (status and lengths only: nothing of the client's).
+  void framingBroken(std::uint64_t bodyBytes) {
+    spdlog::warn("response framing: {} body bytes for a {} response whose Content-Length is {}: the connection "
+                 "closes after the declared bytes",
+                 bodyBytes, res_.result_int(), *declared_);
   }
 
   /// A Content-Length value the handler set: digits only (anything else leaves the body's length unchecked).

@@ -51,6 +51,16 @@ class EchoHandler final : public RequestHandler {
       if (co_await out.writeHeader(std::move(first)) || out.headerSent()) co_return;
       text = "second thoughts";
     }
+    if (target == "/close-late") {  // a close asked for while the header is held back still gets into it
+      ResponseHeader h;
+      h.result(Status::ok);
+      h.set(beast::http::field::content_length, std::to_string(text.size()));
+      if (co_await out.writeHeader(std::move(h))) co_return;
+      out.closeAfterResponse();
+      if (co_await out.writeBody(asio::buffer(text))) co_return;
+      co_await out.finish();
+      co_return;
+    }
     // /lie/over and /lie/under declare 3 bytes fewer or more than they send.
     const std::size_t declared = text.size() + (target == "/lie/under" ? 3 : 0) - (target == "/lie/over" ? 3 : 0);
     ResponseHeader h;
@@ -140,6 +150,14 @@ TEST_CASE("a body longer or shorter than its Content-Length never frames the nex
     REQUIRE((r && b));
     CHECK(r->body() == "second thoughts");
     CHECK(b->body() == "GET /b 0 2");
+  }
+  {  // a close asked for after writeHeader, before the first body byte: the header says close, and it closes
+    RawClient c(s.port());
+    c.send(get("/close-late") + get("/b"));
+    auto r = c.read();
+    REQUIRE(r);
+    CHECK_FALSE(r->keep_alive());
+    CHECK(c.closedByPeer());
   }
   {  // and an honest response on a new connection is kept alive as before
     RawClient c(s.port());
