@@ -137,8 +137,7 @@ asio::awaitable<ConstChunkPtr> CacheThread::lookup(const std::string& key, std::
     cache_.forgetChunk(hash);
   };
   if (RamTier* ram = cache_.ram()) {
-    ram->recordAccess(hash);
-    if (auto c = ram->get(hash, key)) {
+    if (auto c = ram->access(hash, key)) {  // (counts the access, hit or miss, for admission)
       if (wrongLength(*c, expectedLength)) {
         dropWrongLength(*c);
         st.misses.fetch_add(1, std::memory_order_relaxed);

@@ -21,6 +21,17 @@ RamTier::RamTier(std::uint64_t capacity, std::uint64_t chunkSize) : capacity_(ca
 ConstChunkPtr RamTier::get(std::uint64_t hash, std::string_view key) {
   Stripe& s = stripeOf(hash);
   std::lock_guard lk(s.m);
+  return getLocked(s, hash, key);
+}
+
+ConstChunkPtr RamTier::access(std::uint64_t hash, std::string_view key) {
+  Stripe& s = stripeOf(hash);
+  std::lock_guard lk(s.m);
+  s.sketch.increment(hash);
+  return getLocked(s, hash, key);
+}
+
+ConstChunkPtr RamTier::getLocked(Stripe& s, std::uint64_t hash, std::string_view key) {
   auto it = s.items.find(hash);
   if (it == s.items.end() || it->second.chunk->key() != key) return nullptr;
   s.order.splice(s.order.begin(), s.order, it->second.pos);

@@ -26,6 +26,8 @@ class RamTier {
 
   /// @return the chunk if resident and its full key matches `key`.
   ConstChunkPtr get(std::uint64_t hash, std::string_view key);
+  /// recordAccess(hash), then get(hash, key), under one lock of the stripe: a reader's lookup.
+  ConstChunkPtr access(std::uint64_t hash, std::string_view key);
   bool contains(std::uint64_t hash) const;
   /// Counts an access for admission (call on every lookup, hit or miss).
   void recordAccess(std::uint64_t hash);
@@ -59,6 +61,7 @@ class RamTier {
   };
   Stripe& stripeOf(std::uint64_t hash) const { return *stripes_[(hash >> 56) & (stripes_.size() - 1)]; }
   static void eraseLocked(Stripe& s, Map::iterator it);
+  static ConstChunkPtr getLocked(Stripe& s, std::uint64_t hash, std::string_view key);
 
   const std::uint64_t capacity_;
   std::atomic<std::uint64_t> evictions_{0};
