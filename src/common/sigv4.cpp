@@ -9,6 +9,12 @@ namespace granary::sigv4 {
 namespace {
 /// Appends the value trimmed, with runs of spaces and tabs collapsed to one space.
 void appendCanonicalValue(std::string& out, std::string_view v) {
+  // Most values have nothing to trim or collapse: appended whole.
+  const bool edge = !v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t');
+  if (!edge && v.find('\t') == std::string_view::npos && v.find("  ") == std::string_view::npos) {
+    out.append(v);
+    return;
+  }
   const std::size_t start = out.size();
   bool space = false;
   for (char c : v) {

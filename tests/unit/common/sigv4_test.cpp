@@ -98,6 +98,15 @@ TEST_CASE("RequestSigner adds the session token and signs it", "[unit][sigv4]") 
 TEST_CASE("canonical header values are trimmed and inner spaces collapsed", "[unit][sigv4]") {
   CHECK(canonicalHeaderValue("  a   b  c ") == "a b c");
   CHECK(canonicalHeaderValue("\tx\t") == "x");
+  // Values with nothing to trim or collapse come out as they are; any tab, run or edge space is handled.
+  CHECK(canonicalHeaderValue("a b c") == "a b c");
+  CHECK(canonicalHeaderValue("") == "");
+  CHECK(canonicalHeaderValue("a \tb") == "a b");
+  CHECK(canonicalHeaderValue("a\tb") == "a b");
+  CHECK(canonicalHeaderValue("a  b") == "a b");
+  CHECK(canonicalHeaderValue(" a") == "a");
+  CHECK(canonicalHeaderValue("a ") == "a");
+  CHECK(canonicalHeaderValue("   ") == "");
   HeaderList h{{"x-a", "1"}, {"x-a", " 2 "}, {"x-b", "v"}};
   CHECK(canonicalHeaders(h, {"x-a", "x-b"}) == "x-a:1,2\nx-b:v\n");
 }
