@@ -289,11 +289,8 @@ def main():
                                      "--access-log", "false", "--metadata-ttl", "forever"], **policy)
     okey, gkey = harness.ORIGIN_KEY, harness.CLIENT_KEY
     targets = {"origin": (shim.port, okey), "nginx": (nginx.port, okey), "granary": (granary.port, gkey)}
-    limit = WireLimit(origin.port) if wl & {1, 2, 6} else None
-    if limit:
-        targets["limit"] = (limit.port, okey)
     pids = {"nginx": nginx.proc.pid, "granary": granary.proc.pid}
-    pids.update({"limit": limit.proc.pid} if limit else {})
+    limit = None
     baseline = None
     if args.baseline:
         current, harness.GRANARY = harness.GRANARY, os.path.abspath(args.baseline)
@@ -360,6 +357,10 @@ def main():
                 shutil.rmtree("%s/epoch-%s-%d" % (work, name[0], r), ignore_errors=True)
 
     try:
+        if wl & {1, 2, 6}:
+            limit = WireLimit(origin.port)
+            targets["limit"] = (limit.port, okey)
+            pids["limit"] = limit.proc.pid
         harness.boto3_client(origin.url, key=okey).create_bucket(Bucket=BUCKET)
         print("preparing objects at the origin...", file=sys.stderr)
         if wl & {1, 6}:
@@ -403,9 +404,9 @@ def main():
                         s = summary(res, "run")
                         record("2. %s hits, 64 conns: obj/s" % label, t, s["obj_per_sec"])
                         record("2. %s hits, 64 conns: p99 ms" % label, t, s["latency_us"]["p99"] / 1000)
-                        if t in pids and s["requests"]:
-                            record("2. %s hits: server CPU us per obj" % label, t, 1e6 * cpu / s["requests"])
-                            record("2. %s hits: client CPU us per obj" % label, t, 1e6 * CLIENT_CPU[0] / s["requests"])
+                        if t in pids and s["objects"]:
+                            record("2. %s hits: server CPU us per obj" % label, t, 1e6 * cpu / s["objects"])
+                            record("2. %s hits: client CPU us per obj" % label, t, 1e6 * CLIENT_CPU[0] / s["objects"])
                 if 6 in wl:
                     if r == 0 and t != "origin":  # warm, with the same URLs (nginx's key holds the query)
                         wrk(port, key, "large", 32, "5s")

@@ -119,6 +119,9 @@ Result run(Path path, std::size_t size, int conns, int seconds, const char* body
   }
   const std::string header = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(size) +
                              "\r\nETag: \"0123456789abcdef0123456789abcdef\"\r\nAccept-Ranges: bytes\r\n\r\n";
+  rusage r0{}, r1{};  // (taken before any response: the servers start as each connection comes)
+  getrusage(RUSAGE_SELF, &r0);
+  const auto t0 = std::chrono::steady_clock::now();
   const pid_t pid = fork();
   if (pid == 0) {  // the clients
     std::vector<std::thread> clients;
@@ -152,9 +155,6 @@ Result run(Path path, std::size_t size, int conns, int seconds, const char* body
       close(s);
     });
   }
-  rusage r0{}, r1{};
-  getrusage(RUSAGE_SELF, &r0);
-  const auto t0 = std::chrono::steady_clock::now();
   int status = 0;
   waitpid(pid, &status, 0);
   for (auto& t : servers) t.join();

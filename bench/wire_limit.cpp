@@ -8,8 +8,9 @@
 // A bucket-level request (a listing, HEAD or PUT of the bucket) is relayed to the origin, blocking (a bench
 // prepares with them before timing). The keys and sizes in a listing are remembered, and a GET of a listed
 // key is answered with that many bytes (all 'x'; up to 64 MiB) under a fixed header, by sendmsg from the
-// object's own place in a pre-touched arena, as Granary's RAM tier answers a hit. Other requests get 404.
-// Loopback only: it refuses other addresses.
+// object's own place in a pre-touched arena, as Granary's RAM tier answers a hit (HEAD: the header alone).
+// A GET or HEAD of another key gets 404; other methods on a key get 405 (a body they carry is not read as
+// requests: the rest of what the connection sent is dropped). Loopback only: it refuses other addresses.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -184,11 +185,13 @@ void answer(Conn& c) {
     }
     std::shared_lock lk(objectsMu);
     const auto it = objects.find(path);
-    if (it == objects.end()) {
+    const bool get = request.compare(0, 4, "GET ") == 0, head = request.compare(0, 5, "HEAD ") == 0;
+    if (it == objects.end() || !(get || head)) {
       c.head = response(404, "Not Found", "application/xml", 0);
+      if (!get && !head) c.in.clear(), c.head = response(405, "Method Not Allowed", "application/xml", 0);
     } else {
       c.head = response(200, "OK", "binary/octet-stream", it->second.size);
-      c.bodyLeft = it->second.size;
+      c.bodyLeft = get ? it->second.size : 0;
       c.bodyOff = it->second.offset;
     }
   }

@@ -317,7 +317,7 @@ class PrefetchTest(PrefetchCase):
         self.assertEqual(proxy.count("GET"), 1)
         # A cancel is not a failure: no error in the job, and the log says cancelled.
         self.assertNotIn("error", j)
-        self.g.wait_for_log("prefetch %s cancelled while listing" % jid)
+        self.assertEqual(self.g.wait_for_log("prefetch %s cancelled while listing" % jid), 1)
         self.assertNotIn("prefetch %s failed" % jid, self.g.log_text())
 
     def test_bad_requests_are_refused_with_a_clear_error(self):

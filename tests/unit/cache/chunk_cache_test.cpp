@@ -237,7 +237,10 @@ TEST_CASE("disk tier: a file system that refuses O_DIRECT gets the page cache an
       return ::open(path.c_str(), flags, 0600);
     };
     std::ostringstream log;
-    auto previous = spdlog::default_logger();
+    struct RestoreLogger {  // (also when a REQUIRE below throws: the sink's stream dies with this scope)
+      std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+      ~RestoreLogger() { spdlog::set_default_logger(previous); }
+    } restore;
     spdlog::set_default_logger(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
     {
       ChunkCache cache(std::move(o));
@@ -246,7 +249,6 @@ TEST_CASE("disk tier: a file system that refuses O_DIRECT gets the page cache an
       CHECK_FALSE(cache.disk()->status()[0].failed);
       CHECK_THAT(cache.describe(), Catch::Contains("page cache"));
     }
-    spdlog::set_default_logger(previous);
     // Only where O_DIRECT was asked for is its refusal news.
     CHECK((log.str().find("refused O_DIRECT") != std::string::npos) == askDirect);
   }
