@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <limits>
 #include <optional>
 #include <string>
@@ -206,14 +207,12 @@ class SessionWriter final : public ResponseWriter {
                  bodyBytes, res_.result_int(), *declared_);
   }
 
-  /// A Content-Length value the handler set: digits only (anything else leaves the body's length unchecked).
+  /// A Content-Length value the handler set: decimal digits that fit 64 bits, nothing else (anything else
+  /// leaves the body's length unchecked, and the connection closes after it).
   static std::optional<std::uint64_t> parseLength(std::string_view v) {
     std::uint64_t n = 0;
-    if (v.empty() || v.size() > 19) return std::nullopt;
-    for (char c : v) {
-      if (c < '0' || c > '9') return std::nullopt;
-      n = n * 10 + static_cast<std::uint64_t>(c - '0');
-    }
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size()) return std::nullopt;
     return n;
   }
 
