@@ -60,11 +60,16 @@ def free_port():
     return port
 
 
+def listening_port(proc):
+    """The port in the first line a bench tool prints ("... listening on 127.0.0.1:PORT")."""
+    return int(re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+
+
 class Shim:
     def __init__(self, target_port, latency="20ms", rate="90MB"):
         self.proc = subprocess.Popen([BENCH, "shim", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % target_port,
                                       "--latency", latency, "--rate", rate], stdout=subprocess.PIPE, text=True)
-        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1))
+        self.port = listening_port(self.proc)
 
     def stop(self):
         self.proc.kill()
@@ -106,7 +111,7 @@ class WireLimit:
     def __init__(self, origin_port):
         self.proc = subprocess.Popen([WIRE_LIMIT, "--listen", "127.0.0.1:0", "--origin", "127.0.0.1:%d" % origin_port,
                                       "--threads", "2"], stdout=subprocess.PIPE, text=True)
-        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", self.proc.stdout.readline()).group(1))
+        self.port = listening_port(self.proc)
 
     def stop(self):
         self.proc.terminate()

@@ -73,9 +73,9 @@ class CacheCase(unittest.TestCase):
                 g.stop()
         shutil.rmtree(self.cache_dir, ignore_errors=True)
 
-    def granary(self, *extra, size="256MiB", ttl="60s"):
+    def granary(self, *extra, size="256MiB", ttl="60s", config=None):
         g = harness.Granary(proxy.url, extra=["--cache-dir", "%s:%s" % (self.cache_dir, size), "--chunk-size", "1MiB",
-                                             "--metadata-ttl", ttl] + list(extra))
+                                             "--metadata-ttl", ttl] + list(extra), config=config)
         self.started.append(g)
         return g
 
@@ -540,9 +540,7 @@ class DurabilityTest(CacheCase):
     def test_direct_io_from_the_config_file_and_its_change_on_sighup(self):
         # cache.direct_io = false in the TOML file (no flag): the page cache; SIGHUP with it changed says
         # it waits for a restart, by name, and the disk tier goes on serving hits as before.
-        g = harness.Granary(proxy.url, config="[cache]\ndirect_io = false\n",
-                            extra=["--cache-dir", "%s:256MiB" % self.cache_dir, "--chunk-size", "1MiB", "--ram-cache", "0"])
-        self.started.append(g)
+        g = self.granary("--ram-cache", "0", config="[cache]\ndirect_io = false\n")
         self.assertGreaterEqual(g.wait_for_log("buffered (page cache)"), 1)
         data = payload(CHUNK + 5, 53)
         direct.put_object(Bucket=self.bucket, Key="toml-pc.bin", Body=data)
